@@ -1,0 +1,88 @@
+"""The one error tree of the orchestrator.
+
+Every error the library raises on purpose is an ``OrchestratorError``; a bare
+``ValueError`` or ``IndexError`` escaping from here is a bug of ours.
+
+    OrchestratorError
+    ├── ConfigError              settings or arguments that can never work
+    ├── ModelError
+    │   ├── ModelNotFoundError   a catalogue name that is unknown or not installed
+    │   ├── ModelFileError       unreadable, truncated, not GGUF, absurd header, wrong sha256
+    │   └── ModelLoadError       llama.cpp refused to load a file that looked valid
+    ├── RequestError             one request is wrong; the engine is fine
+    │   ├── ContextLengthError   prompt (+ max_tokens) longer than a sequence may be
+    │   ├── ChatTemplateError    template missing, unsafe, too slow or too large
+    │   └── GrammarError         a grammar llama.cpp cannot parse
+    ├── CapacityError            the KV memory budget cannot hold what was asked
+    └── EngineError              the engine is closed or llama.cpp failed mid-run
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CapacityError",
+    "ChatTemplateError",
+    "ConfigError",
+    "ContextLengthError",
+    "EngineError",
+    "GrammarError",
+    "ModelError",
+    "ModelFileError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "OrchestratorError",
+    "RequestError",
+]
+
+
+class OrchestratorError(Exception):
+    """Base of every error the orchestrator raises on purpose."""
+
+
+class ConfigError(OrchestratorError, ValueError):
+    """Settings or arguments that can never work."""
+
+
+class ModelError(OrchestratorError):
+    """Something is wrong with a model or its file."""
+
+
+class ModelNotFoundError(ModelError, LookupError):
+    """A model name is unknown, or known but not installed anywhere."""
+
+
+class ModelFileError(ModelError):
+    """A model file is unreadable, truncated, not GGUF, or has an absurd header."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class ModelLoadError(ModelError):
+    """llama.cpp refused to load a file whose header looked valid."""
+
+
+class RequestError(OrchestratorError, ValueError):
+    """One request cannot be served as asked; the engine itself is fine."""
+
+
+class ContextLengthError(RequestError):
+    """The prompt, or prompt plus max_tokens, does not fit in a sequence."""
+
+
+class ChatTemplateError(RequestError):
+    """A chat template is missing, unsafe, too slow or renders too much."""
+
+
+class GrammarError(RequestError):
+    """A grammar that llama.cpp cannot parse."""
+
+
+class CapacityError(OrchestratorError):
+    """The KV memory budget cannot hold what was asked."""
+
+
+class EngineError(OrchestratorError):
+    """The engine is closed, or llama.cpp failed while running."""

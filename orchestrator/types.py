@@ -1,0 +1,139 @@
+"""Value objects shared by every part of the orchestrator.
+
+They are frozen pydantic models: safe to pass between threads, to log and to
+store as JSON. Requests are validated when they are built, so a bad request
+fails in the caller's code, not in the engine's worker thread.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "ChatMessage",
+    "Choice",
+    "Completion",
+    "FinishReason",
+    "GenerationRequest",
+    "SamplingParams",
+    "Timings",
+    "TokenDelta",
+]
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+_MAX_STOP_STRINGS = 16
+_MAX_STOP_CHARS = 256
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SamplingParams(_Frozen):
+    """How the next token is chosen. ``temperature == 0`` is greedy."""
+
+    temperature: float = Field(0.0, ge=0.0, le=5.0)
+    top_k: int = Field(0, ge=0, description="0 keeps every token")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    min_p: float = Field(0.0, ge=0.0, lt=1.0)
+    seed: int | None = Field(None, ge=0, lt=2**32 - 1)
+    repeat_penalty: float = Field(1.0, gt=0.0, le=10.0)
+    repeat_last_n: int = Field(64, ge=0, le=4096)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+class ChatMessage(_Frozen):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+    name: str | None = None
+
+
+class GenerationRequest(_Frozen):
+    """One generation: a raw ``prompt`` or chat ``messages`` (exactly one of them).
+
+    ``n`` asks for several completions of the same prompt; they are decoded
+    in one batch and share the prompt's KV cache.
+    """
+
+    prompt: str | None = None
+    messages: tuple[ChatMessage, ...] | None = None
+    max_tokens: int = Field(256, ge=1, le=1_000_000)
+    sampling: SamplingParams = SamplingParams()
+    stop: tuple[str, ...] = ()
+    grammar: str | None = Field(None, max_length=1_000_000)
+    n: int = Field(1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _check(self) -> GenerationRequest:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of prompt or messages")
+        if self.messages is not None and not self.messages:
+            raise ValueError("messages must not be empty")
+        if len(self.stop) > _MAX_STOP_STRINGS:
+            raise ValueError(f"at most {_MAX_STOP_STRINGS} stop strings")
+        if any(not s or len(s) > _MAX_STOP_CHARS for s in self.stop):
+            raise ValueError(f"stop strings must have 1 to {_MAX_STOP_CHARS} characters")
+        return self
+
+
+class TokenDelta(_Frozen):
+    """A piece of streamed text for choice ``index`` (may hold several tokens' text)."""
+
+    index: int
+    text: str
+
+
+class Timings(_Frozen):
+    """What one request cost. Durations in seconds, rates in tokens per second.
+
+    ``prefill_tokens`` were computed; ``prefill_reused_tokens`` came from KV
+    cache already holding the same prefix. ``cpu_s`` and ``energy_j`` are the
+    request's share of the engine's steps it took part in; ``energy_source``
+    says whether energy was read from the OS (``rapl``) or estimated.
+    """
+
+    queue_s: float = 0.0
+    ttft_s: float = 0.0
+    prefill_tokens: int = 0
+    prefill_reused_tokens: int = 0
+    prefill_tok_s: float = 0.0
+    decode_tokens: int = 0
+    decode_tok_s: float = 0.0
+    total_s: float = 0.0
+    cpu_s: float = 0.0
+    energy_j: float = 0.0
+    energy_source: Literal["rapl", "estimate", "none"] = "none"
+
+
+class Choice(_Frozen):
+    index: int
+    text: str
+    tokens: int
+    finish_reason: FinishReason
+    token_ids: tuple[int, ...] = ()
+
+
+class Completion(_Frozen):
+    """The result of one request. ``text``/``tokens``/``finish_reason`` mirror choice 0."""
+
+    model: str
+    choices: tuple[Choice, ...]
+    timings: Timings = Timings()
+
+    @property
+    def text(self) -> str:
+        return self.choices[0].text
+
+    @property
+    def tokens(self) -> int:
+        return self.choices[0].tokens
+
+    @property
+    def finish_reason(self) -> FinishReason:
+        return self.choices[0].finish_reason
