@@ -1,0 +1,58 @@
+"""Engine settings: one frozen value, checked when it is built."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["EngineConfig", "KVType"]
+
+KVType = Literal["f16", "q8_0", "q4_0"]
+
+
+class EngineConfig(BaseModel):
+    """How a ``LocalEngine`` runs one model.
+
+    ``n_ctx`` is the number of KV cells shared by all sequences (llama.cpp's
+    unified KV cache); one sequence may use at most ``min(n_ctx, n_ctx_train)``
+    positions. Quantized KV (``q8_0``/``q4_0``) shrinks memory per token; a
+    quantized V cache needs flash attention, so ``"auto"`` turns it on for one,
+    and ``"off"`` with a quantized V is refused. Otherwise ``"auto"`` leaves it
+    off: on llama.cpp's CPU backend it moves logits by up to ~1.5 and makes them
+    depend on how a prompt is split into batches, which would break exact
+    prefix reuse (measured on smollm2-135m); without it, any split of a prompt
+    into multi-row chunks gives bit-identical logits.
+    ``kv_budget_bytes`` caps the KV cache's memory (default: half of the
+    memory available when the engine starts).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_ctx: int = Field(8192, ge=64, le=1 << 20)
+    max_sequences: int = Field(16, ge=1, le=200)
+    prefix_cache_slots: int = Field(8, ge=0, le=48)
+    n_batch: int = Field(512, ge=32, le=8192)
+    n_threads: int | None = Field(None, ge=1, le=256)
+    type_k: KVType = "f16"
+    type_v: KVType = "f16"
+    flash_attn: Literal["auto", "on", "off"] = "auto"
+    kv_budget_bytes: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> EngineConfig:
+        if self.type_v != "f16" and self.flash_attn == "off":
+            raise ValueError(f"a {self.type_v} V cache needs flash attention; use flash_attn='on' or 'auto'")
+        return self
+
+    @property
+    def threads(self) -> int:
+        return self.n_threads or max(1, min(os.cpu_count() or 1, 8))
+
+    @property
+    def flash(self) -> Literal["on", "off"]:
+        """Flash attention as passed to llama.cpp: ``auto`` means on only for a quantized V cache."""
+        if self.flash_attn == "auto":
+            return "on" if self.type_v != "f16" else "off"
+        return self.flash_attn

@@ -1,0 +1,493 @@
+"""LocalEngine: one GGUF model, one llama.cpp context, one worker thread.
+
+The worker runs continuous batching: each step it admits waiting requests,
+then decodes one token of every generating sequence and a chunk of every
+prefilling prompt together in a single ``llama_decode``. Requests join and
+leave at any step. A new prompt that starts with tokens already in the KV
+cache (of a live sequence, or of a finished one kept as a cached prefix)
+shares those cells (``llama_memory_seq_cp``) instead of recomputing them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict, deque
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.engine.config import EngineConfig
+from orchestrator.engine.handle import RequestHandle
+from orchestrator.engine.ledger import KVLedger, common_prefix_len
+from orchestrator.engine.native import Batch, NativeContext, NativeModel
+from orchestrator.engine.sampling import Sampler
+from orchestrator.engine.sequence import Job, Sequence
+from orchestrator.errors import (
+    CapacityError,
+    ChatTemplateError,
+    ContextLengthError,
+    EngineError,
+    RequestError,
+)
+from orchestrator.metrics import EnergyMeter, available_memory_bytes
+from orchestrator.models.catalogue import resolve_model
+from orchestrator.models.gguf import GGUFInfo, read_gguf
+from orchestrator.types import Choice, Completion, GenerationRequest, Timings
+
+if TYPE_CHECKING:
+    from orchestrator.chat_template import ChatTemplate
+
+__all__ = ["EngineStats", "LocalEngine"]
+
+log = logging.getLogger(__name__)
+
+_CLOSE = object()
+_WAKE = None
+# Wait for another sequence's prefill rather than recompute this many shared tokens.
+_WAIT_FOR_SHARED_PREFILL = 32
+_DEFAULT_MEMORY = 8 << 30
+
+
+class EngineStats(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    n_ctx: int
+    max_positions: int
+    kv_type_k: str
+    kv_type_v: str
+    kv_bytes_per_token: int
+    kv_cells_used: int
+    live_sequences: int
+    waiting_requests: int
+    cached_prefixes: int
+    prefill_computed_tokens: int
+    prefill_reused_tokens: int
+    decode_steps: int
+
+
+class LocalEngine:
+    """Runs one local GGUF model for many concurrent requests.
+
+    Thread-safe: ``submit`` from any thread or event loop. Use as a context
+    manager, or call ``close()``, to stop the worker and free the model.
+    """
+
+    def __init__(self, model: str | Path, config: EngineConfig | None = None, *, name: str | None = None) -> None:
+        self.config = cfg = config or EngineConfig()
+        path = resolve_model(model)
+        self.info: GGUFInfo = read_gguf(path)  # hostile files fail here, before any native load
+        self.name = name or (str(model) if not str(model).endswith(".gguf") else path.stem)
+        self.kv_bytes_per_token = self.info.kv_bytes_per_token(cfg.type_k, cfg.type_v)
+        self._check_budget()
+
+        self._model = NativeModel(path)
+        try:
+            n_seq_max = cfg.max_sequences + cfg.prefix_cache_slots
+            self._ctx = NativeContext(
+                self._model,
+                n_ctx=cfg.n_ctx,
+                n_batch=cfg.n_batch,
+                n_seq_max=n_seq_max,
+                n_threads=cfg.threads,
+                type_k=cfg.type_k,
+                type_v=cfg.type_v,
+                flash_attn=cfg.flash,
+            )
+            self._batch = Batch(cfg.n_batch)
+        except BaseException:
+            self._model.free()
+            raise
+        self.max_positions = min(self._ctx.n_ctx, self._model.n_ctx_train or self._ctx.n_ctx)
+        self._template = self._load_template()
+
+        self._ledger = KVLedger(self._ctx.n_ctx)
+        self._free_slots = list(range(n_seq_max - 1, -1, -1))
+        self._cache: OrderedDict[int, None] = OrderedDict()  # finished slots kept as prefixes, LRU first
+        self._live: list[Sequence] = []
+        self._waiting: deque[Job] = deque()
+        self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._meter = EnergyMeter()
+        self._ids = itertools.count(1)
+        self._closing = False
+        self._closed = False
+        self._totals = {"computed": 0, "reused": 0, "steps": 0}
+        self._thread = threading.Thread(target=self._run, name=f"orchestrator-engine-{self.name}", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------
+    # caller side (any thread)
+    # ------------------------------------------------------------------
+    def submit(self, request: GenerationRequest) -> RequestHandle:
+        """Queues a request and returns its handle. Bad requests raise here, typed."""
+        if self._closing:
+            raise EngineError(f"engine {self.name} is closed")
+        prompt = self._prompt_tokens(request)
+        if not prompt:
+            raise RequestError("the prompt is empty")
+        if len(prompt) >= self.max_positions:
+            raise ContextLengthError(
+                f"the prompt has {len(prompt)} tokens; a sequence on {self.name} holds at most "
+                f"{self.max_positions} tokens including the generated ones"
+            )
+        max_tokens = min(request.max_tokens, self.max_positions - len(prompt))
+        cells = len(prompt) + request.n * max_tokens
+        if request.n > self.config.max_sequences:
+            raise CapacityError(f"n={request.n} exceeds the engine's max_sequences={self.config.max_sequences}")
+        if cells > self._ledger.n_cells:
+            raise CapacityError(
+                f"the request may need {cells} KV cells ({cells * self.kv_bytes_per_token / 2**20:.1f} MiB): "
+                f"more than the engine's n_ctx={self._ledger.n_cells}; lower max_tokens or n, or raise n_ctx"
+            )
+        seed = request.sampling.seed
+        samplers: list[Sampler] = []
+        try:
+            for i in range(request.n):
+                samplers.append(Sampler(self._model, request.sampling, request.grammar, None if seed is None else seed + i))
+        except BaseException:
+            for s in samplers:
+                s.free()
+            raise
+        handle = RequestHandle(next(self._ids), self._wake)
+        job = Job(request=request, prompt=prompt, max_tokens=max_tokens, handle=handle)
+        job.seqs = [Sequence(job, i, s) for i, s in enumerate(samplers)]
+        self._inbox.put(job)
+        return handle
+
+    def generate(self, request: GenerationRequest) -> Completion:
+        """Sync facade: submits and waits."""
+        return self.submit(request).result()
+
+    async def agenerate(self, request: GenerationRequest) -> Completion:
+        return await self.submit(request).completion()
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._model.tokenize(text, add_special=False, parse_special=True)
+
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            model=self.name,
+            n_ctx=self._ledger.n_cells,
+            max_positions=self.max_positions,
+            kv_type_k=self.config.type_k,
+            kv_type_v=self.config.type_v,
+            kv_bytes_per_token=self.kv_bytes_per_token,
+            kv_cells_used=self._ledger.used,
+            live_sequences=len(self._live),
+            waiting_requests=len(self._waiting),
+            cached_prefixes=len(self._cache),
+            prefill_computed_tokens=self._totals["computed"],
+            prefill_reused_tokens=self._totals["reused"],
+            decode_steps=self._totals["steps"],
+        )
+
+    def close(self) -> None:
+        """Fails what is still running with EngineError, stops the worker, frees the model."""
+        if self._closed:
+            return
+        self._closing = True
+        self._inbox.put(_CLOSE)
+        self._thread.join()
+        self._batch.free()
+        self._ctx.free()
+        self._model.free()
+        self._closed = True
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _wake(self) -> None:
+        self._inbox.put(_WAKE)
+
+    def _check_budget(self) -> None:
+        cfg = self.config
+        budget = cfg.kv_budget_bytes or (available_memory_bytes() or _DEFAULT_MEMORY) // 2
+        need = cfg.n_ctx * self.kv_bytes_per_token
+        if need > budget:
+            raise CapacityError(
+                f"a KV cache of {cfg.n_ctx} tokens at {self.kv_bytes_per_token} bytes/token needs "
+                f"{need / 2**20:.0f} MiB; the budget is {budget / 2**20:.0f} MiB "
+                f"(lower n_ctx, quantize the KV cache with type_k/type_v, or raise kv_budget_bytes)"
+            )
+
+    def _load_template(self) -> ChatTemplate | None:
+        if not self.info.chat_template:
+            return None
+        from orchestrator.chat_template import ChatTemplate
+
+        try:
+            return ChatTemplate(
+                self.info.chat_template,
+                bos_token=self._model.token_text(self._model.bos),
+                eos_token=self._model.token_text(self._model.eos),
+            )
+        except ChatTemplateError as exc:
+            log.warning("ignoring the chat template of %s: %s", self.name, exc)
+            return None
+
+    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        if request.messages is None:
+            assert request.prompt is not None
+            return self._model.tokenize(request.prompt, add_special=True, parse_special=True)
+        if self._template is None:
+            raise ChatTemplateError(f"{self.name} has no usable chat template; send a raw prompt instead")
+        text = self._template.render([m.model_dump(exclude_none=True) for m in request.messages])
+        bos_text = self._model.token_text(self._model.bos)
+        add_bos = self._model.add_bos and not (bos_text and text.startswith(bos_text))
+        return self._model.tokenize(text, add_special=add_bos, parse_special=True)
+
+    # ------------------------------------------------------------------
+    # worker side (the engine thread only)
+    # ------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._read_inbox(block=not (self._live or self._waiting))
+            if self._closing:
+                break
+            self._reap_cancelled()
+            self._admit()
+            if not self._live:
+                continue
+            try:
+                self._step()
+            except Exception as exc:  # a native failure: fail the batch, keep serving
+                log.exception("decode step failed on %s", self.name)
+                self._fail_live(exc if isinstance(exc, EngineError) else EngineError(str(exc)))
+        closed = EngineError(f"engine {self.name} was closed")
+        self._fail_live(closed)
+        while self._waiting:
+            self._fail_job(self._waiting.popleft(), closed)
+        while True:  # requests that raced with close()
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Job):
+                self._fail_job(item, closed)
+
+    def _read_inbox(self, block: bool) -> None:
+        item = self._inbox.get() if block else None
+        while True:
+            if item is _CLOSE:
+                self._closing = True
+            elif isinstance(item, Job):
+                self._waiting.append(item)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _reap_cancelled(self) -> None:
+        for job in [j for j in self._waiting if j.handle.cancel_requested]:
+            self._waiting.remove(job)
+            for seq in job.seqs:
+                seq.end("cancelled")
+            self._complete(job)
+        for job in {s.job: None for s in self._live if s.job.handle.cancel_requested}:
+            for seq in job.seqs:
+                if seq.finish is None:
+                    seq.end("cancelled")
+                if seq in self._live:
+                    self._release(seq)
+            self._complete(job)
+
+    # -- admission ---------------------------------------------------------
+    def _admit(self) -> None:
+        """Starts waiting requests in order while sequences and KV cells allow."""
+        while self._waiting:
+            job = self._waiting[0]
+            if len(self._live) + job.request.n > self.config.max_sequences:
+                return
+            src, reuse = self._ledger.longest_prefix(job.prompt, [s.slot for s in self._live] + list(self._cache))
+            # Compute at least two prompt tokens: llama.cpp's kernels differ between one-row and
+            # multi-row batches, and a multi-row suffix gives bit-identical logits to a fresh prefill.
+            reuse = max(0, min(reuse, len(job.prompt) - 2))
+            if self._shared_prefill_pending(job.prompt, reuse):
+                return
+            need = len(job.prompt) - reuse + job.request.n * job.max_tokens
+            if not self._make_room(need, keep=src):
+                if self._live:
+                    return  # wait for running sequences to finish
+                self._waiting.popleft()
+                self._fail_job(job, CapacityError(f"request needs {need} KV cells; {self._ledger.free} are free"))
+                continue
+            self._waiting.popleft()
+            self._start(job, src, reuse)
+
+    def _shared_prefill_pending(self, prompt: list[int], reuse: int) -> bool:
+        """True when a sequence still prefilling will soon hold much more of ``prompt``."""
+        return any(
+            common_prefix_len(s.job.prompt, prompt) > reuse + _WAIT_FOR_SHARED_PREFILL
+            for s in self._live
+            if s.prefilling
+        )
+
+    def _growth(self) -> int:
+        """KV cells the live requests may still add (remaining prompt + remaining tokens)."""
+        total = 0
+        for job in {s.job for s in self._live}:
+            leader = job.seqs[0]
+            total += len(leader.pending) if leader.prefilling else 0
+            total += sum(job.max_tokens - len(s.out) for s in job.seqs if s.finish is None)
+        return total
+
+    def _make_room(self, need: int, keep: int | None) -> bool:
+        """Evicts cached prefixes (oldest first) until ``need`` cells are sure to fit."""
+        while self._ledger.used + self._growth() + need > self._ledger.n_cells:
+            victim = next((s for s in self._cache if s != keep), None)
+            if victim is None:
+                return False
+            self._evict(victim)
+        return True
+
+    def _start(self, job: Job, src: int | None, reuse: int) -> None:
+        job.t_admit = time.perf_counter()
+        leader = job.seqs[0]
+        leader.slot = self._open_slot()
+        if src is not None and reuse > 0:
+            self._share(src, leader.slot, reuse)
+            if src in self._cache:
+                self._cache.move_to_end(src)
+        leader.n_past = reuse
+        leader.pending = job.prompt[reuse:]
+        job.prefill_reused = reuse
+        job.prefill_computed = len(job.prompt) - reuse
+        self._totals["reused"] += reuse
+        self._totals["computed"] += job.prefill_computed
+        self._live.append(leader)
+
+    def _open_slot(self) -> int:
+        slot = self._free_slots.pop()
+        self._ledger.open(slot)
+        return slot
+
+    def _share(self, src: int, dst: int, n: int) -> None:
+        self._ctx.seq_cp(src, dst, 0, n)
+        self._ledger.copy_prefix(src, dst, n)
+
+    # -- one batched decode step ----------------------------------------------
+    def _step(self) -> None:
+        """Decodes one token of each generating sequence plus prompt chunks, in one batch."""
+        batch = self._batch
+        batch.clear()
+        rows: list[tuple[Sequence, list[int], int | None]] = []
+        # 1. every generating sequence feeds the token it sampled last
+        for seq in self._live:
+            if not seq.prefilling:
+                rows.append((seq, seq.pending, batch.add(seq.pending, seq.n_past, seq.slot, True)))
+        # 2. prefilling sequences fill the rest of the batch, oldest first
+        for seq in self._live:
+            if seq.prefilling and batch.room:
+                chunk = seq.pending[: batch.room]
+                last = len(chunk) == len(seq.pending)
+                idx = batch.add(chunk, seq.n_past, seq.slot, last)
+                rows.append((seq, chunk, idx if last else None))
+        # 3. one native decode; its CPU time and energy are shared out by tokens
+        cpu0, j0 = self._meter.read()
+        self._ctx.decode(batch)
+        cpu1, j1 = self._meter.read()
+        self._totals["steps"] += 1
+        now = time.perf_counter()
+        for seq, fed, idx in rows:
+            share = len(fed) / batch.n_tokens
+            seq.cpu_s += (cpu1 - cpu0) * share
+            seq.energy_j += (j1 - j0) * share
+            self._ledger.append(seq.slot, fed)
+            seq.n_past += len(fed)
+            seq.pending = seq.pending[len(fed) :]
+            if idx is None:
+                continue
+            # 4. sample where logits came out; a finished prompt may fan out to n choices
+            group = [seq]
+            if not seq.out and not seq.job.t_prefilled:
+                seq.job.t_prefilled = now
+                group += self._spawn_choices(seq)
+            for s in group:
+                token = s.sampler.sample(self._ctx, idx)
+                s.accept(token, self._model.piece(token), self._model.is_eog(token), self.max_positions)
+        # 5. finished sequences leave the batch; their requests complete
+        for seq in [s for s in self._live if s.finish is not None]:
+            self._release(seq)
+            if seq.job.done:
+                self._complete(seq.job)
+
+    def _spawn_choices(self, leader: Sequence) -> list[Sequence]:
+        """Choices 1..n-1 share the leader's prompt cells and sample from its logits."""
+        followers = leader.job.seqs[1:]
+        for seq in followers:
+            seq.slot = self._open_slot()
+            self._share(leader.slot, seq.slot, leader.n_past)
+            seq.n_past = leader.n_past
+            leader.job.prefill_reused += leader.n_past
+            self._live.append(seq)
+        return followers
+
+    # -- endings ----------------------------------------------------------------
+    def _release(self, seq: Sequence) -> None:
+        """Takes a finished sequence out of the batch; keeps its cells as a cached prefix or frees them."""
+        self._live.remove(seq)
+        seq.sampler.free()
+        keep = self.config.prefix_cache_slots > 0 and seq.index == 0 and seq.finish != "cancelled"
+        if keep:
+            self._cache[seq.slot] = None
+            while len(self._cache) > self.config.prefix_cache_slots:
+                self._evict(next(iter(self._cache)))
+        else:
+            self._close_slot(seq.slot)
+
+    def _evict(self, slot: int) -> None:
+        del self._cache[slot]
+        self._close_slot(slot)
+
+    def _close_slot(self, slot: int) -> None:
+        self._ctx.seq_rm(slot)
+        self._ledger.close(slot)
+        self._free_slots.append(slot)
+
+    def _complete(self, job: Job) -> None:
+        for seq in job.seqs:
+            seq.sampler.free()
+        end = time.perf_counter()
+        started = [s for s in job.seqs if s.out]
+        generated = sum(len(s.out) for s in job.seqs)
+        last = max((s.t_last for s in started), default=0.0)
+        decode_s = last - job.t_first if started else 0.0
+        prefill_s = job.t_prefilled - job.t_admit if job.t_prefilled else 0.0
+        timings = Timings(
+            queue_s=(job.t_admit or end) - job.t_submit,
+            ttft_s=job.t_first - job.t_submit if job.t_first else 0.0,
+            prefill_tokens=job.prefill_computed,
+            prefill_reused_tokens=job.prefill_reused,
+            prefill_tok_s=job.prefill_computed / prefill_s if prefill_s > 0 else 0.0,
+            decode_tokens=generated,
+            decode_tok_s=(generated - len(started)) / decode_s if decode_s > 0 else 0.0,
+            total_s=end - job.t_submit,
+            cpu_s=sum(s.cpu_s for s in job.seqs),
+            energy_j=sum(s.energy_j for s in job.seqs),
+            energy_source=self._meter.source,
+        )
+        choices: tuple[Choice, ...] = tuple(s.choice() for s in job.seqs)
+        job.handle.put(Completion(model=self.name, choices=choices, timings=timings))
+
+    def _fail_job(self, job: Job, exc: BaseException) -> None:
+        for seq in job.seqs:
+            seq.sampler.free()
+        job.handle.put(exc)
+
+    def _fail_live(self, exc: BaseException) -> None:
+        jobs = {s.job: None for s in self._live}
+        for seq in list(self._live):
+            seq.finish = "cancelled"
+            self._release(seq)
+        for slot in list(self._cache):
+            self._evict(slot)
+        for job in jobs:
+            self._fail_job(job, exc)

@@ -1,0 +1,57 @@
+"""Per-sequence sampler chains, run in C by llama.cpp (``llama_sampler_*``)."""
+
+from __future__ import annotations
+
+import random
+
+from orchestrator.engine.native import NativeContext, NativeModel, llama
+from orchestrator.errors import GrammarError
+from orchestrator.types import SamplingParams
+
+__all__ = ["Sampler"]
+
+
+class Sampler:
+    """A llama.cpp sampler chain for one sequence.
+
+    Order as llama.cpp's own default: penalties, grammar, then either greedy or
+    top-k → top-p → min-p → temperature → seeded draw.
+    """
+
+    def __init__(self, model: NativeModel, params: SamplingParams, grammar: str | None, seed: int | None) -> None:
+        lc = llama()
+        self.chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        try:
+            if params.repeat_penalty != 1.0 and params.repeat_last_n > 0:
+                self._add(lc.llama_sampler_init_penalties(params.repeat_last_n, params.repeat_penalty, 0.0, 0.0))
+            if grammar:
+                g = lc.llama_sampler_init_grammar(model.vocab, grammar.encode(), b"root")
+                if not g:
+                    raise GrammarError("llama.cpp could not parse the grammar (see the orchestrator.llama_cpp log)")
+                self._add(g)
+            if params.greedy:
+                self._add(lc.llama_sampler_init_greedy())
+            else:
+                if params.top_k > 0:
+                    self._add(lc.llama_sampler_init_top_k(params.top_k))
+                if params.top_p < 1.0:
+                    self._add(lc.llama_sampler_init_top_p(params.top_p, 1))
+                if params.min_p > 0.0:
+                    self._add(lc.llama_sampler_init_min_p(params.min_p, 1))
+                self._add(lc.llama_sampler_init_temp(params.temperature))
+                self._add(lc.llama_sampler_init_dist(random.getrandbits(31) if seed is None else seed))
+        except BaseException:
+            self.free()
+            raise
+
+    def _add(self, smpl: object) -> None:
+        llama().llama_sampler_chain_add(self.chain, smpl)
+
+    def sample(self, ctx: NativeContext, idx: int) -> int:
+        """Samples from the logits at batch index ``idx`` and accepts the token."""
+        return llama().llama_sampler_sample(self.chain, ctx.ptr, idx)
+
+    def free(self) -> None:
+        if self.chain:
+            llama().llama_sampler_free(self.chain)
+            self.chain = None

@@ -1,0 +1,105 @@
+"""The engine's per-request and per-sequence state (worker thread only)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from orchestrator.engine.handle import RequestHandle
+from orchestrator.engine.sampling import Sampler
+from orchestrator.engine.text import StopMatcher, Utf8Stream
+from orchestrator.types import Choice, FinishReason, GenerationRequest, TokenDelta
+
+__all__ = ["Job", "Sequence"]
+
+
+@dataclass(eq=False)
+class Job:
+    """One submitted request: its prompt tokens, its sequences and its clocks."""
+
+    request: GenerationRequest
+    prompt: list[int]
+    max_tokens: int
+    handle: RequestHandle
+    t_submit: float = field(default_factory=time.perf_counter)
+    t_admit: float = 0.0
+    t_prefilled: float = 0.0
+    t_first: float = 0.0
+    prefill_computed: int = 0
+    prefill_reused: int = 0
+    seqs: list[Sequence] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return bool(self.seqs) and all(s.finish is not None for s in self.seqs)
+
+
+@dataclass(eq=False)
+class Sequence:
+    """One completion being generated in one KV slot.
+
+    ``pending`` holds the tokens to feed at the next step: the rest of the
+    prompt while prefilling, then the one token sampled last.
+    """
+
+    job: Job
+    index: int
+    sampler: Sampler
+    slot: int = -1
+    n_past: int = 0
+    pending: list[int] = field(default_factory=list)
+    out: list[int] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    finish: FinishReason | None = None
+    t_last: float = 0.0
+    cpu_s: float = 0.0
+    energy_j: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._utf8 = Utf8Stream()
+        self._stops = StopMatcher(self.job.request.stop)
+
+    @property
+    def prefilling(self) -> bool:
+        return self.finish is None and not self.out and bool(self.pending)
+
+    def accept(self, token: int, piece: bytes, is_eog: bool, max_positions: int) -> None:
+        """Takes one sampled token: stream its text, or finish the sequence."""
+        now = time.perf_counter()
+        if not self.out and not self.job.t_first:
+            self.job.t_first = now
+        self.t_last = now
+        if is_eog:
+            self.end("stop")
+            return
+        self.out.append(token)
+        shown, stopped = self._stops.feed(self._utf8.feed(piece))
+        self._emit(shown)
+        if stopped:
+            self.finish = "stop"
+        elif len(self.out) >= self.job.max_tokens or self.n_past + 1 >= max_positions:
+            self.end("length")
+        else:
+            self.pending = [token]
+
+    def end(self, reason: FinishReason) -> None:
+        """Finishes the sequence, releasing the text held back for stop strings."""
+        if reason != "cancelled":
+            self._emit(self._stops.feed(self._utf8.flush())[0] + self._stops.flush())
+        self.finish = reason
+        self.pending = []
+
+    def _emit(self, text: str) -> None:
+        if text:
+            self.text.append(text)
+            self.job.handle.put(TokenDelta(index=self.index, text=text))
+
+    def choice(self) -> Choice:
+        assert self.finish is not None
+        return Choice(
+            index=self.index,
+            text="".join(self.text),
+            tokens=len(self.out),
+            finish_reason=self.finish,
+            token_ids=tuple(self.out),
+        )
