@@ -1,0 +1,22 @@
+"""``Backend`` over an in-process ``LocalEngine``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from orchestrator.engine.engine import LocalEngine
+from orchestrator.types import Completion, GenerationRequest, TokenDelta
+
+__all__ = ["LocalBackend"]
+
+
+class LocalBackend:
+    """Streams from a local engine; does not own it (close the engine yourself)."""
+
+    def __init__(self, engine: LocalEngine) -> None:
+        self.engine = engine
+        self.name = engine.name
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | Completion]:
+        async for event in self.engine.submit(request):
+            yield event
