@@ -1,0 +1,99 @@
+"""orchestrator bench engine: batched decode throughput, and the engine against high-level Llama.
+
+For each model, in one run, alternating and repeated (median reported):
+- aggregate tok/s of the engine with 1, 2, 4, 8, 16 concurrent sequences;
+- single-sequence tok/s of llama-cpp-python's high-level ``Llama`` (same prompts,
+  same thread count, greedy) as the baseline.
+Prints a table, then one JSON line. Ratios, not absolute speeds, are the result:
+this machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+from orchestrator.engine import EngineConfig, LocalEngine
+from orchestrator.models.catalogue import resolve_model
+from orchestrator.types import GenerationRequest
+
+PROMPTS = [
+    "Write a long story about a lighthouse keeper.",
+    "Explain in detail how a steam engine works.",
+    "Describe a walk through a busy market.",
+    "Tell the history of the bicycle.",
+    "Write a letter to a friend about your summer.",
+    "Describe how bread is made, step by step.",
+    "Write a story about a robot learning to paint.",
+    "Explain why the sky changes colour at sunset.",
+]
+
+
+def prompt(i: int) -> str:
+    return f"{PROMPTS[i % len(PROMPTS)]} (version {i})\n"
+
+
+def engine_rate(engine: LocalEngine, n: int, tokens: int) -> float:
+    start = time.perf_counter()
+    handles = [engine.submit(GenerationRequest(prompt=prompt(i), max_tokens=tokens)) for i in range(n)]
+    produced = sum(h.result().tokens for h in handles)
+    return produced / (time.perf_counter() - start)
+
+
+def llama_rate(llm: object, tokens: int) -> float:
+    start = time.perf_counter()
+    out = llm.create_completion(prompt(0), max_tokens=tokens, temperature=0.0)  # type: ignore[attr-defined]
+    return out["usage"]["completion_tokens"] / (time.perf_counter() - start)
+
+
+def bench_model(name: str, widths: list[int], reps: int, tokens: int, threads: int) -> dict:
+    from llama_cpp import Llama
+
+    path = resolve_model(name)
+    cfg = EngineConfig(n_ctx=max(widths) * (tokens + 64), max_sequences=max(widths), prefix_cache_slots=0, n_threads=threads)
+    samples: dict[str, list[float]] = {f"engine_{n}": [] for n in widths} | {"llama": []}
+    with LocalEngine(path, cfg, name=name) as engine:
+        llm = Llama(model_path=str(path), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
+        engine_rate(engine, 1, 8)  # warm-up both
+        llama_rate(llm, 8)
+        for rep in range(reps):
+            for n in widths:
+                samples[f"engine_{n}"].append(engine_rate(engine, n, tokens))
+                if n == 1:
+                    samples["llama"].append(llama_rate(llm, tokens))
+            print(f"  {name} rep {rep + 1}/{reps}: " + ", ".join(f"{k}={v[-1]:.0f}" for k, v in samples.items()), file=sys.stderr)
+        del llm
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    return {
+        "tok_s": {k: round(v, 1) for k, v in med.items()},
+        "ratio_vs_single": {str(n): round(med[f"engine_{n}"] / med["engine_1"], 2) for n in widths},
+        "single_vs_llama": round(med["engine_1"] / med["llama"], 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="orchestrator bench engine")
+    ap.add_argument("--models", default="smollm2-135m,gemma3-270m")
+    ap.add_argument("--widths", default="1,2,4,8,16")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=EngineConfig().threads)
+    args = ap.parse_args()
+    widths = [int(w) for w in args.widths.split(",")]
+    results = {}
+    for name in args.models.split(","):
+        results[name] = bench_model(name, widths, args.reps, args.tokens, args.threads)
+
+    print(f"\n{'model':<14} {'seqs':>5} {'tok/s':>8} {'x single':>9}")
+    for name, r in results.items():
+        for n in widths:
+            print(f"{name:<14} {n:>5} {r['tok_s'][f'engine_{n}']:>8.1f} {r['ratio_vs_single'][str(n)]:>9.2f}")
+        print(f"{name:<14} {'Llama':>5} {r['tok_s']['llama']:>8.1f}   engine single / high-level Llama = {r['single_vs_llama']:.2f}x")
+    print(json.dumps({"bench": "engine", "reps": args.reps, "tokens": args.tokens, "threads": args.threads, "results": results}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Package surface: explicit exports, light imports, the right ``agents``."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import orchestrator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "orchestrator",
+        "orchestrator.errors",
+        "orchestrator.types",
+        "orchestrator.engine",
+        "orchestrator.backends",
+        "orchestrator.models",
+        "agents",
+        "tools",
+        "policies",
+    ],
+)
+def test_every_name_in_all_exists(module):
+    mod = importlib.import_module(module)
+    assert isinstance(mod.__all__, list | tuple)
+    for name in mod.__all__:
+        assert getattr(mod, name) is not None, f"{module}.{name}"
+
+
+def test_orchestrator_exports():
+    assert set(orchestrator.__all__) >= {"LocalEngine", "EngineConfig", "GenerationRequest", "Completion", "Backend"}
+    assert issubclass(orchestrator.ModelFileError, orchestrator.OrchestratorError)
+
+
+def test_import_is_light():
+    code = (
+        "import sys, orchestrator, orchestrator.engine, orchestrator.backends, agents, tools, policies;"
+        "assert 'llama_cpp' not in sys.modules, 'llama_cpp imported at import time'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_agents_is_ours_not_a_shadowing_distribution():
+    import agents
+
+    assert getattr(agents, "IS_ORCHESTRATOR_AGENTS", False), (
+        f"`import agents` found {agents.__file__}: another distribution's top-level `agents` package "
+        "shadows ours; uninstall it (e.g. openai-agents) from this environment"
+    )
+    assert Path(agents.__file__).resolve().parent == ROOT / "agents"
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "orchestrator", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "generate" in out.stdout
