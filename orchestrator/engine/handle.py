@@ -1,16 +1,17 @@
 """The caller's side of one request: stream its events, wait for it, cancel it.
 
-The engine's worker thread puts events into a thread-safe queue; callers read
-it from plain threads (``iter``, ``result``) or from async code (``async for``,
-``await handle.completion()``), which waits in a worker thread so the event
-loop never blocks. Cancelling, or leaving an ``async for`` early, stops the
+The engine's worker thread appends events under a condition variable; callers
+read them from plain threads (``iter``, ``result``) or from async code
+(``async for``, ``await handle.completion()``), which waits in a worker thread
+so the event loop never blocks, and takes events only on the loop's side, so a
+waiter abandoned by cancellation never swallows one. Cancelling, or leaving an ``async for`` early, stops the
 request's sequences at their next token.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
@@ -28,14 +29,27 @@ class RequestHandle:
 
     def __init__(self, request_id: int, wake: Callable[[], None]) -> None:
         self.id = request_id
-        self._events: queue.SimpleQueue[Event | BaseException] = queue.SimpleQueue()
+        self._events: deque[Event | BaseException] = deque()
+        self._ready = threading.Condition()
         self._wake = wake
         self._cancelled = threading.Event()
         self._completion: Completion | None = None
 
     # -- engine side -----------------------------------------------------
     def put(self, event: Event | BaseException) -> None:
-        self._events.put(event)
+        with self._ready:
+            self._events.append(event)
+            self._ready.notify_all()
+
+    def _wait(self, timeout: float | None = None) -> bool:
+        """Waits until an event is there, without taking it (so an abandoned waiter loses nothing)."""
+        with self._ready:
+            return self._ready.wait_for(lambda: self._events, timeout)
+
+    def _pop(self) -> Event:
+        with self._ready:
+            item = self._events.popleft()
+        return self._take(item)
 
     @property
     def cancel_requested(self) -> bool:
@@ -57,28 +71,23 @@ class RequestHandle:
 
     def __iter__(self) -> Iterator[Event]:
         while self._completion is None:
-            yield self._take(self._events.get())
+            self._wait()
+            yield self._pop()
 
     def result(self, timeout: float | None = None) -> Completion:
         """Blocks until the request ends; returns its completion."""
         while self._completion is None:
-            try:
-                self._take(self._events.get(timeout=timeout))
-            except queue.Empty:
-                raise EngineError(f"request {self.id} did not finish within {timeout} s") from None
+            if not self._wait(timeout):
+                raise EngineError(f"request {self.id} did not finish within {timeout} s")
+            self._pop()
         return self._completion
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         try:
             while self._completion is None:
-                item = await anyio.to_thread.run_sync(self._events.get, abandon_on_cancel=True)
-                yield self._take(item)
-                while self._completion is None:  # drain what is already there without a thread hop
-                    try:
-                        item = self._events.get_nowait()
-                    except queue.Empty:
-                        break
-                    yield self._take(item)
+                if not self._events:  # wait in a worker thread; the event loop never blocks
+                    await anyio.to_thread.run_sync(self._wait, abandon_on_cancel=True)
+                yield self._pop()
         finally:
             if self._completion is None:
                 self.cancel()
