@@ -20,20 +20,22 @@ from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.models.catalogue import resolve_model
 from orchestrator.types import GenerationRequest
 
+# Continuations rather than instructions: both models keep writing to max_tokens,
+# so every sequence stays in the batch for the whole measurement.
 PROMPTS = [
-    "Write a long story about a lighthouse keeper.",
-    "Explain in detail how a steam engine works.",
-    "Describe a walk through a busy market.",
-    "Tell the history of the bicycle.",
-    "Write a letter to a friend about your summer.",
-    "Describe how bread is made, step by step.",
-    "Write a story about a robot learning to paint.",
-    "Explain why the sky changes colour at sunset.",
+    "Chapter 1\n\nThe old lighthouse keeper",
+    "The history of the bicycle begins",
+    "Dear Anna,\n\nThis summer I",
+    "Step 1: Mix the flour and water.",
+    "In the heart of the busy market,",
+    "The steam engine works by",
+    "Once upon a time, a small robot",
+    "At sunset, the sky turns red because",
 ]
 
 
 def prompt(i: int) -> str:
-    return f"{PROMPTS[i % len(PROMPTS)]} (version {i})\n"
+    return ("Part two. " * (i // len(PROMPTS))) + PROMPTS[i % len(PROMPTS)]
 
 
 def engine_rate(engine: LocalEngine, n: int, tokens: int) -> float:

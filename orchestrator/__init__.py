@@ -6,6 +6,7 @@ engine is imported on first use.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import (
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     from orchestrator.engine import EngineConfig, LocalEngine
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides where logs go (no "last resort" stderr output).
+logging.getLogger("orchestrator").addHandler(logging.NullHandler())
 
 __all__ = [
     "Backend",

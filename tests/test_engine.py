@@ -44,11 +44,13 @@ def wait_for(predicate, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def test_greedy_generation_is_deterministic(smollm2):
-    a = smollm2.generate(greedy(PROMPTS[0]))
-    b = smollm2.generate(greedy(PROMPTS[0]))
-    assert a.tokens > 0 and a.text.strip()
-    assert a.choices[0].token_ids == b.choices[0].token_ids
+def test_greedy_generation_is_deterministic(smollm2_path):
+    runs = []
+    for _ in range(2):
+        with LocalEngine(smollm2_path, EngineConfig(n_ctx=1024)) as engine:
+            runs.append(engine.generate(greedy(PROMPTS[0])))
+    assert runs[0].tokens > 0 and runs[0].text.strip()
+    assert runs[0].choices[0].token_ids == runs[1].choices[0].token_ids
 
 
 # In logits. llama.cpp's CPU kernels give slightly different logits for a one-row
@@ -70,6 +72,19 @@ def top2_gap(model_path, tokens: list[int]) -> float:
     a, b = np.sort(logits)[-2:][::-1]
     del llm
     return float(a - b)
+
+
+def same_or_near_tie(model_path, prompt_tokens: list[int], a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Two greedy outputs agree, or first differ where the best two logits nearly tie.
+
+    Logits also depend on where a sequence's cells sit in the unified KV cache
+    (the order of the float sums changes), so runs in an engine whose cache
+    holds other sequences may split at near-ties.
+    """
+    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+    if first is None:
+        return len(a) == len(b)
+    return top2_gap(model_path, list(prompt_tokens) + list(a[:first])) < NEAR_TIE
 
 
 def batched_vs_alone(model_path, max_tokens: int) -> list[tuple[int | None, float | None]]:
@@ -116,7 +131,9 @@ def test_prefix_reuse_gives_same_text_and_computes_less(smollm2_path):
     with LocalEngine(smollm2_path, EngineConfig(n_ctx=4096, prefix_cache_slots=4)) as engine:
         engine.generate(greedy(first))
         reused = engine.generate(greedy(second))
-    assert reused.choices[0].token_ids == expected.choices[0].token_ids
+        prompt_tokens = engine._model.tokenize(second, add_special=True, parse_special=True)
+    assert same_or_near_tie(smollm2_path, prompt_tokens, reused.choices[0].token_ids, expected.choices[0].token_ids)
+    assert reused.choices[0].token_ids[:1] == expected.choices[0].token_ids[:1]  # a clear win (gap ~0.5) right after the prompt
     assert reused.timings.prefill_reused_tokens > 50
     assert reused.timings.prefill_tokens < expected.timings.prefill_tokens
     assert reused.timings.prefill_tokens + reused.timings.prefill_reused_tokens == expected.timings.prefill_tokens
@@ -176,9 +193,13 @@ def test_stop_strings_and_max_tokens(smollm2):
     assert (capped.finish_reason, capped.tokens) == ("length", 5)
 
 
-def test_n_samples_share_the_prompt_and_seeds_reproduce(smollm2):
+def test_n_samples_share_the_prompt_and_seeds_reproduce(smollm2_path):
     req = greedy("My favourite animal is", max_tokens=12, n=3, sampling=SamplingParams(temperature=1.0, seed=11))
-    a, b = smollm2.generate(req), smollm2.generate(req)
+    runs = []
+    for _ in range(2):
+        with LocalEngine(smollm2_path, EngineConfig(n_ctx=1024)) as engine:
+            runs.append(engine.generate(req))
+    a, b = runs
     assert len(a.choices) == 3 and [c.index for c in a.choices] == [0, 1, 2]
     assert [c.token_ids for c in a.choices] == [c.token_ids for c in b.choices]
     assert len({c.token_ids for c in a.choices}) > 1
@@ -258,3 +279,12 @@ def test_close_fails_pending_requests_and_refuses_new_ones(smollm2_path):
         handle.result(timeout=30)
     with pytest.raises(EngineError):
         engine.submit(greedy("x"))
+
+
+def test_greedy_fast_path_picks_what_the_c_sampler_chain_picks(smollm2_path):
+    """Greedy reads the argmax off the logits; top_k=1 sampling goes through llama.cpp's chain."""
+    outputs = []
+    for sampling in (SamplingParams(), SamplingParams(temperature=1.0, top_k=1, seed=3)):
+        with LocalEngine(smollm2_path, EngineConfig(n_ctx=1024, prefix_cache_slots=0)) as engine:
+            outputs.append([engine.generate(greedy(p, 16, sampling=sampling)).choices[0].token_ids for p in PROMPTS[:3]])
+    assert outputs[0] == outputs[1]

@@ -252,12 +252,11 @@ class LocalEngine:
             self._read_inbox(block=not (self._live or self._waiting))
             if self._closing:
                 break
-            self._reap_cancelled()
-            self._admit()
-            if not self._live:
-                continue
             try:
-                self._step()
+                self._reap_cancelled()
+                self._admit()
+                if self._live:
+                    self._step()
             except Exception as exc:  # a native failure: fail the batch, keep serving
                 log.exception("decode step failed on %s", self.name)
                 self._fail_live(exc if isinstance(exc, EngineError) else EngineError(str(exc)))

@@ -31,20 +31,29 @@ class RequestHandle:
         self.id = request_id
         self._events: deque[Event | BaseException] = deque()
         self._ready = threading.Condition()
+        self._final = False
+        self._streaming = False
         self._wake = wake
         self._cancelled = threading.Event()
         self._completion: Completion | None = None
 
     # -- engine side -----------------------------------------------------
     def put(self, event: Event | BaseException) -> None:
+        final = isinstance(event, Completion | BaseException)
         with self._ready:
             self._events.append(event)
-            self._ready.notify_all()
+            self._final = self._final or final
+            # A caller waiting only for the result sleeps through the tokens: waking it
+            # for each one would take CPU and the GIL from the decode loop.
+            if final or self._streaming:
+                self._ready.notify_all()
 
-    def _wait(self, timeout: float | None = None) -> bool:
-        """Waits until an event is there, without taking it (so an abandoned waiter loses nothing)."""
+    def _wait(self, timeout: float | None = None, *, final: bool = False) -> bool:
+        """Waits until an event (or the final one) is there, without taking it,
+        so an abandoned waiter loses nothing."""
         with self._ready:
-            return self._ready.wait_for(lambda: self._events, timeout)
+            self._streaming = self._streaming or not final
+            return self._ready.wait_for(lambda: self._final if final else self._events, timeout)
 
     def _pop(self) -> Event:
         with self._ready:
@@ -76,9 +85,9 @@ class RequestHandle:
 
     def result(self, timeout: float | None = None) -> Completion:
         """Blocks until the request ends; returns its completion."""
+        if self._completion is None and not self._wait(timeout, final=True):
+            raise EngineError(f"request {self.id} did not finish within {timeout} s")
         while self._completion is None:
-            if not self._wait(timeout):
-                raise EngineError(f"request {self.id} did not finish within {timeout} s")
             self._pop()
         return self._completion
 

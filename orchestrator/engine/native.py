@@ -130,6 +130,7 @@ class NativeContext:
         type_k: str,
         type_v: str,
         flash_attn: str,
+        kv_unified: bool = True,
     ) -> None:
         lc = llama()
         if type_k not in _KV_TYPES or type_v not in _KV_TYPES:
@@ -144,7 +145,7 @@ class NativeContext:
         p.type_k = _KV_TYPES[type_k]
         p.type_v = _KV_TYPES[type_v]
         p.flash_attn_type = _FLASH[flash_attn]
-        p.kv_unified = True  # one cell pool: seq_cp shares cells instead of copying
+        p.kv_unified = kv_unified  # one cell pool: seq_cp shares cells instead of copying
         p.swa_full = True  # keep sliding-window layers' cells so prefixes stay copyable
         p.no_perf = True
         self.ptr = lc.llama_init_from_model(model.ptr, p)

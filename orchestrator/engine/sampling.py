@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+
 from orchestrator.engine.native import NativeContext, NativeModel, llama
 from orchestrator.errors import GrammarError
 from orchestrator.types import SamplingParams
@@ -20,6 +22,10 @@ class Sampler:
 
     def __init__(self, model: NativeModel, params: SamplingParams, grammar: str | None, seed: int | None) -> None:
         lc = llama()
+        self._n_vocab = model.n_vocab
+        # Plain greedy is an argmax: read it straight off the logits instead of having the
+        # chain copy the whole vocabulary into a candidate array (262k entries on gemma3).
+        self._argmax = params.greedy and not grammar and params.repeat_penalty == 1.0
         self.chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
         try:
             if params.repeat_penalty != 1.0 and params.repeat_last_n > 0:
@@ -49,6 +55,9 @@ class Sampler:
 
     def sample(self, ctx: NativeContext, idx: int) -> int:
         """Samples from the logits at batch index ``idx`` and accepts the token."""
+        if self._argmax:  # same choice as llama.cpp's greedy sampler: the first maximum
+            logits = llama().llama_get_logits_ith(ctx.ptr, idx)
+            return int(np.ctypeslib.as_array(logits, shape=(self._n_vocab,)).argmax())
         return llama().llama_sampler_sample(self.chain, ctx.ptr, idx)
 
     def free(self) -> None:
