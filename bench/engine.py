@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 
@@ -45,29 +46,63 @@ def engine_rate(engine: LocalEngine, n: int, tokens: int) -> float:
     return produced / (time.perf_counter() - start)
 
 
-def llama_rate(llm: object, tokens: int) -> float:
+_LLAMA_WORKER = r"""
+import json, sys, time
+from llama_cpp import Llama
+path, threads = sys.argv[1], int(sys.argv[2])
+llm = Llama(model_path=path, n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
+for line in sys.stdin:
+    prompt, tokens = json.loads(line)
     start = time.perf_counter()
-    out = llm.create_completion(prompt(0), max_tokens=tokens, temperature=0.0)  # type: ignore[attr-defined]
-    return out["usage"]["completion_tokens"] / (time.perf_counter() - start)
+    out = llm.create_completion(prompt, max_tokens=tokens, temperature=0.0)
+    print(out["usage"]["completion_tokens"] / (time.perf_counter() - start), flush=True)
+"""
+
+
+class LlamaBaseline:
+    """High-level ``Llama`` in its own process.
+
+    Two llama.cpp contexts taking turns in one process slowed each other down
+    here by about a third (both of them), so the baseline runs next door and
+    the two still alternate, one at a time.
+    """
+
+    def __init__(self, path: str, threads: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _LLAMA_WORKER, path, str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+
+    def rate(self, tokens: int) -> float:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps([prompt(0), tokens]) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the llama-cpp-python baseline process died")
+        return float(line)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
 
 
 def bench_model(name: str, widths: list[int], reps: int, tokens: int, threads: int) -> dict:
-    from llama_cpp import Llama
-
     path = resolve_model(name)
     cfg = EngineConfig(n_ctx=max(widths) * (tokens + 64), max_sequences=max(widths), prefix_cache_slots=0, n_threads=threads)
     samples: dict[str, list[float]] = {f"engine_{n}": [] for n in widths} | {"llama": []}
     with LocalEngine(path, cfg, name=name) as engine:
-        llm = Llama(model_path=str(path), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
+        llm = LlamaBaseline(str(path), threads)
         engine_rate(engine, 1, 8)  # warm-up both
-        llama_rate(llm, 8)
+        llm.rate(8)
         for rep in range(reps):
             for n in widths:
                 samples[f"engine_{n}"].append(engine_rate(engine, n, tokens))
                 if n == 1:
-                    samples["llama"].append(llama_rate(llm, tokens))
+                    samples["llama"].append(llm.rate(tokens))
             print(f"  {name} rep {rep + 1}/{reps}: " + ", ".join(f"{k}={v[-1]:.0f}" for k, v in samples.items()), file=sys.stderr)
-        del llm
+        llm.close()
     med = {k: statistics.median(v) for k, v in samples.items()}
     return {
         "tok_s": {k: round(v, 1) for k, v in med.items()},

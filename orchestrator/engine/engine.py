@@ -115,7 +115,7 @@ class LocalEngine:
         self._meter = EnergyMeter()
         self._ids = itertools.count(1)
         self._closing = False
-        self._closed = False
+        self._submit_lock = threading.Lock()
         self._totals = {"computed": 0, "reused": 0, "steps": 0}
         self._thread = threading.Thread(target=self._run, name=f"orchestrator-engine-{self.name}", daemon=True)
         self._thread.start()
@@ -125,8 +125,12 @@ class LocalEngine:
     # ------------------------------------------------------------------
     def submit(self, request: GenerationRequest) -> RequestHandle:
         """Queues a request and returns its handle. Bad requests raise here, typed."""
-        if self._closing:
-            raise EngineError(f"engine {self.name} is closed")
+        with self._submit_lock:  # close() waits for submits in flight: the model stays loaded under them
+            if self._closing:
+                raise EngineError(f"engine {self.name} is closed")
+            return self._submit(request)
+
+    def _submit(self, request: GenerationRequest) -> RequestHandle:
         prompt = self._prompt_tokens(request)
         if not prompt:
             raise RequestError("the prompt is empty")
@@ -188,15 +192,15 @@ class LocalEngine:
 
     def close(self) -> None:
         """Fails what is still running with EngineError, stops the worker, frees the model."""
-        if self._closed:
-            return
-        self._closing = True
+        with self._submit_lock:
+            if self._closing:
+                return
+            self._closing = True
         self._inbox.put(_CLOSE)
         self._thread.join()
         self._batch.free()
         self._ctx.free()
         self._model.free()
-        self._closed = True
 
     def __enter__(self) -> LocalEngine:
         return self
