@@ -389,7 +389,10 @@ class LocalEngine:
         # 2. prefilling sequences fill the rest of the batch, oldest first
         for seq in self._live:
             if seq.prefilling and batch.room:
-                chunk = seq.pending[: batch.room]
+                take = batch.room
+                if len(seq.pending) - take == 1 and take > 1:
+                    take -= 1  # never leave a lone last prompt token for a batch of one row
+                chunk = seq.pending[:take]
                 last = len(chunk) == len(seq.pending)
                 idx = batch.add(chunk, seq.n_past, seq.slot, last)
                 rows.append((seq, chunk, idx if last else None))
