@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--kv-type", choices=["f16", "q8_0", "q4_0"], default="f16", help="KV cache type (K and V)")
     gen.add_argument("--json", action="store_true", help="print one JSON object")
 
+    quant = sub.add_parser("quantize", help="requantize a GGUF model (llama.cpp's quantizer)")
+    quant.add_argument("src", help="catalogue name or .gguf path")
+    quant.add_argument("dst", help="output .gguf path")
+    quant.add_argument("--type", required=True, help="f32, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m, q4_1, q4_0, ...")
+    quant.add_argument("--force", action="store_true", help="replace an existing destination")
+
     sub.add_parser("demo", help="a tour of the engine on the embedded default model")
 
     bench = sub.add_parser("bench", help="run a benchmark from bench/")
@@ -201,6 +207,16 @@ def completion_json(completion: Completion, *, n: int = 1) -> dict:
     return out
 
 
+def _quantize(args: argparse.Namespace) -> int:
+    from orchestrator.models.quantize import quantize_model
+
+    print(f"quantizing {args.src} to {args.type} ...", file=sys.stderr)
+    info = quantize_model(args.src, args.dst, args.type, overwrite=args.force)
+    size = Path(info.path).stat().st_size / 2**20
+    print(f"{info.path}: {info.file_type}, {size:.0f} MiB")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from orchestrator.demo import run_demo
 
@@ -220,4 +236,4 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"models": _models, "generate": _generate, "demo": _demo, "bench": _bench}
+_COMMANDS = {"models": _models, "generate": _generate, "quantize": _quantize, "demo": _demo, "bench": _bench}

@@ -20,7 +20,7 @@ import numpy as np
 
 from orchestrator.errors import ConfigError, EngineError, ModelLoadError
 
-__all__ = ["Batch", "NativeContext", "NativeModel", "llama"]
+__all__ = ["Batch", "NativeContext", "NativeModel", "llama", "quantize_file"]
 
 log = logging.getLogger("orchestrator.llama_cpp")
 _init_lock = threading.Lock()
@@ -211,3 +211,15 @@ class Batch:
         if self.struct is not None:
             llama().llama_batch_free(self.struct)
             self.struct = None
+
+
+def quantize_file(src: str, dst: str, ftype: int, threads: int) -> None:
+    """llama.cpp's quantizer (requantizing allowed); raises ModelLoadError when it fails."""
+    lc = llama()
+    params = lc.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads
+    params.allow_requantize = True
+    rc = lc.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
+    if rc != 0:
+        raise ModelLoadError(f"llama.cpp could not quantize {src} (return code {rc}; see the orchestrator.llama_cpp log)")
