@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--grammar", type=Path, help="GBNF grammar file constraining the output")
     gen.add_argument("--n-ctx", type=int, default=4096, help="KV cells shared by all sequences")
     gen.add_argument("--kv-type", choices=["f16", "q8_0", "q4_0"], default="f16", help="KV cache type (K and V)")
+    gen.add_argument(
+        "--speculative", choices=["off", "prompt-lookup", "auto"], default="off",
+        help="speculative decoding: drafts verified in one batched step, output identical to plain greedy",
+    )
     gen.add_argument("--json", action="store_true", help="print one JSON object")
 
     quant = sub.add_parser("quantize", help="requantize a GGUF model (llama.cpp's quantizer)")
@@ -166,11 +170,11 @@ def _request_from_args(args: argparse.Namespace) -> GenerationRequest:
                 messages.insert(0, ChatMessage(role="system", content=args.system))
             return GenerationRequest(
                 messages=tuple(messages), max_tokens=args.max_tokens, sampling=sampling,
-                stop=tuple(args.stop), grammar=grammar, n=args.n,
+                stop=tuple(args.stop), grammar=grammar, n=args.n, speculative=args.speculative,
             )
         return GenerationRequest(
             prompt=args.prompt, max_tokens=args.max_tokens, sampling=sampling,
-            stop=tuple(args.stop), grammar=grammar, n=args.n,
+            stop=tuple(args.stop), grammar=grammar, n=args.n, speculative=args.speculative,
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
@@ -199,6 +203,16 @@ def completion_json(completion: Completion, *, n: int = 1) -> dict:
             "energy_source": t.energy_source,
         },
     }
+    if completion.speculative is not None:
+        s = completion.speculative
+        out["speculative"] = {
+            "mode": s.mode,
+            "drafted": s.drafted,
+            "accepted": s.accepted,
+            "acceptance_rate": round(s.acceptance_rate, 3),
+            "tokens_per_step": round(s.tokens_per_step, 2),
+            "note": s.note,
+        }
     if n > 1:
         out["choices"] = [
             {"index": c.index, "text": c.text, "tokens": c.tokens, "finish_reason": c.finish_reason}

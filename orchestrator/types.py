@@ -18,11 +18,13 @@ __all__ = [
     "FinishReason",
     "GenerationRequest",
     "SamplingParams",
+    "SpeculativeStats",
     "Timings",
     "TokenDelta",
 ]
 
 FinishReason = Literal["stop", "length", "cancelled"]
+SpeculativeMode = Literal["off", "prompt-lookup", "auto"]
 
 _MAX_STOP_STRINGS = 16
 _MAX_STOP_CHARS = 256
@@ -68,6 +70,7 @@ class GenerationRequest(_Frozen):
     stop: tuple[str, ...] = ()
     grammar: str | None = Field(None, max_length=1_000_000)
     n: int = Field(1, ge=1, le=64)
+    speculative: SpeculativeMode = "off"
 
     @model_validator(mode="after")
     def _check(self) -> GenerationRequest:
@@ -111,6 +114,31 @@ class Timings(_Frozen):
     energy_source: Literal["rapl", "estimate", "none"] = "none"
 
 
+class SpeculativeStats(_Frozen):
+    """How speculation went for one request (all its choices together).
+
+    ``drafted`` tokens were proposed, ``accepted`` of them matched what the
+    target model chose itself; ``target_steps`` counts the target decode steps
+    that produced the request's tokens. ``note`` says why speculation was off
+    or switched itself off, when it was.
+    """
+
+    mode: SpeculativeMode
+    drafted: int = 0
+    accepted: int = 0
+    target_steps: int = 0
+    tokens: int = 0
+    note: str | None = None
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+    @property
+    def tokens_per_step(self) -> float:
+        return self.tokens / self.target_steps if self.target_steps else 0.0
+
+
 class Choice(_Frozen):
     index: int
     text: str
@@ -125,6 +153,7 @@ class Completion(_Frozen):
     model: str
     choices: tuple[Choice, ...]
     timings: Timings = Timings()
+    speculative: SpeculativeStats | None = None
 
     @property
     def text(self) -> str:

@@ -27,6 +27,7 @@ from orchestrator.engine.ledger import KVLedger, common_prefix_len
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
 from orchestrator.engine.sampling import Sampler
 from orchestrator.engine.sequence import Job, Sequence
+from orchestrator.engine.speculative import PromptLookupDrafter, StepCostModel, choose_draft_length
 from orchestrator.errors import (
     CapacityError,
     ChatTemplateError,
@@ -37,7 +38,7 @@ from orchestrator.errors import (
 from orchestrator.metrics import EnergyMeter, available_memory_bytes
 from orchestrator.models.catalogue import resolve_model
 from orchestrator.models.gguf import GGUFInfo, read_gguf
-from orchestrator.types import Choice, Completion, GenerationRequest, Timings
+from orchestrator.types import Choice, Completion, GenerationRequest, SpeculativeStats, Timings
 
 if TYPE_CHECKING:
     from orchestrator.chat_template import ChatTemplate
@@ -51,6 +52,8 @@ _WAKE = None
 # Wait for another sequence's prefill rather than recompute this many shared tokens.
 _WAIT_FOR_SHARED_PREFILL = 32
 _DEFAULT_MEMORY = 8 << 30
+_MAX_DRAFT = 12
+_PROBE_AFTER = 16  # steps without a draft after which one short draft re-measures acceptance
 
 
 class EngineStats(BaseModel):
@@ -113,6 +116,8 @@ class LocalEngine:
         self._waiting: deque[Job] = deque()
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._meter = EnergyMeter()
+        self._costs = StepCostModel()
+        self._calibrated = False
         self._ids = itertools.count(1)
         self._closing = False
         self._submit_lock = threading.Lock()
@@ -160,8 +165,19 @@ class LocalEngine:
         handle = RequestHandle(next(self._ids), self._wake)
         job = Job(request=request, prompt=prompt, max_tokens=max_tokens, handle=handle)
         job.seqs = [Sequence(job, i, s) for i, s in enumerate(samplers)]
+        job.spec_note = self._attach_drafters(job)
         self._inbox.put(job)
         return handle
+
+    def _attach_drafters(self, job: Job) -> str | None:
+        """Gives each sequence a drafter when the request asks for speculation and it can be exact."""
+        if job.request.speculative == "off":
+            return None
+        if not all(s.sampler.is_argmax for s in job.seqs):
+            return "off: speculation verifies greedy decoding only (no temperature, grammar or repeat penalty) so far"
+        for seq in job.seqs:
+            seq.drafter = PromptLookupDrafter()
+        return None
 
     def generate(self, request: GenerationRequest) -> Completion:
         """Sync facade: submits and waits."""
@@ -382,10 +398,23 @@ class LocalEngine:
         batch = self._batch
         batch.clear()
         rows: list[tuple[Sequence, list[int], int | None]] = []
-        # 1. every generating sequence feeds the token it sampled last
-        for seq in self._live:
-            if not seq.prefilling:
-                rows.append((seq, seq.pending, batch.add(seq.pending, seq.n_past, seq.slot, True)))
+        # 1. every generating sequence feeds the token it sampled last, plus any draft to verify
+        generating = [s for s in self._live if not s.prefilling]
+        spare = batch.capacity - len(generating)
+        if any(s.drafter is not None for s in generating):  # rejected drafts briefly hold unreserved cells
+            spare = min(spare, self._ledger.n_cells - self._ledger.used - self._growth())
+            if not self._calibrated:
+                self._calibrate()
+                batch.clear()
+        drafts: dict[int, list[int]] = {}
+        for seq in generating:
+            draft = self._draft(seq, spare) if seq.drafter is not None else []
+            spare -= len(draft)
+            fed = seq.pending + draft
+            idx = batch.add(fed, seq.n_past, seq.slot, True, logits_all=bool(draft))
+            rows.append((seq, fed, idx))
+            if draft:
+                drafts[id(seq)] = draft
         # 2. prefilling sequences fill the rest of the batch, oldest first
         for seq in self._live:
             if seq.prefilling and batch.room:
@@ -398,19 +427,28 @@ class LocalEngine:
                 rows.append((seq, chunk, idx if last else None))
         # 3. one native decode; its CPU time and energy are shared out by tokens
         cpu0, j0 = self._meter.read()
+        t0 = time.perf_counter()
         self._ctx.decode(batch)
+        now = time.perf_counter()
         cpu1, j1 = self._meter.read()
         self._totals["steps"] += 1
-        now = time.perf_counter()
+        if len(rows) == len(generating):  # prefill rows cost less (no logits): keep them out of the fit
+            self._costs.observe(batch.n_tokens, now - t0)
         for seq, fed, idx in rows:
             share = len(fed) / batch.n_tokens
             seq.cpu_s += (cpu1 - cpu0) * share
             seq.energy_j += (j1 - j0) * share
+            draft = drafts.get(id(seq))
+            if draft:
+                self._verify(seq, fed, draft, idx)
+                continue
             self._ledger.append(seq.slot, fed)
             seq.n_past += len(fed)
             seq.pending = seq.pending[len(fed) :]
             if idx is None:
                 continue
+            if seq.out:
+                seq.target_steps += 1
             # 4. sample where logits came out; a finished prompt may fan out to n choices
             group = [seq]
             if not seq.out and not seq.job.t_prefilled:
@@ -424,6 +462,67 @@ class LocalEngine:
             self._release(seq)
             if seq.job.done:
                 self._complete(seq.job)
+
+    # -- speculation ----------------------------------------------------------
+    def _calibrate(self) -> None:
+        """Times one 1-row and one 8-row step once, so the first drafts already know what rows cost."""
+        slot = self._free_slots[-1]
+        for rows in (1, 8, 1, 8):
+            self._batch.clear()
+            self._batch.add([self._model.bos if self._model.bos >= 0 else 0] * rows, 0, slot, True, logits_all=True)
+            start = time.perf_counter()
+            self._ctx.decode(self._batch)
+            self._costs.observe(rows, time.perf_counter() - start)
+            self._ctx.seq_rm(slot)
+        self._calibrated = True
+        log.debug("%s: one more row costs %.2f of a one-row step", self.name, self._costs.extra_row_cost())
+
+    def _draft(self, seq: Sequence, spare: int) -> list[int]:
+        """Tokens to verify after ``seq``'s pending one: as many as pay off, as room allows."""
+        assert seq.drafter is not None
+        k = choose_draft_length(seq.acceptance.rate, self._costs.extra_row_cost(), _MAX_DRAFT)
+        if k == 0:
+            seq.idle_draft_steps += 1
+            if seq.idle_draft_steps < _PROBE_AFTER:
+                return []
+            k = 2  # a short probe: acceptance may have come back (e.g. the text started quoting)
+        k = min(k, spare, seq.job.max_tokens - len(seq.out) - 1, self.max_positions - seq.n_past - 2)
+        if k <= 0:
+            return []
+        draft = seq.drafter.propose(seq.job.prompt + seq.out, k)
+        if draft:
+            seq.idle_draft_steps = 0
+        return draft
+
+    def _verify(self, seq: Sequence, fed: list[int], draft: list[int], last_idx: int) -> None:
+        """Keeps the drafted tokens the target would have chosen itself, plus its own next one.
+
+        Row i of ``fed`` (the pending token, then the draft) holds the target's
+        logits for the token after it. Greedy acceptance: take the target's
+        choice at each row while it equals the draft; the first disagreement
+        (or the row after the last draft) gives the target's own token.
+        """
+        first_idx = last_idx - len(draft)
+        chosen: list[int] = []
+        for i in range(len(draft) + 1):
+            token = seq.sampler.sample(self._ctx, first_idx + i)
+            chosen.append(token)
+            if i == len(draft) or token != draft[i]:
+                break
+        kept = len(chosen)  # fed[0] and the len(chosen) - 1 accepted drafts stay in KV
+        self._ledger.append(seq.slot, fed)
+        if kept < len(fed):  # drop the KV of rejected draft tokens
+            self._ctx.seq_rm(seq.slot, seq.n_past + kept, -1)
+            self._ledger.truncate(seq.slot, seq.n_past + kept)
+        seq.n_past += kept
+        seq.drafted += len(draft)
+        seq.accepted += kept - 1
+        seq.acceptance.update(len(draft), kept - 1)
+        seq.target_steps += 1
+        for token in chosen:
+            seq.accept(token, self._model.piece(token), self._model.is_eog(token), self.max_positions)
+            if seq.finish is not None:
+                break
 
     def _spawn_choices(self, leader: Sequence) -> list[Sequence]:
         """Choices 1..n-1 share the leader's prompt cells and sample from its logits."""
@@ -481,7 +580,17 @@ class LocalEngine:
             energy_source=self._meter.source,
         )
         choices: tuple[Choice, ...] = tuple(s.choice() for s in job.seqs)
-        job.handle.put(Completion(model=self.name, choices=choices, timings=timings))
+        spec = None
+        if job.request.speculative != "off":
+            spec = SpeculativeStats(
+                mode="prompt-lookup" if job.spec_note is None else "off",
+                drafted=sum(s.drafted for s in job.seqs),
+                accepted=sum(s.accepted for s in job.seqs),
+                target_steps=sum(s.target_steps for s in job.seqs),
+                tokens=generated - len(started),  # the first token of each choice comes from the prefill
+                note=job.spec_note,
+            )
+        job.handle.put(Completion(model=self.name, choices=choices, timings=timings, speculative=spec))
 
     def _fail_job(self, job: Job, exc: BaseException) -> None:
         for seq in job.seqs:

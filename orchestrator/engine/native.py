@@ -193,12 +193,12 @@ class Batch:
     def clear(self) -> None:
         self.n_tokens = 0
 
-    def add(self, tokens: list[int], start_pos: int, seq: int, logits_last: bool) -> int:
+    def add(self, tokens: list[int], start_pos: int, seq: int, logits_last: bool, *, logits_all: bool = False) -> int:
         """Appends ``tokens`` of sequence ``seq``; returns the batch index of the last one."""
         i, k = self.n_tokens, len(tokens)
         self._token[i : i + k] = tokens
         self._pos[i : i + k] = np.arange(start_pos, start_pos + k)
-        self._logits[i : i + k] = 0
+        self._logits[i : i + k] = 1 if logits_all else 0
         if logits_last:
             self._logits[i + k - 1] = 1
         for j in range(i, i + k):

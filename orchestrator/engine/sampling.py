@@ -53,6 +53,11 @@ class Sampler:
     def _add(self, smpl: object) -> None:
         llama().llama_sampler_chain_add(self.chain, smpl)
 
+    @property
+    def is_argmax(self) -> bool:
+        """Plain greedy: the choice is a pure function of the logits (what speculation verifies)."""
+        return self._argmax
+
     def sample(self, ctx: NativeContext, idx: int) -> int:
         """Samples from the logits at batch index ``idx`` and accepts the token."""
         if self._argmax:  # same choice as llama.cpp's greedy sampler: the first maximum

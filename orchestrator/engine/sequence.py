@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.engine.handle import RequestHandle
 from orchestrator.engine.sampling import Sampler
+from orchestrator.engine.speculative import Acceptance, Drafter
 from orchestrator.engine.text import StopMatcher, Utf8Stream
 from orchestrator.types import Choice, FinishReason, GenerationRequest, TokenDelta
 
@@ -28,6 +29,7 @@ class Job:
     prefill_computed: int = 0
     prefill_reused: int = 0
     seqs: list[Sequence] = field(default_factory=list)
+    spec_note: str | None = None
 
     @property
     def done(self) -> bool:
@@ -54,6 +56,13 @@ class Sequence:
     t_last: float = 0.0
     cpu_s: float = 0.0
     energy_j: float = 0.0
+    # speculation (drafter is None when the request does not speculate)
+    drafter: Drafter | None = None
+    acceptance: Acceptance = field(default_factory=Acceptance)
+    drafted: int = 0
+    accepted: int = 0
+    target_steps: int = 0
+    idle_draft_steps: int = 0
 
     def __post_init__(self) -> None:
         self._utf8 = Utf8Stream()

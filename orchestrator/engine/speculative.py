@@ -91,13 +91,15 @@ class StepCostModel:
     """Fits step time = a + b * rows from recent steps (exponentially forgotten least squares).
 
     Until the steps seen vary enough in size to fit a slope, ``extra_row_cost``
-    returns ``prior`` (b / a measured for smollm2-135m Q4_1 on a 2-core CPU: ~0.55).
+    returns ``prior`` (b / (a + b) measured for smollm2-135m Q4_1 on a 2-core CPU:
+    ~0.55); after that, the last good fit.
     """
 
     def __init__(self, prior: float = 0.55, decay: float = 0.98) -> None:
         self.prior = prior
         self.decay = decay
         self._n = self._sx = self._sy = self._sxx = self._sxy = 0.0
+        self._fit = prior  # the last good fit is kept while recent steps are all one size
 
     def observe(self, rows: int, seconds: float) -> None:
         d = self.decay
@@ -110,14 +112,12 @@ class StepCostModel:
     def extra_row_cost(self) -> float:
         """b / (a + b): the cost of one more row relative to a one-row step."""
         var = self._n * self._sxx - self._sx**2
-        if self._n < 8 or var < 0.5 * self._n**2:  # too few steps, or all of about the same size
-            return self.prior
-        b = (self._n * self._sxy - self._sx * self._sy) / var
-        a = (self._sy - b * self._sx) / self._n
-        one_row = a + b
-        if b <= 0 or one_row <= 0:
-            return self.prior
-        return b / one_row
+        if self._n >= 3 and var >= 0.5 * self._n**2:  # enough steps of different sizes to fit a slope
+            b = (self._n * self._sxy - self._sx * self._sy) / var
+            a = (self._sy - b * self._sx) / self._n
+            if b > 0 and a + b > 0:
+                self._fit = b / (a + b)
+        return self._fit
 
 
 @dataclass

@@ -1,0 +1,88 @@
+"""Speculative decoding (prompt lookup) on the real smollm2-135m model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.engine import EngineConfig, LocalEngine
+from orchestrator.engine.native import llama
+from orchestrator.types import GenerationRequest, SamplingParams
+from tests.exactness import same_or_near_tie
+
+pytestmark = pytest.mark.model
+
+SOURCE = '''def merge(a, b):
+    """Merge two sorted lists into one sorted list."""
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        if a[i] <= b[j]:
+            out.append(a[i])
+            i += 1
+        else:
+            out.append(b[j])
+            j += 1
+    return out + a[i:] + b[j:]
+'''
+COPY_PROMPT = f"Copy the following code exactly.\n\n{SOURCE}\nCopy:\n{SOURCE[:40]}"
+
+
+def run(engine: LocalEngine, prompt: str, mode: str, **kw):
+    return engine.generate(GenerationRequest(prompt=prompt, max_tokens=96, speculative=mode, **kw))
+
+
+def test_prompt_lookup_matches_plain_greedy_and_accepts_drafts(smollm2_path):
+    with LocalEngine(smollm2_path, EngineConfig(n_ctx=4096, prefix_cache_slots=0)) as engine:
+        plain = run(engine, COPY_PROMPT, "off")
+        spec = run(engine, COPY_PROMPT, "prompt-lookup")
+        prompt = engine._model.tokenize(COPY_PROMPT, add_special=True, parse_special=True)
+    assert plain.speculative is None
+    s = spec.speculative
+    assert s is not None and s.mode == "prompt-lookup" and s.note is None
+    assert s.drafted > 0 and 0 < s.accepted <= s.drafted
+    assert s.tokens_per_step > 1.0  # some steps produced more than one token
+    assert same_or_near_tie(smollm2_path, prompt, spec.choices[0].token_ids, plain.choices[0].token_ids)
+
+
+def test_rejected_drafts_leave_no_kv_behind(smollm2_path):
+    with LocalEngine(smollm2_path, EngineConfig(n_ctx=4096, prefix_cache_slots=1)) as engine:
+        r = run(engine, COPY_PROMPT, "prompt-lookup")
+        prompt = engine._model.tokenize(COPY_PROMPT, add_special=True, parse_special=True)
+        (slot,) = list(engine._cache)
+        held = engine._ledger.tokens(slot)
+        native_max = llama().llama_memory_seq_pos_max(engine._ctx.memory, slot)
+    assert r.speculative.drafted > r.speculative.accepted  # some drafts were rejected and rolled back
+    expected = list(prompt) + list(r.choices[0].token_ids)
+    # the cache holds exactly the prompt and the tokens decoded into KV (all but the last sampled)
+    assert held == expected[: len(held)] and len(held) >= len(expected) - 1
+    assert native_max == len(held) - 1
+
+
+def test_speculation_inside_a_batch_of_other_sequences(smollm2_path):
+    prompts = [COPY_PROMPT, "Once upon a time", "The capital of France is"]
+    with LocalEngine(smollm2_path, EngineConfig(n_ctx=4096, prefix_cache_slots=0)) as engine:
+        alone = [run(engine, p, "off").choices[0].token_ids for p in prompts]
+        handles = [engine.submit(GenerationRequest(prompt=p, max_tokens=96, speculative="prompt-lookup")) for p in prompts]
+        together = [h.result() for h in handles]
+        tokenized = [engine._model.tokenize(p, add_special=True, parse_special=True) for p in prompts]
+    assert together[0].speculative.accepted > 0
+    for p, a, t in zip(tokenized, alone, together):
+        assert same_or_near_tie(smollm2_path, p, t.choices[0].token_ids, a)
+
+
+def test_sampling_requests_do_not_speculate_and_say_why(smollm2):
+    r = smollm2.generate(
+        GenerationRequest(prompt=COPY_PROMPT, max_tokens=8, speculative="auto", sampling=SamplingParams(temperature=0.7))
+    )
+    assert r.speculative.mode == "off" and "greedy" in r.speculative.note and r.speculative.drafted == 0
+
+
+def test_cli_json_reports_speculation(capsys):
+    code = main(["generate", "smollm2-135m", COPY_PROMPT, "--max-tokens", "48", "--speculative", "prompt-lookup", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    spec = data["speculative"]
+    assert spec["mode"] == "prompt-lookup" and spec["drafted"] >= spec["accepted"] > 0
+    assert 0 < spec["acceptance_rate"] <= 1
