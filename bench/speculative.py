@@ -1,0 +1,171 @@
+"""orchestrator bench speculative: speculative decoding against plain decoding of the same target.
+
+For each target (the shipped smollm2-135m Q4_1, and its F32 requantization,
+made once into the model cache), each task and each mode, in one run,
+alternating and repeated (median reported):
+- plain: the engine's greedy decoding;
+- prompt-lookup and auto: the engine with speculation on;
+- llama-cpp-python's ``LlamaPromptLookupDecoding`` (num_pred_tokens=10, its
+  default), run in its own process, as the state of the art baseline.
+Tasks are input-grounded (the answer copies from the prompt) or open-ended.
+Greedy identity of the speculative output against plain is checked in the
+same run. Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from orchestrator.engine import EngineConfig, LocalEngine
+from orchestrator.errors import ModelNotFoundError
+from orchestrator.models.catalogue import cache_dir_for, resolve_model
+from orchestrator.models.quantize import quantize_model
+from orchestrator.types import GenerationRequest
+
+CODE = '''def summarize_orders(orders):
+    totals = {}
+    for order in orders:
+        customer = order["customer"]
+        amount = order["price"] * order["quantity"]
+        if customer not in totals:
+            totals[customer] = 0
+        totals[customer] += amount
+    best = max(totals, key=totals.get)
+    return totals, best
+'''
+REPORT = (
+    "The survey team visited Alder Creek on 12 March and counted 41 herons, 17 egrets and 6 kingfishers. "
+    "On 19 March they returned to Birch Hollow, where they counted 23 herons and 2 otters. "
+    "The final visit, to Cedar Marsh on 26 March, recorded 58 herons, 11 egrets and a single bittern. "
+    "Water levels were high at Cedar Marsh and low at Alder Creek."
+)
+TASKS = {
+    "code-edit": ("grounded", f"Rename the variable `totals` to `spend` in this function and return the full code.\n\n{CODE}\nRenamed code:\n"),
+    "extraction": ("grounded", f"Report:\n{REPORT}\n\nList every visit with its place, date and counts, copying the wording of the report.\n1."),
+    "quote-summary": ("grounded", f"Text:\n{REPORT}\n\nSummarise the text by quoting its sentences in order.\nSummary: \""),
+    "story": ("open", "Write a short story about a fox who learns to sail.\n"),
+    "explain": ("open", "Explain why the seasons change over a year.\n"),
+}
+
+_LLAMA_PLD = r"""
+import json, sys, time
+from llama_cpp import Llama
+from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+path, threads = sys.argv[1], int(sys.argv[2])
+llm = Llama(model_path=path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False,
+            draft_model=LlamaPromptLookupDecoding(num_pred_tokens=10))
+for line in sys.stdin:
+    prompt, tokens = json.loads(line)
+    start = time.perf_counter()
+    out = llm.create_completion(prompt, max_tokens=tokens, temperature=0.0)
+    print(json.dumps([out["usage"]["completion_tokens"] / (time.perf_counter() - start)]), flush=True)
+"""
+
+
+class LlamaPromptLookup:
+    """llama-cpp-python's built-in prompt lookup, in its own process (one llama.cpp context per process)."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _LLAMA_PLD, str(path), str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+
+    def rate(self, prompt: str, tokens: int) -> float:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps([prompt, tokens]) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the llama-cpp-python baseline process died")
+        return float(json.loads(line)[0])
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def f32_target() -> Path:
+    """smollm2-135m requantized to F32 (the dequantized Q4_1 weights), made once into the cache."""
+    try:
+        return resolve_model("smollm2-135m-f32")
+    except ModelNotFoundError:
+        dst = cache_dir_for() / "smollm2-135m-f32.gguf"
+        print(f"  making {dst} (once)", file=sys.stderr)
+        return Path(quantize_model("smollm2-135m", dst, "f32").path)
+
+
+def bench_target(label: str, path: Path, reps: int, tokens: int, threads: int) -> dict:
+    modes = ["plain", "prompt-lookup", "auto", "llama-pld"]
+    rates: dict[str, dict[str, list[float]]] = {t: {m: [] for m in modes} for t in TASKS}
+    stats: dict[str, dict] = {}
+    identical: dict[str, bool] = {}
+    cfg = EngineConfig(n_ctx=2048, prefix_cache_slots=0, n_threads=threads)
+    baseline = LlamaPromptLookup(path, threads)
+    with LocalEngine(path, cfg, name=label) as engine:
+        engine.generate(GenerationRequest(prompt="warm up", max_tokens=4))
+        baseline.rate("warm up", 4)
+        for rep in range(reps):
+            for task, (_, prompt) in TASKS.items():
+                outputs = {}
+                for mode in modes:
+                    if mode == "llama-pld":
+                        rates[task][mode].append(baseline.rate(prompt, tokens))
+                        continue
+                    spec = "off" if mode == "plain" else mode
+                    start = time.perf_counter()
+                    done = engine.generate(GenerationRequest(prompt=prompt, max_tokens=tokens, speculative=spec))
+                    rates[task][mode].append(done.tokens / (time.perf_counter() - start))
+                    outputs[mode] = done.choices[0].token_ids
+                    if mode == "prompt-lookup":
+                        s = done.speculative
+                        stats[task] = {"drafted": s.drafted, "accepted": s.accepted, "tokens_per_step": round(s.tokens_per_step, 2)}
+                identical[task] = outputs["prompt-lookup"] == outputs["plain"] == outputs["auto"]
+            print(f"  {label} rep {rep + 1}/{reps} done", file=sys.stderr)
+    baseline.close()
+    result = {}
+    for task, per_mode in rates.items():
+        med = {m: statistics.median(v) for m, v in per_mode.items()}
+        result[task] = {
+            "kind": TASKS[task][0],
+            "tok_s": {m: round(v, 1) for m, v in med.items()},
+            "x_plain": {m: round(v / med["plain"], 2) for m, v in med.items()},
+            "greedy_identical": identical[task],
+            "prompt_lookup": stats[task],
+        }
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="orchestrator bench speculative")
+    ap.add_argument("--targets", default="q4_1,f32", help="q4_1 (shipped smollm2-135m) and/or f32 (its requantization)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=EngineConfig().threads)
+    args = ap.parse_args()
+    paths = {"q4_1": lambda: resolve_model("smollm2-135m"), "f32": f32_target}
+    results = {}
+    for target in args.targets.split(","):
+        results[f"smollm2-135m-{target}"] = bench_target(f"smollm2-135m-{target}", paths[target](), args.reps, args.tokens, args.threads)
+
+    print(f"\n{'target':<20} {'task':<14} {'kind':<9} {'plain':>7} {'p-lookup':>9} {'auto':>7} {'llama-pld':>10}  identical  drafted/accepted")
+    for target, tasks in results.items():
+        for task, r in tasks.items():
+            x = r["x_plain"]
+            pl = r["prompt_lookup"]
+            print(
+                f"{target:<20} {task:<14} {r['kind']:<9} {r['tok_s']['plain']:>6.1f}  {x['prompt-lookup']:>8.2f}x {x['auto']:>6.2f}x "
+                f"{x['llama-pld']:>9.2f}x  {str(r['greedy_identical']):<9}  {pl['drafted']}/{pl['accepted']}"
+            )
+    print(json.dumps({"bench": "speculative", "reps": args.reps, "tokens": args.tokens, "threads": args.threads, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
