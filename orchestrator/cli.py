@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--n-ctx", type=int, default=4096, help="KV cells shared by all sequences")
     gen.add_argument("--kv-type", choices=["f16", "q8_0", "q4_0"], default="f16", help="KV cache type (K and V)")
     gen.add_argument(
-        "--speculative", choices=["off", "prompt-lookup", "auto"], default="off",
+        "--speculative", default="off", metavar="off|prompt-lookup|draft=MODEL|auto",
         help="speculative decoding: drafts verified in one batched step, output identical to plain greedy",
     )
     gen.add_argument("--json", action="store_true", help="print one JSON object")
@@ -125,8 +125,17 @@ def _models(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from orchestrator.engine import EngineConfig, LocalEngine
 
+    draft = None
+    if args.speculative.startswith("draft="):
+        draft, args.speculative = args.speculative.split("=", 1)[1], "draft"
+        if not draft:
+            raise OrchestratorError("--speculative draft=MODEL needs a model name or .gguf path")
+    elif args.speculative not in ("off", "prompt-lookup", "auto"):
+        raise OrchestratorError(f"--speculative must be off, prompt-lookup, draft=MODEL or auto, not {args.speculative!r}")
     request = _request_from_args(args)
-    config = EngineConfig(n_ctx=args.n_ctx, type_k=args.kv_type, type_v=args.kv_type, max_sequences=max(16, args.n))
+    config = EngineConfig(
+        n_ctx=args.n_ctx, type_k=args.kv_type, type_v=args.kv_type, max_sequences=max(16, args.n), draft_model=draft
+    )
     with LocalEngine(args.model, config) as engine:
         handle = engine.submit(request)
         if args.json or args.n > 1:

@@ -93,6 +93,28 @@ def run_demo(out: TextIO, model: str = DEFAULT_MODEL) -> int:
         c = handle.result()
         say(f"   finish_reason={c.finish_reason} after {c.tokens} tokens")
 
+        say("\n== 5. speculative decoding: prompt lookup drafts from the input, verified in one batched step")
+        text = (
+            "The survey team counted 41 herons at Alder Creek on 12 March, 23 herons at Birch Hollow "
+            "on 19 March and 58 herons at Cedar Marsh on 26 March."
+        )
+        prompt = f"Text: {text}\nRepeat the text word for word.\nRepeated: The survey team"
+        for mode in ("off", "prompt-lookup"):
+            start = time.perf_counter()
+            r = engine.generate(GenerationRequest(prompt=prompt, max_tokens=48, speculative=mode))
+            rate = r.tokens / (time.perf_counter() - start)
+            if mode == "off":
+                plain, plain_rate = r, rate
+                continue
+            sp = r.speculative
+            assert sp is not None
+            same = "identical to" if r.choices[0].token_ids == plain.choices[0].token_ids else "differs (near-tie) from"
+            say(f"   plain {plain_rate:.0f} tok/s; prompt-lookup {rate:.0f} tok/s ({rate / plain_rate:.2f}x), {same} plain greedy")
+            say(
+                f"   drafted {sp.drafted}, accepted {sp.accepted} ({sp.acceptance_rate:.0%}), "
+                f"{sp.tokens_per_step:.2f} tokens per target step"
+            )
+
         s = engine.stats()
         say(
             f"\n== engine: {s.decode_steps} batched steps, prefill computed {s.prefill_computed_tokens} tokens, "

@@ -5,6 +5,7 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
 
     OrchestratorError
     ├── ConfigError              settings or arguments that can never work
+    │   └── IncompatibleDraftError   a draft model whose vocabulary differs from the target's
     ├── ModelError
     │   ├── ModelNotFoundError   a catalogue name that is unknown or not installed
     │   ├── ModelFileError       unreadable, truncated, not GGUF, absurd header, wrong sha256
@@ -26,6 +27,7 @@ __all__ = [
     "ContextLengthError",
     "EngineError",
     "GrammarError",
+    "IncompatibleDraftError",
     "ModelError",
     "ModelFileError",
     "ModelLoadError",
@@ -41,6 +43,10 @@ class OrchestratorError(Exception):
 
 class ConfigError(OrchestratorError, ValueError):
     """Settings or arguments that can never work."""
+
+
+class IncompatibleDraftError(ConfigError):
+    """A draft model cannot speak for the target: its vocabulary differs (the reason names how)."""
 
 
 class ModelError(OrchestratorError):

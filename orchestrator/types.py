@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 FinishReason = Literal["stop", "length", "cancelled"]
-SpeculativeMode = Literal["off", "prompt-lookup", "auto"]
+SpeculativeMode = Literal["off", "prompt-lookup", "draft", "auto"]
 
 _MAX_STOP_STRINGS = 16
 _MAX_STOP_CHARS = 256

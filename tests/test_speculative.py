@@ -86,3 +86,33 @@ def test_cli_json_reports_speculation(capsys):
     spec = data["speculative"]
     assert spec["mode"] == "prompt-lookup" and spec["drafted"] >= spec["accepted"] > 0
     assert 0 < spec["acceptance_rate"] <= 1
+
+
+def test_draft_model_speculation_is_exact_and_accepts(smollm2_path):
+    # The shipped model drafting for itself: every draft should be accepted, output unchanged.
+    cfg = EngineConfig(n_ctx=2048, prefix_cache_slots=0, draft_model=str(smollm2_path))
+    with LocalEngine(smollm2_path, cfg) as engine:
+        assert engine.draft_error is None
+        plain = engine.generate(GenerationRequest(prompt="Once upon a time", max_tokens=48))
+        spec = engine.generate(GenerationRequest(prompt="Once upon a time", max_tokens=48, speculative="draft"))
+        auto = engine.generate(GenerationRequest(prompt="Once upon a time", max_tokens=48, speculative="auto"))
+        prompt = engine._model.tokenize("Once upon a time", add_special=True, parse_special=True)
+    assert spec.speculative.mode == "draft" and auto.speculative.mode == "draft"
+    assert spec.speculative.drafted > 0 and spec.speculative.acceptance_rate > 0.8
+    assert same_or_near_tie(smollm2_path, prompt, spec.choices[0].token_ids, plain.choices[0].token_ids)
+
+
+def test_incompatible_draft_is_a_typed_error_naming_the_mismatch(smollm2_path, gemma3_path):
+    from orchestrator.errors import IncompatibleDraftError
+
+    with pytest.raises(IncompatibleDraftError, match="tokenizer types differ: target BPE, draft SPM"):
+        LocalEngine(smollm2_path, EngineConfig(n_ctx=512, draft_model=str(gemma3_path)))
+
+
+def test_a_draft_that_fails_to_load_leaves_speculation_off_and_says_so(smollm2_path, tmp_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\x00" * 10)
+    with LocalEngine(smollm2_path, EngineConfig(n_ctx=512, draft_model=str(broken))) as engine:
+        r = engine.generate(GenerationRequest(prompt="Hello", max_tokens=8, speculative="draft"))
+    assert r.tokens == 8 and r.speculative.mode == "off"
+    assert "did not load" in r.speculative.note and "broken.gguf" in r.speculative.note

@@ -25,7 +25,9 @@ class EngineConfig(BaseModel):
     prefix reuse (measured on smollm2-135m); without it, any split of a prompt
     into multi-row chunks gives bit-identical logits.
     ``kv_budget_bytes`` caps the KV cache's memory (default: half of the
-    memory available when the engine starts).
+    memory available when the engine starts). ``draft_model`` loads a second,
+    cheaper model with the same vocabulary to propose tokens for requests that
+    ask for ``speculative="draft"`` or ``"auto"``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,6 +41,7 @@ class EngineConfig(BaseModel):
     type_v: KVType = "f16"
     flash_attn: Literal["auto", "on", "off"] = "auto"
     kv_budget_bytes: int | None = Field(None, ge=1)
+    draft_model: str | None = Field(None, description="catalogue name or .gguf path of a draft model for speculation")
 
     @model_validator(mode="after")
     def _check(self) -> EngineConfig:

@@ -22,17 +22,25 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.engine.config import EngineConfig
+from orchestrator.engine.draft_model import DraftModel
 from orchestrator.engine.handle import RequestHandle
 from orchestrator.engine.ledger import KVLedger, common_prefix_len
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
 from orchestrator.engine.sampling import Sampler
 from orchestrator.engine.sequence import Job, Sequence
-from orchestrator.engine.speculative import PromptLookupDrafter, StepCostModel, choose_draft_length
+from orchestrator.engine.speculative import (
+    Acceptance,
+    Drafter,
+    PromptLookupDrafter,
+    StepCostModel,
+    choose_draft_length,
+)
 from orchestrator.errors import (
     CapacityError,
     ChatTemplateError,
     ContextLengthError,
     EngineError,
+    ModelError,
     RequestError,
 )
 from orchestrator.metrics import EnergyMeter, available_memory_bytes
@@ -53,7 +61,8 @@ _WAKE = None
 _WAIT_FOR_SHARED_PREFILL = 32
 _DEFAULT_MEMORY = 8 << 30
 _MAX_DRAFT = 12
-_PROBE_AFTER = 16  # steps without a draft after which one short draft re-measures acceptance
+_PROBE_AFTER = 8  # steps without a draft after which one short draft re-measures acceptance
+_DRAFT_COST_PRIOR = 0.35  # a draft step / a target step, before it is measured (design card: 0.3-0.4)
 
 
 class EngineStats(BaseModel):
@@ -108,6 +117,10 @@ class LocalEngine:
             raise
         self.max_positions = min(self._ctx.n_ctx, self._model.n_ctx_train or self._ctx.n_ctx)
         self._template = self._load_template()
+        self._draft_model: DraftModel | None = None
+        self.draft_error: str | None = None
+        if cfg.draft_model:
+            self._load_draft(cfg.draft_model)
 
         self._ledger = KVLedger(self._ctx.n_ctx)
         self._free_slots = list(range(n_seq_max - 1, -1, -1))
@@ -165,19 +178,35 @@ class LocalEngine:
         handle = RequestHandle(next(self._ids), self._wake)
         job = Job(request=request, prompt=prompt, max_tokens=max_tokens, handle=handle)
         job.seqs = [Sequence(job, i, s) for i, s in enumerate(samplers)]
-        job.spec_note = self._attach_drafters(job)
+        job.spec_mode, job.spec_note = self._speculation_for(job)
         self._inbox.put(job)
         return handle
 
-    def _attach_drafters(self, job: Job) -> str | None:
-        """Gives each sequence a drafter when the request asks for speculation and it can be exact."""
-        if job.request.speculative == "off":
-            return None
+    def _speculation_for(self, job: Job) -> tuple[str | None, str | None]:
+        """Which drafter the request's sequences get (None: none), and why not when not."""
+        asked = job.request.speculative
+        if asked == "off":
+            return None, None
         if not all(s.sampler.is_argmax for s in job.seqs):
-            return "off: speculation verifies greedy decoding only (no temperature, grammar or repeat penalty) so far"
-        for seq in job.seqs:
-            seq.drafter = PromptLookupDrafter()
+            return None, "off: speculation verifies greedy decoding only (no temperature, grammar or repeat penalty) so far"
+        if asked == "draft" and self._draft_model is None:
+            return None, "off: " + (self.draft_error or "this engine has no draft model (EngineConfig.draft_model)")
+        if asked == "auto":
+            return ("draft" if self._draft_model is not None else "prompt-lookup"), None
+        return asked, None
+
+    def _make_drafter(self, mode: str | None) -> Drafter | None:
+        if mode == "prompt-lookup":
+            return PromptLookupDrafter()
+        if mode == "draft" and self._draft_model is not None:
+            return self._draft_model.slot()
         return None
+
+    @staticmethod
+    def _acceptance_prior(mode: str | None) -> Acceptance:
+        # A draft model of the same family usually agrees with its target; an n-gram
+        # found in the prompt is a weaker bet.
+        return Acceptance(prior_rate=0.8 if mode == "draft" else 0.6)
 
     def generate(self, request: GenerationRequest) -> Completion:
         """Sync facade: submits and waits."""
@@ -214,6 +243,8 @@ class LocalEngine:
             self._closing = True
         self._inbox.put(_CLOSE)
         self._thread.join()
+        if self._draft_model is not None:
+            self._draft_model.close()
         self._batch.free()
         self._ctx.free()
         self._model.free()
@@ -237,6 +268,26 @@ class LocalEngine:
                 f"{need / 2**20:.0f} MiB; the budget is {budget / 2**20:.0f} MiB "
                 f"(lower n_ctx, quantize the KV cache with type_k/type_v, or raise kv_budget_bytes)"
             )
+
+    def _load_draft(self, name: str) -> None:
+        """Loads the draft model; a draft that cannot load leaves speculation off (and says why),
+        but a draft whose vocabulary differs is the caller's mistake and raises."""
+        cfg = self.config
+        try:
+            path = resolve_model(name)
+            read_gguf(path)
+            self._draft_model = DraftModel(
+                str(path), self._model, n_ctx=self._ctx.n_ctx, n_seq_max=cfg.max_sequences,
+                n_batch=cfg.n_batch, threads=cfg.threads,
+            )
+        except ModelError as exc:
+            self.draft_error = f"draft model {name} did not load: {exc}"
+            log.warning("%s; speculation with it stays off", self.draft_error)
+        except BaseException:  # e.g. IncompatibleDraftError: nothing of this engine survives
+            self._batch.free()
+            self._ctx.free()
+            self._model.free()
+            raise
 
     def _load_template(self) -> ChatTemplate | None:
         if not self.info.chat_template:
@@ -377,6 +428,8 @@ class LocalEngine:
                 self._cache.move_to_end(src)
         leader.n_past = reuse
         leader.pending = job.prompt[reuse:]
+        leader.drafter = self._make_drafter(job.spec_mode)
+        leader.acceptance = self._acceptance_prior(job.spec_mode)
         job.prefill_reused = reuse
         job.prefill_computed = len(job.prompt) - reuse
         self._totals["reused"] += reuse
@@ -480,7 +533,12 @@ class LocalEngine:
     def _draft(self, seq: Sequence, spare: int) -> list[int]:
         """Tokens to verify after ``seq``'s pending one: as many as pay off, as room allows."""
         assert seq.drafter is not None
-        k = choose_draft_length(seq.acceptance.rate, self._costs.extra_row_cost(), _MAX_DRAFT)
+        per_token = self._costs.extra_row_cost()
+        if seq.job.spec_mode == "draft" and self._draft_model is not None:  # drafting itself costs draft steps
+            one_row = self._costs.one_row_seconds()
+            spent = self._draft_model.seconds_per_token
+            per_token += spent / one_row if spent and one_row else _DRAFT_COST_PRIOR
+        k = choose_draft_length(seq.acceptance.rate, per_token, _MAX_DRAFT)
         if k == 0:
             seq.idle_draft_steps += 1
             if seq.idle_draft_steps < _PROBE_AFTER:
@@ -531,6 +589,8 @@ class LocalEngine:
             seq.slot = self._open_slot()
             self._share(leader.slot, seq.slot, leader.n_past)
             seq.n_past = leader.n_past
+            seq.drafter = self._make_drafter(leader.job.spec_mode)
+            seq.acceptance = self._acceptance_prior(leader.job.spec_mode)
             leader.job.prefill_reused += leader.n_past
             self._live.append(seq)
         return followers
@@ -540,6 +600,9 @@ class LocalEngine:
         """Takes a finished sequence out of the batch; keeps its cells as a cached prefix or frees them."""
         self._live.remove(seq)
         seq.sampler.free()
+        if seq.drafter is not None:
+            seq.drafter.close()
+            seq.drafter = None
         keep = self.config.prefix_cache_slots > 0 and seq.index == 0 and seq.finish != "cancelled"
         if keep:
             self._cache[seq.slot] = None
@@ -583,7 +646,7 @@ class LocalEngine:
         spec = None
         if job.request.speculative != "off":
             spec = SpeculativeStats(
-                mode="prompt-lookup" if job.spec_note is None else "off",
+                mode=job.spec_mode or "off",
                 drafted=sum(s.drafted for s in job.seqs),
                 accepted=sum(s.accepted for s in job.seqs),
                 target_steps=sum(s.target_steps for s in job.seqs),

@@ -32,6 +32,9 @@ class Drafter(Protocol):
 
     def propose(self, history: Sequence[int], k: int) -> list[int]: ...
 
+    def close(self) -> None:
+        """Releases what the drafter holds (a draft model's KV slot)."""
+
 
 @dataclass(frozen=True)
 class PromptLookupDrafter:
@@ -43,6 +46,9 @@ class PromptLookupDrafter:
     max_ngram: int = 3
     min_ngram: int = 1
     window: int = 4096  # only look this far back: bounded cost per step
+
+    def close(self) -> None:
+        pass
 
     def propose(self, history: Sequence[int], k: int) -> list[int]:
         if k <= 0:
@@ -100,6 +106,7 @@ class StepCostModel:
         self.decay = decay
         self._n = self._sx = self._sy = self._sxx = self._sxy = 0.0
         self._fit = prior  # the last good fit is kept while recent steps are all one size
+        self._one_row: float | None = None
 
     def observe(self, rows: int, seconds: float) -> None:
         d = self.decay
@@ -109,6 +116,10 @@ class StepCostModel:
         self._sxx = self._sxx * d + rows * rows
         self._sxy = self._sxy * d + rows * seconds
 
+    def one_row_seconds(self) -> float | None:
+        """The fitted time of a one-row step, once there is a fit."""
+        return self._one_row
+
     def extra_row_cost(self) -> float:
         """b / (a + b): the cost of one more row relative to a one-row step."""
         var = self._n * self._sxx - self._sx**2
@@ -117,6 +128,7 @@ class StepCostModel:
             a = (self._sy - b * self._sx) / self._n
             if b > 0 and a + b > 0:
                 self._fit = b / (a + b)
+                self._one_row = a + b
         return self._fit
 
 
