@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 
 import pytest
 
@@ -72,11 +74,46 @@ def test_speculation_inside_a_batch_of_other_sequences(smollm2_path):
         assert same_or_near_tie(smollm2_path, p, t.choices[0].token_ids, a)
 
 
-def test_sampling_requests_do_not_speculate_and_say_why(smollm2):
+def test_grammar_requests_do_not_speculate_and_say_why(smollm2):
     r = smollm2.generate(
-        GenerationRequest(prompt=COPY_PROMPT, max_tokens=8, speculative="auto", sampling=SamplingParams(temperature=0.7))
+        GenerationRequest(prompt=COPY_PROMPT, max_tokens=8, speculative="auto", grammar='root ::= [a-z ]+')
     )
-    assert r.speculative.mode == "off" and "greedy" in r.speculative.note and r.speculative.drafted == 0
+    assert r.speculative.mode == "off" and "grammar" in r.speculative.note and r.speculative.drafted == 0
+
+
+def _chi_square_p_value(a: Counter, b: Counter) -> float:
+    """Two-sample chi-square homogeneity test; categories with few counts are pooled."""
+    keys = [k for k in set(a) | set(b) if a[k] + b[k] >= 10]
+    rows = [[a[k] for k in keys] + [sum(a.values()) - sum(a[k] for k in keys)],
+            [b[k] for k in keys] + [sum(b.values()) - sum(b[k] for k in keys)]]
+    cols = [r0 + r1 for r0, r1 in zip(*rows)]
+    n = sum(cols)
+    stat = sum(
+        (rows[i][j] - sum(rows[i]) * cols[j] / n) ** 2 / (sum(rows[i]) * cols[j] / n)
+        for i in range(2) for j in range(len(cols)) if cols[j]
+    )
+    dof = sum(1 for c in cols if c) - 1
+    z = ((stat / dof) ** (1 / 3) - (1 - 2 / (9 * dof))) / math.sqrt(2 / (9 * dof))  # Wilson-Hilferty
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def test_speculative_sampling_keeps_the_targets_distribution(smollm2_path):
+    """At temperature > 0 drafts are accepted or resampled so tokens follow the target's distribution."""
+    prompt = "Here is a list of fruits: apple, banana, cherry, apple, banana, cherry, apple,"
+    cfg = EngineConfig(n_ctx=4096, prefix_cache_slots=0, draft_length=3)
+    samples: dict[str, Counter] = {"off": Counter(), "prompt-lookup": Counter()}
+    drafted = accepted = 0
+    with LocalEngine(smollm2_path, cfg) as engine:
+        for r in range(24):
+            for mode, counter in samples.items():
+                sampling = SamplingParams(temperature=1.0, top_k=40, seed=1000 * r + len(mode))
+                done = engine.generate(GenerationRequest(prompt=prompt, max_tokens=4, n=16, sampling=sampling, speculative=mode))
+                counter.update(c.token_ids[1:3] for c in done.choices if len(c.token_ids) >= 3)
+                if done.speculative is not None:
+                    drafted += done.speculative.drafted
+                    accepted += done.speculative.accepted
+    assert drafted > 100 and 0 < accepted < drafted  # drafts were both accepted and rejected
+    assert _chi_square_p_value(samples["off"], samples["prompt-lookup"]) > 0.001
 
 
 def test_cli_json_reports_speculation(capsys):

@@ -64,3 +64,33 @@ def test_acceptance_forgets_old_drafts():
     for _ in range(10):
         a.update(8, 0)
     assert a.rate < 0.3
+
+
+def test_speculative_sampling_preserves_the_target_distribution():
+    """Whatever the draft proposes, accepted-or-resampled tokens follow the target's probabilities."""
+    import numpy as np
+
+    from orchestrator.engine.speculative import accept_or_resample
+
+    rng = np.random.default_rng(0)
+    p = np.array([0.5, 0.25, 0.15, 0.1])
+    for draft in (0, 3):  # a likely and an unlikely proposal
+        counts = np.zeros(4)
+        for _ in range(40_000):
+            token, _ = accept_or_resample(p, draft, rng)
+            counts[token] += 1
+        assert np.abs(counts / counts.sum() - p).sum() / 2 < 0.01  # total variation
+
+
+def test_sampling_distribution_follows_the_chain_rules():
+    import numpy as np
+
+    from orchestrator.engine.speculative import sampling_distribution
+
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    assert np.allclose(sampling_distribution(logits, temperature=1.0), [0.5, 0.3, 0.15, 0.05])
+    assert np.allclose(sampling_distribution(logits, temperature=1.0, top_k=2), [0.625, 0.375, 0, 0])
+    assert np.allclose(sampling_distribution(logits, temperature=1.0, top_p=0.75), [0.625, 0.375, 0, 0])
+    assert np.allclose(sampling_distribution(logits, temperature=1.0, min_p=0.35), [0.625, 0.375, 0, 0])
+    hot = sampling_distribution(logits, temperature=2.0)
+    assert hot[3] > 0.05 and abs(hot.sum() - 1) < 1e-9

@@ -42,6 +42,7 @@ class EngineConfig(BaseModel):
     flash_attn: Literal["auto", "on", "off"] = "auto"
     kv_budget_bytes: int | None = Field(None, ge=1)
     draft_model: str | None = Field(None, description="catalogue name or .gguf path of a draft model for speculation")
+    draft_length: int | None = Field(None, ge=1, le=16, description="fixed draft length; None adapts it to measured gain")
 
     @model_validator(mode="after")
     def _check(self) -> EngineConfig:

@@ -33,6 +33,7 @@ from orchestrator.engine.speculative import (
     Drafter,
     PromptLookupDrafter,
     StepCostModel,
+    accept_or_resample,
     choose_draft_length,
 )
 from orchestrator.errors import (
@@ -100,7 +101,7 @@ class LocalEngine:
 
         self._model = NativeModel(path)
         try:
-            n_seq_max = cfg.max_sequences + cfg.prefix_cache_slots
+            n_seq_max = cfg.max_sequences + cfg.prefix_cache_slots + 1  # + a scratch slot for calibration
             self._ctx = NativeContext(
                 self._model,
                 n_ctx=cfg.n_ctx,
@@ -123,7 +124,8 @@ class LocalEngine:
             self._load_draft(cfg.draft_model)
 
         self._ledger = KVLedger(self._ctx.n_ctx)
-        self._free_slots = list(range(n_seq_max - 1, -1, -1))
+        self._scratch_slot = n_seq_max - 1
+        self._free_slots = list(range(n_seq_max - 2, -1, -1))
         self._cache: OrderedDict[int, None] = OrderedDict()  # finished slots kept as prefixes, LRU first
         self._live: list[Sequence] = []
         self._waiting: deque[Job] = deque()
@@ -187,8 +189,8 @@ class LocalEngine:
         asked = job.request.speculative
         if asked == "off":
             return None, None
-        if not all(s.sampler.is_argmax for s in job.seqs):
-            return None, "off: speculation verifies greedy decoding only (no temperature, grammar or repeat penalty) so far"
+        if not all(s.sampler.can_speculate for s in job.seqs):
+            return None, "off: speculation does not support grammars or repeat penalties yet"
         if asked == "draft" and self._draft_model is None:
             return None, "off: " + (self.draft_error or "this engine has no draft model (EngineConfig.draft_model)")
         if asked == "auto":
@@ -519,7 +521,7 @@ class LocalEngine:
     # -- speculation ----------------------------------------------------------
     def _calibrate(self) -> None:
         """Times one 1-row and one 8-row step once, so the first drafts already know what rows cost."""
-        slot = self._free_slots[-1]
+        slot = self._scratch_slot
         for rows in (1, 8, 1, 8):
             self._batch.clear()
             self._batch.add([self._model.bos if self._model.bos >= 0 else 0] * rows, 0, slot, True, logits_all=True)
@@ -538,7 +540,7 @@ class LocalEngine:
             one_row = self._costs.one_row_seconds()
             spent = self._draft_model.seconds_per_token
             per_token += spent / one_row if spent and one_row else _DRAFT_COST_PRIOR
-        k = choose_draft_length(seq.acceptance.rate, per_token, _MAX_DRAFT)
+        k = self.config.draft_length or choose_draft_length(seq.acceptance.rate, per_token, _MAX_DRAFT)
         if k == 0:
             seq.idle_draft_steps += 1
             if seq.idle_draft_steps < _PROBE_AFTER:
@@ -553,19 +555,32 @@ class LocalEngine:
         return draft
 
     def _verify(self, seq: Sequence, fed: list[int], draft: list[int], last_idx: int) -> None:
-        """Keeps the drafted tokens the target would have chosen itself, plus its own next one.
+        """Keeps the drafted tokens the target accepts, plus one token of its own.
 
         Row i of ``fed`` (the pending token, then the draft) holds the target's
-        logits for the token after it. Greedy acceptance: take the target's
-        choice at each row while it equals the draft; the first disagreement
-        (or the row after the last draft) gives the target's own token.
+        logits for the token after it. Greedy: take the target's choice at each
+        row while it equals the draft; the first disagreement (or the row after
+        the last draft) gives the target's own token. Sampling: speculative
+        sampling row by row, so the tokens follow the target's distribution.
         """
         first_idx = last_idx - len(draft)
         chosen: list[int] = []
+        sampler = seq.sampler
         for i in range(len(draft) + 1):
-            token = seq.sampler.sample(self._ctx, first_idx + i)
+            if sampler.is_argmax:  # greedy: keep the draft while it is the target's own choice
+                token = sampler.sample(self._ctx, first_idx + i)
+                chosen.append(token)
+                if i == len(draft) or token != draft[i]:
+                    break
+                continue
+            # sampling: accept with probability p(draft), else draw from the rest (exact in distribution)
+            probs = sampler.probs(self._ctx, first_idx + i)
+            if i == len(draft):
+                chosen.append(int(sampler.rng.choice(probs.shape[0], p=probs)))
+                break
+            token, accepted = accept_or_resample(probs, draft[i], sampler.rng)
             chosen.append(token)
-            if i == len(draft) or token != draft[i]:
+            if not accepted:
                 break
         kept = len(chosen)  # fed[0] and the len(chosen) - 1 accepted drafts stay in KV
         self._ledger.append(seq.slot, fed)

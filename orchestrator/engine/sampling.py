@@ -7,6 +7,7 @@ import random
 import numpy as np
 
 from orchestrator.engine.native import NativeContext, NativeModel, llama
+from orchestrator.engine.speculative import sampling_distribution
 from orchestrator.errors import GrammarError
 from orchestrator.types import SamplingParams
 
@@ -23,6 +24,10 @@ class Sampler:
     def __init__(self, model: NativeModel, params: SamplingParams, grammar: str | None, seed: int | None) -> None:
         lc = llama()
         self._n_vocab = model.n_vocab
+        self._params = params
+        self.rng = np.random.default_rng(seed)  # speculative sampling's draws (the chain has its own)
+        # Speculation can reproduce this sampler's distribution in numpy unless it has state or a grammar.
+        self.can_speculate = not grammar and params.repeat_penalty == 1.0
         # Plain greedy is an argmax: read it straight off the logits instead of having the
         # chain copy the whole vocabulary into a candidate array (262k entries on gemma3).
         self._argmax = params.greedy and not grammar and params.repeat_penalty == 1.0
@@ -57,6 +62,12 @@ class Sampler:
     def is_argmax(self) -> bool:
         """Plain greedy: the choice is a pure function of the logits (what speculation verifies)."""
         return self._argmax
+
+    def probs(self, ctx: NativeContext, idx: int) -> np.ndarray:
+        """The distribution this sampler draws from at batch index ``idx`` (for speculative sampling)."""
+        logits = np.ctypeslib.as_array(llama().llama_get_logits_ith(ctx.ptr, idx), shape=(self._n_vocab,))
+        p = self._params
+        return sampling_distribution(logits, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p)
 
     def sample(self, ctx: NativeContext, idx: int) -> int:
         """Samples from the logits at batch index ``idx`` and accepts the token."""

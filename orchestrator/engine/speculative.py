@@ -17,8 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 __all__ = [
     "Acceptance",
+    "accept_or_resample",
+    "sampling_distribution",
     "Drafter",
     "PromptLookupDrafter",
     "StepCostModel",
@@ -153,3 +157,56 @@ class Acceptance:
     @property
     def rate(self) -> float:
         return (self.accepted + self.prior_rate * self.prior_weight) / (self.drafted + self.prior_weight)
+
+
+def sampling_distribution(
+    logits: np.ndarray, *, temperature: float, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0
+) -> np.ndarray:
+    """The probabilities llama.cpp's chain (top-k, top-p, min-p, temperature, draw) samples from.
+
+    Same order and rules as the engine's sampler chain: top-k keeps the k best;
+    top-p keeps the smallest set of best tokens whose probability reaches p (the
+    token that crosses it included); min-p keeps tokens with at least min_p times
+    the best one's probability; then temperature scales the surviving logits.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    keep = np.ones(logits.shape[0], dtype=bool)
+    if 0 < top_k < logits.shape[0]:
+        keep[:] = False
+        keep[np.argpartition(-logits, top_k - 1)[:top_k]] = True
+    if top_p < 1.0 or min_p > 0.0:
+        probs = _softmax(np.where(keep, logits, -np.inf))
+        if top_p < 1.0:
+            order = np.argsort(-probs)
+            cum = np.cumsum(probs[order])
+            cut = int(np.searchsorted(cum, top_p)) + 1  # include the token that reaches p
+            mask = np.zeros_like(keep)
+            mask[order[:cut]] = True
+            keep &= mask
+            probs = _softmax(np.where(keep, logits, -np.inf))
+        if min_p > 0.0:
+            keep &= probs >= min_p * probs.max()
+    return _softmax(np.where(keep, logits / temperature, -np.inf))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - np.max(x))
+    return e / e.sum()
+
+
+def accept_or_resample(probs: np.ndarray, draft_token: int, rng: np.random.Generator) -> tuple[int, bool]:
+    """Speculative sampling for a deterministic draft (Leviathan et al.; Chen et al.).
+
+    The draft proposed ``draft_token`` with certainty (q is one-hot), so it is
+    accepted with probability min(1, p/q) = p(draft); on rejection the token is
+    drawn from max(0, p - q), renormalised: p without the draft token. The
+    result is distributed exactly as ``probs``.
+    """
+    if rng.random() < probs[draft_token]:
+        return draft_token, True
+    residual = probs.copy()
+    residual[draft_token] = 0.0
+    total = residual.sum()
+    if total <= 0.0:  # p was all on the draft token: it cannot be rejected
+        return draft_token, True
+    return int(rng.choice(residual.shape[0], p=residual / total)), False
