@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import anyio
@@ -58,3 +60,18 @@ def test_abandoned_async_waiter_does_not_swallow_the_completion():
     anyio.run(main)
     assert h.cancel_requested  # leaving the stream early cancels the request
     assert h.result(timeout=5).text == "late"
+
+
+def test_an_abandoned_waiter_thread_does_not_keep_the_process_alive():
+    """anyio's worker threads are not daemons: one stuck forever would hang the app at exit."""
+    code = (
+        "import anyio\n"
+        "from orchestrator.engine.handle import RequestHandle\n"
+        "h = RequestHandle(1, lambda: None)\n"
+        "async def main():\n"
+        "    with anyio.move_on_after(0.05):\n"
+        "        await h.completion()\n"
+        "anyio.run(main)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], timeout=30, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -55,6 +55,13 @@ class RequestHandle:
             self._streaming = self._streaming or not final
             return self._ready.wait_for(lambda: self._final if final else self._events, timeout)
 
+    def _wait_for_async(self) -> None:
+        """The worker-thread side of ``async for``: returns when an event is there, or soon
+        after the request was cancelled, so a waiter its task abandoned never outlives it."""
+        while not self._wait(0.5):
+            if self._cancelled.is_set():
+                return  # the caller loops while nothing came; an abandoned thread ends here
+
     def _pop(self) -> Event:
         with self._ready:
             item = self._events.popleft()
@@ -94,8 +101,8 @@ class RequestHandle:
     async def __aiter__(self) -> AsyncIterator[Event]:
         try:
             while self._completion is None:
-                if not self._events:  # wait in a worker thread; the event loop never blocks
-                    await anyio.to_thread.run_sync(self._wait, abandon_on_cancel=True)
+                while not self._events:  # wait in a worker thread; the event loop never blocks
+                    await anyio.to_thread.run_sync(self._wait_for_async, abandon_on_cancel=True)
                 yield self._pop()
         finally:
             if self._completion is None:
