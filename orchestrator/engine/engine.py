@@ -28,14 +28,7 @@ from orchestrator.engine.ledger import KVLedger, common_prefix_len
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
 from orchestrator.engine.sampling import Sampler
 from orchestrator.engine.sequence import Job, Sequence
-from orchestrator.engine.speculative import (
-    Acceptance,
-    Drafter,
-    PromptLookupDrafter,
-    StepCostModel,
-    accept_or_resample,
-    choose_draft_length,
-)
+from orchestrator.engine.speculator import Speculator
 from orchestrator.errors import (
     CapacityError,
     ChatTemplateError,
@@ -61,9 +54,6 @@ _WAKE = None
 # Wait for another sequence's prefill rather than recompute this many shared tokens.
 _WAIT_FOR_SHARED_PREFILL = 32
 _DEFAULT_MEMORY = 8 << 30
-_MAX_DRAFT = 12
-_PROBE_AFTER = 8  # steps without a draft after which one short draft re-measures acceptance
-_DRAFT_COST_PRIOR = 0.35  # a draft step / a target step, before it is measured (design card: 0.3-0.4)
 
 
 class EngineStats(BaseModel):
@@ -118,10 +108,7 @@ class LocalEngine:
             raise
         self.max_positions = min(self._ctx.n_ctx, self._model.n_ctx_train or self._ctx.n_ctx)
         self._template = self._load_template()
-        self._draft_model: DraftModel | None = None
-        self.draft_error: str | None = None
-        if cfg.draft_model:
-            self._load_draft(cfg.draft_model)
+        draft, self.draft_error = self._load_draft(cfg.draft_model) if cfg.draft_model else (None, None)
 
         self._ledger = KVLedger(self._ctx.n_ctx)
         self._scratch_slot = n_seq_max - 1
@@ -131,8 +118,11 @@ class LocalEngine:
         self._waiting: deque[Job] = deque()
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._meter = EnergyMeter()
-        self._costs = StepCostModel()
-        self._calibrated = False
+        self._spec = Speculator(
+            ctx=self._ctx, model=self._model, ledger=self._ledger, batch=self._batch,
+            scratch_slot=self._scratch_slot, max_positions=self.max_positions,
+            draft_length=cfg.draft_length, draft_model=draft, draft_error=self.draft_error,
+        )
         self._ids = itertools.count(1)
         self._closing = False
         self._submit_lock = threading.Lock()
@@ -180,35 +170,9 @@ class LocalEngine:
         handle = RequestHandle(next(self._ids), self._wake)
         job = Job(request=request, prompt=prompt, max_tokens=max_tokens, handle=handle)
         job.seqs = [Sequence(job, i, s) for i, s in enumerate(samplers)]
-        job.spec_mode, job.spec_note = self._speculation_for(job)
+        job.spec_mode, job.spec_note = self._spec.mode_for(job)
         self._inbox.put(job)
         return handle
-
-    def _speculation_for(self, job: Job) -> tuple[str | None, str | None]:
-        """Which drafter the request's sequences get (None: none), and why not when not."""
-        asked = job.request.speculative
-        if asked == "off":
-            return None, None
-        if not all(s.sampler.can_speculate for s in job.seqs):
-            return None, "off: speculation does not support grammars or repeat penalties yet"
-        if asked == "draft" and self._draft_model is None:
-            return None, "off: " + (self.draft_error or "this engine has no draft model (EngineConfig.draft_model)")
-        if asked == "auto":
-            return ("draft" if self._draft_model is not None else "prompt-lookup"), None
-        return asked, None
-
-    def _make_drafter(self, mode: str | None) -> Drafter | None:
-        if mode == "prompt-lookup":
-            return PromptLookupDrafter()
-        if mode == "draft" and self._draft_model is not None:
-            return self._draft_model.slot()
-        return None
-
-    @staticmethod
-    def _acceptance_prior(mode: str | None) -> Acceptance:
-        # A draft model of the same family usually agrees with its target; an n-gram
-        # found in the prompt is a weaker bet.
-        return Acceptance(prior_rate=0.8 if mode == "draft" else 0.6)
 
     def generate(self, request: GenerationRequest) -> Completion:
         """Sync facade: submits and waits."""
@@ -245,8 +209,7 @@ class LocalEngine:
             self._closing = True
         self._inbox.put(_CLOSE)
         self._thread.join()
-        if self._draft_model is not None:
-            self._draft_model.close()
+        self._spec.close()
         self._batch.free()
         self._ctx.free()
         self._model.free()
@@ -271,20 +234,22 @@ class LocalEngine:
                 f"(lower n_ctx, quantize the KV cache with type_k/type_v, or raise kv_budget_bytes)"
             )
 
-    def _load_draft(self, name: str) -> None:
+    def _load_draft(self, name: str) -> tuple[DraftModel | None, str | None]:
         """Loads the draft model; a draft that cannot load leaves speculation off (and says why),
         but a draft whose vocabulary differs is the caller's mistake and raises."""
         cfg = self.config
         try:
             path = resolve_model(name)
             read_gguf(path)
-            self._draft_model = DraftModel(
+            draft = DraftModel(
                 str(path), self._model, n_ctx=self._ctx.n_ctx, n_seq_max=cfg.max_sequences,
                 n_batch=cfg.n_batch, threads=cfg.threads,
             )
+            return draft, None
         except ModelError as exc:
-            self.draft_error = f"draft model {name} did not load: {exc}"
-            log.warning("%s; speculation with it stays off", self.draft_error)
+            error = f"draft model {name} did not load: {exc}"
+            log.warning("%s; speculation with it stays off", error)
+            return None, error
         except BaseException:  # e.g. IncompatibleDraftError: nothing of this engine survives
             self._batch.free()
             self._ctx.free()
@@ -430,8 +395,7 @@ class LocalEngine:
                 self._cache.move_to_end(src)
         leader.n_past = reuse
         leader.pending = job.prompt[reuse:]
-        leader.drafter = self._make_drafter(job.spec_mode)
-        leader.acceptance = self._acceptance_prior(job.spec_mode)
+        self._spec.attach(leader)
         job.prefill_reused = reuse
         job.prefill_computed = len(job.prompt) - reuse
         self._totals["reused"] += reuse
@@ -458,12 +422,11 @@ class LocalEngine:
         spare = batch.capacity - len(generating)
         if any(s.drafter is not None for s in generating):  # rejected drafts briefly hold unreserved cells
             spare = min(spare, self._ledger.n_cells - self._ledger.used - self._growth())
-            if not self._calibrated:
-                self._calibrate()
-                batch.clear()
+            self._spec.ensure_calibrated()
+            batch.clear()
         drafts: dict[int, list[int]] = {}
         for seq in generating:
-            draft = self._draft(seq, spare) if seq.drafter is not None else []
+            draft = self._spec.draft(seq, spare) if seq.drafter is not None else []
             spare -= len(draft)
             fed = seq.pending + draft
             idx = batch.add(fed, seq.n_past, seq.slot, True, logits_all=bool(draft))
@@ -488,14 +451,14 @@ class LocalEngine:
         cpu1, j1 = self._meter.read()
         self._totals["steps"] += 1
         if len(rows) == len(generating):  # prefill rows cost less (no logits): keep them out of the fit
-            self._costs.observe(batch.n_tokens, now - t0)
+            self._spec.observe_step(batch.n_tokens, now - t0)
         for seq, fed, idx in rows:
             share = len(fed) / batch.n_tokens
             seq.cpu_s += (cpu1 - cpu0) * share
             seq.energy_j += (j1 - j0) * share
             draft = drafts.get(id(seq))
             if draft:
-                self._verify(seq, fed, draft, idx)
+                self._spec.verify(seq, fed, draft, idx)
                 continue
             self._ledger.append(seq.slot, fed)
             seq.n_past += len(fed)
@@ -518,85 +481,6 @@ class LocalEngine:
             if seq.job.done:
                 self._complete(seq.job)
 
-    # -- speculation ----------------------------------------------------------
-    def _calibrate(self) -> None:
-        """Times one 1-row and one 8-row step once, so the first drafts already know what rows cost."""
-        slot = self._scratch_slot
-        for rows in (1, 8, 1, 8):
-            self._batch.clear()
-            self._batch.add([self._model.bos if self._model.bos >= 0 else 0] * rows, 0, slot, True, logits_all=True)
-            start = time.perf_counter()
-            self._ctx.decode(self._batch)
-            self._costs.observe(rows, time.perf_counter() - start)
-            self._ctx.seq_rm(slot)
-        self._calibrated = True
-        log.debug("%s: one more row costs %.2f of a one-row step", self.name, self._costs.extra_row_cost())
-
-    def _draft(self, seq: Sequence, spare: int) -> list[int]:
-        """Tokens to verify after ``seq``'s pending one: as many as pay off, as room allows."""
-        assert seq.drafter is not None
-        per_token = self._costs.extra_row_cost()
-        if seq.job.spec_mode == "draft" and self._draft_model is not None:  # drafting itself costs draft steps
-            one_row = self._costs.one_row_seconds()
-            spent = self._draft_model.seconds_per_token
-            per_token += spent / one_row if spent and one_row else _DRAFT_COST_PRIOR
-        k = self.config.draft_length or choose_draft_length(seq.acceptance.rate, per_token, _MAX_DRAFT)
-        if k == 0:
-            seq.idle_draft_steps += 1
-            if seq.idle_draft_steps < _PROBE_AFTER:
-                return []
-            k = 2  # a short probe: acceptance may have come back (e.g. the text started quoting)
-        k = min(k, spare, seq.job.max_tokens - len(seq.out) - 1, self.max_positions - seq.n_past - 2)
-        if k <= 0:
-            return []
-        draft = seq.drafter.propose(seq.job.prompt + seq.out, k)
-        if draft:
-            seq.idle_draft_steps = 0
-        return draft
-
-    def _verify(self, seq: Sequence, fed: list[int], draft: list[int], last_idx: int) -> None:
-        """Keeps the drafted tokens the target accepts, plus one token of its own.
-
-        Row i of ``fed`` (the pending token, then the draft) holds the target's
-        logits for the token after it. Greedy: take the target's choice at each
-        row while it equals the draft; the first disagreement (or the row after
-        the last draft) gives the target's own token. Sampling: speculative
-        sampling row by row, so the tokens follow the target's distribution.
-        """
-        first_idx = last_idx - len(draft)
-        chosen: list[int] = []
-        sampler = seq.sampler
-        for i in range(len(draft) + 1):
-            if sampler.is_argmax:  # greedy: keep the draft while it is the target's own choice
-                token = sampler.sample(self._ctx, first_idx + i)
-                chosen.append(token)
-                if i == len(draft) or token != draft[i]:
-                    break
-                continue
-            # sampling: accept with probability p(draft), else draw from the rest (exact in distribution)
-            probs = sampler.probs(self._ctx, first_idx + i)
-            if i == len(draft):
-                chosen.append(int(sampler.rng.choice(probs.shape[0], p=probs)))
-                break
-            token, accepted = accept_or_resample(probs, draft[i], sampler.rng)
-            chosen.append(token)
-            if not accepted:
-                break
-        kept = len(chosen)  # fed[0] and the len(chosen) - 1 accepted drafts stay in KV
-        self._ledger.append(seq.slot, fed)
-        if kept < len(fed):  # drop the KV of rejected draft tokens
-            self._ctx.seq_rm(seq.slot, seq.n_past + kept, -1)
-            self._ledger.truncate(seq.slot, seq.n_past + kept)
-        seq.n_past += kept
-        seq.drafted += len(draft)
-        seq.accepted += kept - 1
-        seq.acceptance.update(len(draft), kept - 1)
-        seq.target_steps += 1
-        for token in chosen:
-            seq.accept(token, self._model.piece(token), self._model.is_eog(token), self.max_positions)
-            if seq.finish is not None:
-                break
-
     def _spawn_choices(self, leader: Sequence) -> list[Sequence]:
         """Choices 1..n-1 share the leader's prompt cells and sample from its logits."""
         followers = leader.job.seqs[1:]
@@ -604,8 +488,7 @@ class LocalEngine:
             seq.slot = self._open_slot()
             self._share(leader.slot, seq.slot, leader.n_past)
             seq.n_past = leader.n_past
-            seq.drafter = self._make_drafter(leader.job.spec_mode)
-            seq.acceptance = self._acceptance_prior(leader.job.spec_mode)
+            self._spec.attach(seq)
             leader.job.prefill_reused += leader.n_past
             self._live.append(seq)
         return followers

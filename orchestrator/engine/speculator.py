@@ -1,0 +1,182 @@
+"""The engine's speculative decoding: which drafter a request gets, how long its
+drafts are, and how the target's batched step verifies them.
+
+It works on the engine's own context, batch and KV ledger, from the engine's
+worker thread only; the decisions it relies on are the pure ones in
+``speculative.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from orchestrator.engine.draft_model import DraftModel
+from orchestrator.engine.ledger import KVLedger
+from orchestrator.engine.native import Batch, NativeContext, NativeModel
+from orchestrator.engine.sequence import Job, Sequence
+from orchestrator.engine.speculative import (
+    Acceptance,
+    Drafter,
+    PromptLookupDrafter,
+    StepCostModel,
+    accept_or_resample,
+    choose_draft_length,
+)
+
+__all__ = ["Speculator"]
+
+log = logging.getLogger(__name__)
+
+_MAX_DRAFT = 12
+_PROBE_AFTER = 8  # steps without a draft after which one short draft re-measures acceptance
+_DRAFT_COST_PRIOR = 0.35  # a draft step / a target step, before it is measured (design card: 0.3-0.4)
+
+
+class Speculator:
+    """Speculation for one engine: drafters, draft lengths from measured costs, verification."""
+
+    def __init__(
+        self,
+        *,
+        ctx: NativeContext,
+        model: NativeModel,
+        ledger: KVLedger,
+        batch: Batch,
+        scratch_slot: int,
+        max_positions: int,
+        draft_length: int | None,
+        draft_model: DraftModel | None,
+        draft_error: str | None,
+    ) -> None:
+        self._ctx = ctx
+        self._model = model
+        self._ledger = ledger
+        self._batch = batch
+        self._scratch = scratch_slot
+        self.max_positions = max_positions
+        self._draft_length = draft_length
+        self.draft_model = draft_model
+        self.draft_error = draft_error
+        self._costs = StepCostModel()
+        self._calibrated = False
+
+    def attach(self, seq: Sequence) -> None:
+        """Gives a sequence that just went live its drafter and acceptance prior."""
+        seq.drafter = self._drafter(seq.job.spec_mode)
+        seq.acceptance = self._acceptance_prior(seq.job.spec_mode)
+
+    def observe_step(self, rows: int, seconds: float) -> None:
+        self._costs.observe(rows, seconds)
+
+    def ensure_calibrated(self) -> None:
+        if not self._calibrated:
+            self._calibrate()
+
+    def close(self) -> None:
+        if self.draft_model is not None:
+            self.draft_model.close()
+
+    def mode_for(self, job: Job) -> tuple[str | None, str | None]:
+        """Which drafter the request's sequences get (None: none), and why not when not."""
+        asked = job.request.speculative
+        if asked == "off":
+            return None, None
+        if not all(s.sampler.can_speculate for s in job.seqs):
+            return None, "off: speculation does not support grammars or repeat penalties yet"
+        if asked == "draft" and self.draft_model is None:
+            return None, "off: " + (self.draft_error or "this engine has no draft model (EngineConfig.draft_model)")
+        if asked == "auto":
+            return ("draft" if self.draft_model is not None else "prompt-lookup"), None
+        return asked, None
+
+    def _drafter(self, mode: str | None) -> Drafter | None:
+        if mode == "prompt-lookup":
+            return PromptLookupDrafter()
+        if mode == "draft" and self.draft_model is not None:
+            return self.draft_model.slot()
+        return None
+
+    @staticmethod
+    def _acceptance_prior(mode: str | None) -> Acceptance:
+        # A draft model of the same family usually agrees with its target; an n-gram
+        # found in the prompt is a weaker bet.
+        return Acceptance(prior_rate=0.8 if mode == "draft" else 0.6)
+
+    def _calibrate(self) -> None:
+        """Times one 1-row and one 8-row step once, so the first drafts already know what rows cost."""
+        slot = self._scratch
+        for rows in (1, 8, 1, 8):
+            self._batch.clear()
+            self._batch.add([self._model.bos if self._model.bos >= 0 else 0] * rows, 0, slot, True, logits_all=True)
+            start = time.perf_counter()
+            self._ctx.decode(self._batch)
+            self._costs.observe(rows, time.perf_counter() - start)
+            self._ctx.seq_rm(slot)
+        self._calibrated = True
+        log.debug("one more row costs %.2f of a one-row step", self._costs.extra_row_cost())
+
+    def draft(self, seq: Sequence, spare: int) -> list[int]:
+        """Tokens to verify after ``seq``'s pending one: as many as pay off, as room allows."""
+        assert seq.drafter is not None
+        per_token = self._costs.extra_row_cost()
+        if seq.job.spec_mode == "draft" and self.draft_model is not None:  # drafting itself costs draft steps
+            one_row = self._costs.one_row_seconds()
+            spent = self.draft_model.seconds_per_token
+            per_token += spent / one_row if spent and one_row else _DRAFT_COST_PRIOR
+        k = self._draft_length or choose_draft_length(seq.acceptance.rate, per_token, _MAX_DRAFT)
+        if k == 0:
+            seq.idle_draft_steps += 1
+            if seq.idle_draft_steps < _PROBE_AFTER:
+                return []
+            k = 2  # a short probe: acceptance may have come back (e.g. the text started quoting)
+        k = min(k, spare, seq.job.max_tokens - len(seq.out) - 1, self.max_positions - seq.n_past - 2)
+        if k <= 0:
+            return []
+        draft = seq.drafter.propose(seq.job.prompt + seq.out, k)
+        if draft:
+            seq.idle_draft_steps = 0
+        return draft
+
+    def verify(self, seq: Sequence, fed: list[int], draft: list[int], last_idx: int) -> None:
+        """Keeps the drafted tokens the target accepts, plus one token of its own.
+
+        Row i of ``fed`` (the pending token, then the draft) holds the target's
+        logits for the token after it. Greedy: take the target's choice at each
+        row while it equals the draft; the first disagreement (or the row after
+        the last draft) gives the target's own token. Sampling: speculative
+        sampling row by row, so the tokens follow the target's distribution.
+        """
+        first_idx = last_idx - len(draft)
+        chosen: list[int] = []
+        sampler = seq.sampler
+        for i in range(len(draft) + 1):
+            if sampler.is_argmax:  # greedy: keep the draft while it is the target's own choice
+                token = sampler.sample(self._ctx, first_idx + i)
+                chosen.append(token)
+                if i == len(draft) or token != draft[i]:
+                    break
+                continue
+            # sampling: accept with probability p(draft), else draw from the rest (exact in distribution)
+            probs = sampler.probs(self._ctx, first_idx + i)
+            if i == len(draft):
+                chosen.append(int(sampler.rng.choice(probs.shape[0], p=probs)))
+                break
+            token, accepted = accept_or_resample(probs, draft[i], sampler.rng)
+            chosen.append(token)
+            if not accepted:
+                break
+        kept = len(chosen)  # fed[0] and the len(chosen) - 1 accepted drafts stay in KV
+        self._ledger.append(seq.slot, fed)
+        if kept < len(fed):  # drop the KV of rejected draft tokens
+            self._ctx.seq_rm(seq.slot, seq.n_past + kept, -1)
+            self._ledger.truncate(seq.slot, seq.n_past + kept)
+        seq.n_past += kept
+        seq.drafted += len(draft)
+        seq.accepted += kept - 1
+        seq.acceptance.update(len(draft), kept - 1)
+        seq.target_steps += 1
+        for token in chosen:
+            seq.accept(token, self._model.piece(token), self._model.is_eog(token), self.max_positions)
+            if seq.finish is not None:
+                break
