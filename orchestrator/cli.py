@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     quant.add_argument("--type", required=True, help="f32, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m, q4_1, q4_0, ...")
     quant.add_argument("--force", action="store_true", help="replace an existing destination")
 
+    doctor = sub.add_parser("doctor", help="check a setup before using it")
+    dsub = doctor.add_subparsers(dest="doctor_command", required=True)
+    dd = dsub.add_parser("draft", help="can DRAFT draft for TARGET, and what speedup to expect")
+    dd.add_argument("target")
+    dd.add_argument("draft")
+    dd.add_argument("--json", action="store_true")
+
     sub.add_parser("demo", help="a tour of the engine on the embedded default model")
 
     bench = sub.add_parser("bench", help="run a benchmark from bench/")
@@ -240,6 +247,27 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from orchestrator.engine.doctor import diagnose_draft
+
+    report = diagnose_draft(args.target, args.draft)
+    if args.json:
+        print(json.dumps(report.model_dump()))
+        return 0
+    print(f"vocabularies: compatible ({args.draft} can draft for {args.target})")
+    print(f"acceptance:   {report.acceptance_rate:.0%} of drafted tokens (greedy, draft length 4)")
+    print(
+        f"costs:        target step {report.target_step_s * 1000:.1f} ms, one more verify row "
+        f"{report.extra_row_cost:.2f} of it, a draft step {report.draft_cost:.2f} of it"
+    )
+    if report.best_draft_length:
+        print(f"prediction:   {report.predicted_speedup:.2f}x at draft length {report.best_draft_length}")
+    else:
+        print("prediction:   no draft length pays off; speculation with this pair would switch itself off")
+    print(f"measured:     {report.measured_speedup:.2f}x on the probe prompts (draft length 4)")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from orchestrator.demo import run_demo
 
@@ -259,4 +287,11 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"models": _models, "generate": _generate, "quantize": _quantize, "demo": _demo, "bench": _bench}
+_COMMANDS = {
+    "models": _models,
+    "generate": _generate,
+    "quantize": _quantize,
+    "doctor": _doctor,
+    "demo": _demo,
+    "bench": _bench,
+}

@@ -153,3 +153,15 @@ def test_a_draft_that_fails_to_load_leaves_speculation_off_and_says_so(smollm2_p
         r = engine.generate(GenerationRequest(prompt="Hello", max_tokens=8, speculative="draft"))
     assert r.tokens == 8 and r.speculative.mode == "off"
     assert "did not load" in r.speculative.note and "broken.gguf" in r.speculative.note
+
+
+def test_doctor_measures_a_compatible_pair_and_refuses_an_incompatible_one(smollm2_path, capsys):
+    from orchestrator.engine.doctor import diagnose_draft
+
+    report = diagnose_draft(smollm2_path, smollm2_path, tokens=16)
+    assert report.acceptance_rate > 0.8  # a model drafting for itself agrees with itself
+    assert report.target_step_s > 0 and report.draft_step_s > 0 and report.measured_speedup > 0
+    assert 0 < report.extra_row_cost < 2 and 0 < report.draft_cost < 3
+    assert main(["doctor", "draft", "smollm2-135m", "gemma3-270m"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "tokenizer types differ" in err and err.count("\n") == 1

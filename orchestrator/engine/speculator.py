@@ -66,6 +66,10 @@ class Speculator:
         seq.drafter = self._drafter(seq.job.spec_mode)
         seq.acceptance = self._acceptance_prior(seq.job.spec_mode)
 
+    @property
+    def costs(self) -> StepCostModel:
+        return self._costs
+
     def observe_step(self, rows: int, seconds: float) -> None:
         self._costs.observe(rows, seconds)
 

@@ -1,0 +1,89 @@
+"""``orchestrator doctor draft``: can DRAFT speak for TARGET, and will speculation with it pay?
+
+Loads the pair (the vocabulary check refuses an incompatible draft with the
+reason), measures the draft's acceptance on a few short prompts and the costs
+that decide the gain (a target step, one more verify row, a draft step), and
+predicts the speedup with the rule the engine uses to pick a draft length. It
+also times the probe prompts with and without the draft, alternating, so the
+prediction can be checked against a measurement.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.engine.config import EngineConfig
+from orchestrator.engine.engine import LocalEngine
+from orchestrator.engine.speculative import choose_draft_length, expected_tokens
+from orchestrator.types import GenerationRequest
+
+__all__ = ["DraftReport", "diagnose_draft"]
+
+PROMPTS = (
+    "The history of the bicycle begins",
+    "def fibonacci(n):\n",
+    "Dear Anna,\n\nThis summer I",
+    "Step 1: Mix the flour and water.",
+)
+
+
+class DraftReport(BaseModel):
+    """What the doctor measured, and the speedup it predicts from that."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: str
+    draft: str
+    acceptance_rate: float
+    target_step_s: float
+    extra_row_cost: float  # one more verify row, as a fraction of a one-row target step
+    draft_step_s: float
+    draft_cost: float  # one draft step, as a fraction of a one-row target step
+    best_draft_length: int
+    predicted_speedup: float
+    measured_speedup: float  # at the probe's fixed draft length, on the probe prompts
+
+
+def diagnose_draft(target: str | Path, draft: str | Path, *, probe_length: int = 4, tokens: int = 48) -> DraftReport:
+    """Raises IncompatibleDraftError (naming the mismatch) for a pair that cannot work."""
+    cfg = EngineConfig(n_ctx=2048, prefix_cache_slots=0, draft_model=str(draft), draft_length=probe_length)
+    with LocalEngine(target, cfg) as engine:
+        if engine.draft_error:
+            from orchestrator.errors import ModelLoadError
+
+            raise ModelLoadError(engine.draft_error)
+        drafted = accepted = 0
+        spent = {"off": 0.0, "draft": 0.0}
+        made = {"off": 0, "draft": 0}
+        for prompt in PROMPTS:
+            for mode in ("off", "draft"):  # alternating, so both see the same machine
+                start = time.perf_counter()
+                done = engine.generate(GenerationRequest(prompt=prompt, max_tokens=tokens, speculative=mode))
+                spent[mode] += time.perf_counter() - start
+                made[mode] += done.tokens
+                if done.speculative is not None:
+                    drafted += done.speculative.drafted
+                    accepted += done.speculative.accepted
+        costs = engine._spec.costs
+        one_row = costs.one_row_seconds() or 0.0
+        draft_step = engine._spec.draft_model.seconds_per_token if engine._spec.draft_model else 0.0
+    alpha = accepted / drafted if drafted else 0.0
+    row_cost = costs.extra_row_cost()
+    draft_cost = draft_step / one_row if one_row else 0.0
+    best = choose_draft_length(alpha, row_cost + draft_cost, 12, min_gain=1.0)
+    speedup = expected_tokens(alpha, best) / (1.0 + (row_cost + draft_cost) * best) if best else 1.0
+    return DraftReport(
+        target=str(target),
+        draft=str(draft),
+        acceptance_rate=round(alpha, 3),
+        target_step_s=round(one_row, 4),
+        extra_row_cost=round(row_cost, 3),
+        draft_step_s=round(draft_step, 4),
+        draft_cost=round(draft_cost, 3),
+        best_draft_length=best,
+        predicted_speedup=round(speedup, 2),
+        measured_speedup=round((made["draft"] / spent["draft"]) / (made["off"] / spent["off"]), 2),
+    )
