@@ -74,9 +74,24 @@ def test_speculation_inside_a_batch_of_other_sequences(smollm2_path):
         assert same_or_near_tie(smollm2_path, p, t.choices[0].token_ids, a)
 
 
-def test_grammar_requests_do_not_speculate_and_say_why(smollm2):
+def test_greedy_speculation_under_a_grammar_lets_the_grammar_decide(smollm2_path):
+    prompt = "Numbers: 3, 14, 15, 92, 65, 35, 89, 79, 3, 14, 15, 92, 65,"
+    grammar = 'root ::= [0-9, ]+'
+    with LocalEngine(smollm2_path, EngineConfig(n_ctx=2048, prefix_cache_slots=0)) as engine:
+        plain = engine.generate(GenerationRequest(prompt=prompt, max_tokens=24, grammar=grammar))
+        spec = engine.generate(GenerationRequest(prompt=prompt, max_tokens=24, grammar=grammar, speculative="prompt-lookup"))
+        tokens = engine._model.tokenize(prompt, add_special=True, parse_special=True)
+    assert spec.speculative.mode == "prompt-lookup" and spec.speculative.drafted > 0
+    assert set(spec.text) <= set("0123456789, ")
+    assert same_or_near_tie(smollm2_path, tokens, spec.choices[0].token_ids, plain.choices[0].token_ids)
+
+
+def test_sampling_with_a_grammar_does_not_speculate_and_says_why(smollm2):
     r = smollm2.generate(
-        GenerationRequest(prompt=COPY_PROMPT, max_tokens=8, speculative="auto", grammar='root ::= [a-z ]+')
+        GenerationRequest(
+            prompt=COPY_PROMPT, max_tokens=8, speculative="auto", grammar="root ::= [a-z ]+",
+            sampling=SamplingParams(temperature=0.7),
+        )
     )
     assert r.speculative.mode == "off" and "grammar" in r.speculative.note and r.speculative.drafted == 0
 

@@ -26,8 +26,10 @@ class Sampler:
         self._n_vocab = model.n_vocab
         self._params = params
         self.rng = np.random.default_rng(seed)  # speculative sampling's draws (the chain has its own)
-        # Speculation can reproduce this sampler's distribution in numpy unless it has state or a grammar.
-        self.can_speculate = not grammar and params.repeat_penalty == 1.0
+        self.greedy = params.greedy
+        # Greedy verification runs the chain itself, row by row (grammar and penalties included);
+        # sampling verification mirrors the chain's distribution in numpy, which has no grammar or penalty.
+        self.can_speculate = params.greedy or (not grammar and params.repeat_penalty == 1.0)
         # Plain greedy is an argmax: read it straight off the logits instead of having the
         # chain copy the whole vocabulary into a candidate array (262k entries on gemma3).
         self._argmax = params.greedy and not grammar and params.repeat_penalty == 1.0

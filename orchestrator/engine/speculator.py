@@ -87,7 +87,7 @@ class Speculator:
         if asked == "off":
             return None, None
         if not all(s.sampler.can_speculate for s in job.seqs):
-            return None, "off: speculation does not support grammars or repeat penalties yet"
+            return None, "off: speculative sampling (temperature > 0) does not support grammars or repeat penalties yet"
         if asked == "draft" and self.draft_model is None:
             return None, "off: " + (self.draft_error or "this engine has no draft model (EngineConfig.draft_model)")
         if asked == "auto":
@@ -155,7 +155,7 @@ class Speculator:
         chosen: list[int] = []
         sampler = seq.sampler
         for i in range(len(draft) + 1):
-            if sampler.is_argmax:  # greedy: keep the draft while it is the target's own choice
+            if sampler.greedy:  # keep the draft while it is the target's own choice (its grammar decides)
                 token = sampler.sample(self._ctx, first_idx + i)
                 chosen.append(token)
                 if i == len(draft) or token != draft[i]:
