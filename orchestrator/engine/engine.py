@@ -415,15 +415,16 @@ class LocalEngine:
     def _step(self) -> None:
         """Decodes one token of each generating sequence plus prompt chunks, in one batch."""
         batch = self._batch
+        generating = [s for s in self._live if not s.prefilling]
+        speculating = any(s.drafter is not None for s in generating)
+        if speculating:
+            self._spec.ensure_calibrated()  # once per engine; it borrows the batch before this step fills it
         batch.clear()
         rows: list[tuple[Sequence, list[int], int | None]] = []
         # 1. every generating sequence feeds the token it sampled last, plus any draft to verify
-        generating = [s for s in self._live if not s.prefilling]
         spare = batch.capacity - len(generating)
-        if any(s.drafter is not None for s in generating):  # rejected drafts briefly hold unreserved cells
+        if speculating:  # rejected drafts briefly hold unreserved cells
             spare = min(spare, self._ledger.n_cells - self._ledger.used - self._growth())
-            self._spec.ensure_calibrated()
-            batch.clear()
         drafts: dict[int, list[int]] = {}
         for seq in generating:
             draft = self._spec.draft(seq, spare) if seq.drafter is not None else []
