@@ -15,7 +15,14 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     │   ├── ChatTemplateError    template missing, unsafe, too slow or too large
     │   └── GrammarError         a grammar llama.cpp cannot parse
     ├── CapacityError            the KV memory budget cannot hold what was asked
-    └── EngineError              the engine is closed or llama.cpp failed mid-run
+    ├── EngineError              the engine is closed or llama.cpp failed mid-run
+    ├── GraphError               a task graph that cannot run as built (cycle, missing input, unknown node)
+    ├── RunError                 a task graph run that did not finish
+    │   ├── NodeFailedError      a node raised (after its retries); ``node`` and ``__cause__`` say which and why
+    │   ├── NodeTimeoutError     a node ran past its timeout on every attempt
+    │   ├── RunCancelledError    the run, or the branch a result needed, was cancelled
+    │   └── UnsafeResumeError    resuming would silently repeat a side effect that may have happened
+    └── StoreError               the run store is unreadable, or holds no such run
 """
 
 from __future__ import annotations
@@ -27,13 +34,20 @@ __all__ = [
     "ContextLengthError",
     "EngineError",
     "GrammarError",
+    "GraphError",
     "IncompatibleDraftError",
     "ModelError",
     "ModelFileError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "NodeFailedError",
+    "NodeTimeoutError",
     "OrchestratorError",
     "RequestError",
+    "RunCancelledError",
+    "RunError",
+    "StoreError",
+    "UnsafeResumeError",
 ]
 
 
@@ -92,3 +106,37 @@ class CapacityError(OrchestratorError):
 
 class EngineError(OrchestratorError):
     """The engine is closed, or llama.cpp failed while running."""
+
+
+class GraphError(ConfigError):
+    """A task graph that cannot run as built: a cycle, a missing input, an unknown node."""
+
+
+class RunError(OrchestratorError):
+    """A task graph run that did not finish; ``run_id`` names it so it can be resumed."""
+
+    def __init__(self, message: str, *, run_id: str | None = None, node: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.node = node
+
+
+class NodeFailedError(RunError):
+    """A node raised on its last attempt; the original exception is ``__cause__``."""
+
+
+class NodeTimeoutError(RunError, TimeoutError):
+    """A node ran past its timeout on every attempt."""
+
+
+class RunCancelledError(RunError):
+    """The run was cancelled, or a node needed the output of a cancelled branch."""
+
+
+class UnsafeResumeError(RunError):
+    """A node with side effects started before the crash but never committed: running it again
+    might repeat the effect. Resume with ``rerun_uncertain`` naming it once you have checked."""
+
+
+class StoreError(OrchestratorError):
+    """The run store cannot be read or written, or holds no such run."""

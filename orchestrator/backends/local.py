@@ -18,5 +18,9 @@ class LocalBackend:
         self.name = engine.name
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | Completion]:
-        async for event in self.engine.submit(request):
-            yield event
+        handle = self.engine.submit(request)
+        try:
+            async for event in handle:
+                yield event
+        finally:
+            handle.cancel()  # the caller left early or was cancelled: stop at the next token (no-op once done)
