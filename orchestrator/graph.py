@@ -188,7 +188,7 @@ class Node:
     limit: str | None = None
     map_over: Source | None = None
     map_item: str = "item"
-    map_inputs: frozenset[str] = field(default_factory=frozenset)
+    condition_only: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def kind(self) -> str:
@@ -240,12 +240,16 @@ class TaskGraph:
         ``idempotent=False`` marks a side effect: a resumed run never repeats it silently."""
         bound = _normalise_inputs(name, inputs)
         required, optional = _step_parameters(step)
-        _check_binding(name, required, optional, set(bound))
+        condition_only: frozenset[str] = frozenset()
         if when is not None:
-            w_missing = _function_parameters(when)[0] - set(bound)
+            w_required, w_optional = _function_parameters(when)
+            w_missing = w_required - set(bound)
             if w_missing:
                 raise GraphError(f"node {name!r}: its condition reads {', '.join(sorted(w_missing))}, which is not an input of the node")
-        node = Node(name, step, bound, _retry(retry), _timeout(timeout_s), idempotent, when, limit)
+            if "**" not in optional:  # inputs only the condition reads are not passed to the step
+                condition_only = frozenset((w_required | w_optional) & set(bound) - required - optional)
+        _check_binding(name, required, optional, set(bound) - condition_only)
+        node = Node(name, step, bound, _retry(retry), _timeout(timeout_s), idempotent, when, limit, condition_only=condition_only)
         return self._insert(node)
 
     def map(
@@ -270,7 +274,7 @@ class TaskGraph:
         required, optional = _step_parameters(step)
         _check_binding(name, required, optional, set(bound) | {item})
         over_src = _source(name, over)
-        node = Node(name, step, bound, _retry(retry), _timeout(timeout_s), idempotent, None, limit, over_src, item, frozenset(bound))
+        node = Node(name, step, bound, _retry(retry), _timeout(timeout_s), idempotent, None, limit, over_src, item)
         return self._insert(node)
 
     def _insert(self, node: Node) -> TaskGraph:

@@ -351,6 +351,8 @@ class _Level:
             params = inspect.signature(node.when).parameters
             if not node.when(**{k: v for k, v in kwargs.items() if k in params}):
                 raise _Skip("its condition is false")
+            for name in node.condition_only:
+                del kwargs[name]
         return kwargs
 
     def _value(self, node: Node, src: Ref | Input) -> Any:
