@@ -13,7 +13,8 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     ├── RequestError             one request is wrong; the engine is fine
     │   ├── ContextLengthError   prompt (+ max_tokens) longer than a sequence may be
     │   ├── ChatTemplateError    template missing, unsafe, too slow or too large
-    │   └── GrammarError         a grammar llama.cpp cannot parse
+    │   ├── GrammarError         a grammar llama.cpp cannot parse
+    │   └── PlanError            a model-written plan that cannot be executed (the reason goes back to the model)
     ├── CapacityError            the KV memory budget cannot hold what was asked
     ├── EngineError              the engine is closed or llama.cpp failed mid-run
     ├── GraphError               a task graph that cannot run as built (cycle, missing input, unknown node)
@@ -43,6 +44,7 @@ __all__ = [
     "NodeFailedError",
     "NodeTimeoutError",
     "OrchestratorError",
+    "PlanError",
     "RequestError",
     "RunCancelledError",
     "RunError",
@@ -98,6 +100,11 @@ class ChatTemplateError(RequestError):
 
 class GrammarError(RequestError):
     """A grammar that llama.cpp cannot parse."""
+
+
+class PlanError(RequestError):
+    """A plan written by a model cannot be executed: unknown tool, bad reference, unreadable step.
+    The message is short and safe to give back to the model."""
 
 
 class CapacityError(OrchestratorError):

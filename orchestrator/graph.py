@@ -16,6 +16,7 @@ bounded). ``TaskGraph.map`` fans a step out over a list produced at run time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -220,6 +221,7 @@ class TaskGraph:
         self.output = output
         self._g: nx.DiGraph = nx.DiGraph()
         self._nodes: dict[str, Node] = {}
+        self._checked: tuple[str, str] | None = None  # (fingerprint, "valid") once validated; any insert clears it
 
     # -- building ----------------------------------------------------------
     def add(
@@ -282,6 +284,7 @@ class TaskGraph:
         if node.name in self._nodes:
             raise GraphError(f"graph {self.name!r} already has a node {node.name!r}")
         self._nodes[node.name] = node
+        self._checked = None
         self._g.add_node(node.name)
         for src in node.sources():
             if isinstance(src, Ref):
@@ -314,22 +317,23 @@ class TaskGraph:
         return [n for n in self._nodes if self._g.out_degree(n) == 0]
 
     def validate(self) -> TaskGraph:
-        """Checks the whole graph: unknown nodes, cycles, the output node. Raises ``GraphError``."""
+        """Checks the whole graph: unknown nodes, cycles, the output node. Raises ``GraphError``.
+        The answer is kept until the next node is added, so running a graph again costs nothing."""
+        if self._checked is not None:
+            return self
         if not self._nodes:
             raise GraphError(f"graph {self.name!r} has no nodes")
         for node in self._nodes.values():
             for src in node.sources():
                 if isinstance(src, Ref) and src.node not in self._nodes:
                     raise GraphError(f"node {node.name!r} reads the output of {src.node!r}, which is not a node of graph {self.name!r}")
-        try:
+        if not nx.is_directed_acyclic_graph(self._g):  # linear; find_cycle only to name the cycle
             cycle = nx.find_cycle(self._g)
-        except nx.NetworkXNoCycle:
-            cycle = None
-        if cycle:
             path = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
             raise GraphError(f"graph {self.name!r} has a cycle: {path}; a task graph must be acyclic (use a Loop node for bounded repetition)")
         if self.output is not None and self.output not in self._nodes:
             raise GraphError(f"graph {self.name!r}: output node {self.output!r} does not exist")
+        self._checked = (self.fingerprint(), "valid")
         return self
 
     def structure(self) -> dict[str, Any]:
@@ -343,6 +347,8 @@ class TaskGraph:
 
     def fingerprint(self) -> str:
         """A hash of the graph's structure and steps; a run resumes only on the same fingerprint."""
+        if self._checked is not None:
+            return self._checked[0]
         parts = []
         for name in sorted(self._nodes):
             node = self._nodes[name]
@@ -484,7 +490,28 @@ def _describe(step: Step) -> Any:
         return ["subgraph", step.graph.fingerprint() if isinstance(step.graph, TaskGraph) else _describe(step.graph)]
     if isinstance(step, Loop):
         return ["loop", _describe(step.step), _describe(step.until), step.max_iterations, step.state_input]
-    return [getattr(step, "__module__", "?"), getattr(step, "__qualname__", type(step).__qualname__)]
+    return _stable(step)
+
+
+def _stable(value: Any, depth: int = 0) -> Any:
+    """A description of a value that is the same in every process (no object addresses):
+    functions by module and name, partials with their bound arguments, containers by content."""
+    if depth > 4:
+        return "…"
+    if isinstance(value, functools.partial):
+        return ["partial", _stable(value.func, depth + 1), [_stable(a, depth + 1) for a in value.args],
+                sorted((k, _stable(v, depth + 1)) for k, v in value.keywords.items())]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return sorted((str(k), _stable(v, depth + 1)) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_stable(v, depth + 1) for v in value]
+    if isinstance(value, TaskGraph):
+        return ["graph", value.fingerprint()]
+    if isinstance(value, SamplingParams):
+        return value.model_dump()
+    return [getattr(value, "__module__", "?"), getattr(value, "__qualname__", type(value).__qualname__)]
 
 
 def _describe_source(src: Source | None) -> Any:

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 FailurePolicy = Literal["fail_fast", "continue"]
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _NOT_RETRIED = (ConfigError, UnsafeResumeError)
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # values JSON hands back unchanged
 
 
 class RunControl:
@@ -248,7 +249,8 @@ class _Run:
         store = self.runner.store
         if store is not None:
             store.commit(self.run_id, key, text, attempts=attempts, started=started, info=info)
-        self.committed[key] = _Committed(json.loads(text), started, attempts, info)
+        handed_on = value if type(value) in _SCALARS else json.loads(text)
+        self.committed[key] = _Committed(handed_on, started, attempts, info)
         return self.committed[key].output
 
     def record(self, report: NodeReport) -> None:
@@ -297,15 +299,22 @@ class _Level:
         return {s: self.values[s] for s in sinks if s in self.values}
 
     async def _node(self, name: str) -> None:
-        try:
-            await self._settle(name)
-        finally:
-            # Start every successor whose last input this was. A cancelled run starts nothing.
-            if not self._run_stopping():
-                for succ in self.graph.successors(name):
-                    self._waiting[succ] -= 1
-                    if self._waiting[succ] == 0 and self._tg is not None:
+        current: str | None = name
+        while current is not None:
+            await self._settle(current)
+            if self._run_stopping():
+                return  # a cancelled or failed-fast run starts nothing new
+            # Start every successor whose last input this was; the first one runs in this task.
+            ready = None
+            for succ in self.graph.successors(current):
+                self._waiting[succ] -= 1
+                if self._waiting[succ] == 0:
+                    if ready is None:
+                        ready = succ
+                    else:
+                        assert self._tg is not None
                         self._tg.start_soon(self._node, succ, name=f"{self.ctx.run_id}:{self.prefix}{succ}")
+            current = ready
 
     def _run_stopping(self) -> bool:
         scope = self.ctx.control._run_scope
@@ -433,8 +442,14 @@ class _Level:
                     if limiter is None:
                         value = await self._attempt(node, key, kwargs, info, attempt)
                     else:
-                        async with limiter:
+                        try:
+                            limiter.acquire_nowait()  # a free slot costs no trip through the event loop
+                        except anyio.WouldBlock:
+                            await limiter.acquire()
+                        try:
                             value = await self._attempt(node, key, kwargs, info, attempt)
+                        finally:
+                            limiter.release()
                 except Exception as exc:
                     last = exc
                 finally:
@@ -493,7 +508,10 @@ class _Level:
             return await step(**kwargs)
         # A plain function may block (a tool doing I/O): it runs in a worker thread. On timeout or
         # cancel the node ends at once and the thread's late result is dropped.
-        return await anyio.to_thread.run_sync(lambda: step(**kwargs), abandon_on_cancel=True)
+        result = await anyio.to_thread.run_sync(lambda: step(**kwargs), abandon_on_cancel=True)
+        if inspect.isawaitable(result):  # a plain function that hands back a coroutine (a wrapped async tool)
+            result = await result
+        return result
 
     async def _generate(self, step: Generate, key: str, kwargs: dict[str, Any], info: dict[str, Any]) -> Any:
         backend = self.ctx.runner.backends[step.backend]
