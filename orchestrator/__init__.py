@@ -16,13 +16,21 @@ from orchestrator.errors import (
     ContextLengthError,
     EngineError,
     GrammarError,
+    GraphError,
     IncompatibleDraftError,
     ModelError,
     ModelFileError,
     ModelLoadError,
     ModelNotFoundError,
+    NodeFailedError,
+    NodeTimeoutError,
     OrchestratorError,
+    PlanError,
     RequestError,
+    RunCancelledError,
+    RunError,
+    StoreError,
+    UnsafeResumeError,
 )
 from orchestrator.types import (
     ChatMessage,
@@ -37,6 +45,10 @@ from orchestrator.types import (
 if TYPE_CHECKING:
     from orchestrator.backends import Backend, LocalBackend, ScriptedBackend, complete
     from orchestrator.engine import EngineConfig, LocalEngine
+    from orchestrator.graph import Generate, Input, Loop, Ref, Retry, Subgraph, TaskGraph
+    from orchestrator.runs import RunEvent, RunResult
+    from orchestrator.scheduler import RunControl, Runner
+    from orchestrator.store import RunStore
 
 __version__ = "0.1.0"
 
@@ -54,21 +66,41 @@ __all__ = [
     "ContextLengthError",
     "EngineConfig",
     "EngineError",
+    "Generate",
     "GenerationRequest",
     "GrammarError",
+    "GraphError",
     "IncompatibleDraftError",
+    "Input",
     "LocalBackend",
     "LocalEngine",
+    "Loop",
     "ModelError",
     "ModelFileError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "NodeFailedError",
+    "NodeTimeoutError",
     "OrchestratorError",
+    "PlanError",
+    "Ref",
     "RequestError",
+    "Retry",
+    "RunCancelledError",
+    "RunControl",
+    "RunError",
+    "RunEvent",
+    "RunResult",
+    "RunStore",
+    "Runner",
     "SamplingParams",
     "ScriptedBackend",
+    "StoreError",
+    "Subgraph",
+    "TaskGraph",
     "Timings",
     "TokenDelta",
+    "UnsafeResumeError",
     "complete",
 ]
 
@@ -79,6 +111,18 @@ _LAZY = {
     "complete": "orchestrator.backends",
     "EngineConfig": "orchestrator.engine",
     "LocalEngine": "orchestrator.engine",
+    "TaskGraph": "orchestrator.graph",
+    "Generate": "orchestrator.graph",
+    "Input": "orchestrator.graph",
+    "Ref": "orchestrator.graph",
+    "Retry": "orchestrator.graph",
+    "Subgraph": "orchestrator.graph",
+    "Loop": "orchestrator.graph",
+    "Runner": "orchestrator.scheduler",
+    "RunControl": "orchestrator.scheduler",
+    "RunStore": "orchestrator.store",
+    "RunResult": "orchestrator.runs",
+    "RunEvent": "orchestrator.runs",
 }
 
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from orchestrator import cli_graph
 from orchestrator.errors import OrchestratorError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest, SamplingParams, TokenDelta
 
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     dd.add_argument("--json", action="store_true")
 
     sub.add_parser("demo", help="a tour of the engine on the embedded default model")
+    cli_graph.add_parsers(sub)
 
     bench = sub.add_parser("bench", help="run a benchmark from bench/")
     bench.add_argument("name")
@@ -294,4 +296,5 @@ _COMMANDS = {
     "doctor": _doctor,
     "demo": _demo,
     "bench": _bench,
+    **cli_graph.COMMANDS,
 }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from orchestrator.engine import EngineConfig, LocalEngine
@@ -29,6 +32,32 @@ _QUESTIONS = [
 def _chat(question: str, **kw: object) -> GenerationRequest:
     messages = (ChatMessage(role="system", content=_SYSTEM), ChatMessage(role="user", content=question))
     return GenerationRequest(messages=messages, **kw)  # type: ignore[arg-type]
+
+
+def _graph_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
+    """Runs the SoT pattern durably (a throwaway store) and shows what the run reports."""
+    import anyio
+
+    from orchestrator.backends.local import LocalBackend
+    from orchestrator.patterns import skeleton_of_thought
+    from orchestrator.scheduler import Runner
+    from orchestrator.store import RunStore
+
+    question = "How can a small team make its software more reliable?"
+    with tempfile.TemporaryDirectory() as tmp, RunStore(Path(tmp) / "runs.sqlite3") as store:
+        runner = Runner(LocalBackend(engine), store=store)
+        result = anyio.run(lambda: runner.run(skeleton_of_thought(points=4, point_tokens=40), {"question": question}))
+        say(f"   question: {question}")
+        for line in str(result.output).splitlines():
+            say(f"   {line[:110]}")
+        for key, node in result.nodes.items():
+            timing = f", ttft {node.info['ttft_s']:.2f} s, {node.info['decode_tokens']} tokens" if "ttft_s" in node.info else ""
+            say(f"   {key:<13} {node.status:<5} {node.duration_s:6.2f} s{timing}")
+        say(
+            f"   run {result.run_id}: {result.wall_s:.1f} s; prefill {result.prefill_computed} tokens computed, "
+            f"{result.prefill_reused} reused; critical path {' -> '.join(result.critical_path)}"
+        )
+        say(f"   every node's output was committed to SQLite first: a killed run resumes with `orchestrator resume {result.run_id}`")
 
 
 def run_demo(out: TextIO, model: str = DEFAULT_MODEL) -> int:
@@ -114,6 +143,9 @@ def run_demo(out: TextIO, model: str = DEFAULT_MODEL) -> int:
                 f"   drafted {sp.drafted}, accepted {sp.accepted} ({sp.acceptance_rate:.0%}), "
                 f"{sp.tokens_per_step:.2f} tokens per target step"
             )
+
+        say("\n== 6. a task graph: Skeleton-of-Thought, the outline's points expanded as parallel branches")
+        _graph_demo(engine, say)
 
         s = engine.stats()
         say(

@@ -257,7 +257,8 @@ class _Run:
         self.reports[report.key] = report
         store = self.runner.store
         if store is not None and report.status != "done":
-            store.record(self.run_id, report.key, report.status, attempts=report.attempts, started=report.started, info=dict(report.info), error=report.error)
+            store.record(self.run_id, report.key, report.status, attempts=report.attempts, started=report.started, finished=report.finished,
+                         info=dict(report.info), error=report.error)
 
 
 @dataclass(frozen=True)
@@ -340,9 +341,16 @@ class _Level:
             return
         except RunError as exc:
             self.status[name] = "failed"
+            if self.ctx.reports.get(key) is None or self.ctx.reports[key].status != "failed":
+                self.ctx.record(NodeReport(key, "failed", error=str(exc)))  # failed before it could start
+                self.ctx.emit("node_failed", key, str(exc))
             if self.ctx.runner.failure == "fail_fast":
                 self.ctx.fail(exc)
             return
+        except anyio.get_cancelled_exc_class():
+            if key not in self.ctx.reports:  # stopped by a fail-fast or a cancelled run: say so
+                self.ctx.record(NodeReport(key, "cancelled", finished=time.time()))
+            raise
         self.values[name] = value
         self.status[name] = "done"
 
@@ -358,7 +366,11 @@ class _Level:
             kwargs[node.map_item] = items
         if node.when is not None:
             params = inspect.signature(node.when).parameters
-            if not node.when(**{k: v for k, v in kwargs.items() if k in params}):
+            try:
+                go = node.when(**{k: v for k, v in kwargs.items() if k in params})
+            except Exception as exc:
+                raise _as_run_error(exc, node.name, self.ctx.run_id, None) from exc
+            if not go:
                 raise _Skip("its condition is false")
             for name in node.condition_only:
                 del kwargs[name]
@@ -386,6 +398,10 @@ class _Level:
                 results[i] = await self._one(node, f"{key}[{i}]", {**kwargs, node.map_item: item})
             except _BranchCancelled:
                 failures.append(f"{key}[{i}] cancelled")
+            except anyio.get_cancelled_exc_class():
+                if f"{key}[{i}]" not in self.ctx.reports:
+                    self.ctx.record(NodeReport(f"{key}[{i}]", "cancelled", finished=time.time()))
+                raise
             except RunError as exc:
                 failures.append(str(exc))
                 if self.ctx.runner.failure == "fail_fast":
@@ -450,6 +466,8 @@ class _Level:
                             value = await self._attempt(node, key, kwargs, info, attempt)
                         finally:
                             limiter.release()
+                except _BranchCancelled:  # a subgraph whose inner branch was cancelled
+                    return self._cancelled(key, started, attempt)
                 except Exception as exc:
                     last = exc
                 finally:
@@ -500,6 +518,8 @@ class _Level:
             await level.execute()
             wanted = [level.graph.output] if level.graph.output else level.graph.sinks()
             if not any(level.status.get(n) == "done" for n in wanted):
+                if "cancelled" in level.status.values() and "failed" not in level.status.values():
+                    raise _BranchCancelled  # a branch inside was cancelled on purpose
                 raise NodeFailedError(f"subgraph {key!r} did not produce its output", run_id=self.ctx.run_id, node=key)
             return level.output()
         if isinstance(step, Loop):

@@ -162,15 +162,17 @@ class RunStore:
         """Commits a node's output (already JSON text, see ``to_json``)."""
         self._put(run_id, key, "done", output_json, attempts, started, info, None)
 
-    def record(self, run_id: str, key: str, status: str, *, attempts: int = 0, started: float | None = None, info: dict[str, Any] | None = None, error: str | None = None) -> None:
+    def record(self, run_id: str, key: str, status: str, *, attempts: int = 0, started: float | None = None, finished: float | None = None,
+               info: dict[str, Any] | None = None, error: str | None = None) -> None:
         """Records a node that ended without output: failed, skipped or cancelled."""
-        self._put(run_id, key, status, None, attempts, started, info or {}, error)
+        self._put(run_id, key, status, None, attempts, started, info or {}, error, finished)
 
-    def _put(self, run_id: str, key: str, status: str, output: str | None, attempts: int, started: float | None, info: dict[str, Any], error: str | None) -> None:
+    def _put(self, run_id: str, key: str, status: str, output: str | None, attempts: int, started: float | None, info: dict[str, Any],
+             error: str | None, finished: float | None = None) -> None:
         with self._write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, key, status, output, attempts, started, time.time(), to_json(info), error),
+                (run_id, key, status, output, attempts, started, finished or time.time(), to_json(info), error),
             )
 
     def nodes(self, run_id: str) -> dict[str, NodeRecord]:

@@ -23,7 +23,15 @@ ROOT = Path(__file__).resolve().parent.parent
         "orchestrator.engine",
         "orchestrator.backends",
         "orchestrator.models",
+        "orchestrator.graph",
+        "orchestrator.scheduler",
+        "orchestrator.store",
+        "orchestrator.runs",
+        "orchestrator.patterns",
+        "orchestrator.graph_export",
+        "orchestrator.cli_graph",
         "agents",
+        "agents.patterns",
         "tools",
         "policies",
     ],
@@ -36,7 +44,7 @@ def test_every_name_in_all_exists(module):
 
 
 def test_orchestrator_exports():
-    assert set(orchestrator.__all__) >= {"LocalEngine", "EngineConfig", "GenerationRequest", "Completion", "Backend"}
+    assert set(orchestrator.__all__) >= {"LocalEngine", "EngineConfig", "GenerationRequest", "Completion", "Backend", "TaskGraph", "Runner", "RunStore"}
     assert issubclass(orchestrator.ModelFileError, orchestrator.OrchestratorError)
 
 

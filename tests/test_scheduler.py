@@ -424,3 +424,44 @@ def test_loop_resumes_from_its_last_iteration(tmp_path: Path) -> None:
     stop_at["value"] = -1
     assert run(lambda: Runner({}, store=RunStore(db)).resume("l", build())).output == 5
     assert seen == [0, 1, 2, 3, 4]  # iterations 0 and 1 were not repeated
+
+
+def test_faults_before_a_node_starts_are_recorded(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs.sqlite")
+    g = TaskGraph("g").add("notalist", lambda: "text").map("m", echo, over="notalist", item="x")
+    g.add("cond", echo, inputs={"x": Input("q")}, when=lambda x: 1 / 0)
+    result = run(lambda: Runner({}, store=store, failure="continue").run(g, {"q": 1}, run_id="f"))
+    assert result.status == "failed"
+    assert "maps over a str" in result.errors["m"] and "ZeroDivisionError" in result.errors["cond"]
+    assert store.nodes("f")["m"].status == "failed"
+
+
+def test_fail_fast_records_what_it_stopped(tmp_path: Path) -> None:
+    async def slow(item: int) -> int:
+        if item == 1:
+            raise RuntimeError("bad item")
+        await anyio.sleep(5)
+        return item
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    g = TaskGraph("g").add("items", lambda: [0, 1, 2]).map("m", slow, over="items").add("other", _sleep5)
+    with pytest.raises(NodeFailedError, match="bad item"):
+        run(lambda: Runner({}, store=store).run(g, run_id="ff"))
+    nodes = store.nodes("ff")
+    assert nodes["m[1]"].status == "failed"
+    assert {nodes[k].status for k in ("m[0]", "m[2]", "m", "other")} == {"cancelled"}
+
+
+def test_cancelling_a_branch_inside_a_subgraph_cancels_the_subgraph_node() -> None:
+    control = RunControl()
+
+    async def upper(x: str) -> str:
+        control.cancel_node("polish/upper")
+        await anyio.sleep(1)
+        return x.upper()
+
+    inner = TaskGraph("inner").add("upper", upper, inputs={"x": Input("x")})
+    g = TaskGraph("g").add("polish", Subgraph(inner), inputs={"x": Input("x")}).add("free", lambda: "ok")
+    result = run(lambda: Runner({}).run(g, {"x": "a"}, control=control))
+    assert result.nodes["polish/upper"].status == "cancelled" and result.nodes["polish"].status == "cancelled"
+    assert result.status == "done" and result.outputs["free"] == "ok"

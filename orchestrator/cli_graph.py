@@ -1,0 +1,170 @@
+"""The task-graph commands of the CLI: ``run``, ``resume``, ``runs`` and ``graph show``.
+
+``orchestrator run sot "question"`` runs a built-in pattern on a local model with a durable
+store; if it is killed, ``orchestrator resume RUN_ID`` finishes it. The run records how to
+rebuild its graph (a factory reference and its arguments, as JSON), never pickled code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import ConfigError, StoreError
+
+__all__ = ["COMMANDS", "add_parsers", "build_from_factory", "default_store_path"]
+
+_PATTERN_FACTORIES = {
+    "sot": ("orchestrator.patterns:skeleton_of_thought", "question"),
+    "map-reduce": ("orchestrator.patterns:map_reduce", "documents"),
+    "vote": ("orchestrator.patterns:self_consistency", "question"),
+}
+
+
+def default_store_path() -> Path:
+    """``$ORCHESTRATOR_STATE_DIR/runs.sqlite3``, else ``~/.local/state/orchestrator/runs.sqlite3``."""
+    base = os.environ.get("ORCHESTRATOR_STATE_DIR") or Path.home() / ".local" / "state" / "orchestrator"
+    return Path(base) / "runs.sqlite3"
+
+
+def add_parsers(sub: Any) -> None:
+    run = sub.add_parser("run", help="run a built-in graph pattern on a local model, durably")
+    run.add_argument("pattern", choices=sorted(_PATTERN_FACTORIES))
+    run.add_argument("text", nargs="+", help="the question (sot, vote) or the documents (map-reduce)")
+    run.add_argument("--model", default=None, help="catalogue name or .gguf path (default: the embedded default)")
+    run.add_argument("--points", type=int, default=None, help="sot: number of outline points")
+    run.add_argument("--samples", type=int, default=None, help="vote: number of samples")
+    run.add_argument("--run-id", default=None)
+    _common(run)
+
+    resume = sub.add_parser("resume", help="finish a run that was interrupted or failed")
+    resume.add_argument("run_id")
+    resume.add_argument("--rerun", action="append", default=[], metavar="NODE",
+                        help="re-run a side-effecting node that may have run before the crash (after checking)")
+    _common(resume)
+
+    runs = sub.add_parser("runs", help="list stored runs")
+    runs.add_argument("--store", type=Path, default=None)
+    runs.add_argument("--limit", type=int, default=20)
+
+    graph = sub.add_parser("graph", help="pictures of stored runs")
+    gsub = graph.add_subparsers(dest="graph_command", required=True)
+    show = gsub.add_parser("show", help="a stored run as Mermaid text, or an SVG/PNG picture with timings")
+    show.add_argument("run_id")
+    show.add_argument("--format", choices=("mermaid", "svg", "png"), default="mermaid")
+    show.add_argument("--out", type=Path, default=None, help="write to this file (required for png)")
+    show.add_argument("--store", type=Path, default=None)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", type=Path, default=None, help=f"run store (default {default_store_path()})")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def build_from_factory(factory: str) -> tuple[Any, dict[str, str]]:
+    """Rebuilds a graph from a run's factory record: ``{"ref": "module:function", "kwargs": {...},
+    "backends": {"default": MODEL}}`` (or a bare ``"module:function"``)."""
+    try:
+        spec = json.loads(factory) if factory.lstrip().startswith("{") else {"ref": factory}
+        module_name, _, attr = spec["ref"].partition(":")
+        fn: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
+        graph = fn(**spec.get("kwargs", {}))
+    except (ValueError, KeyError, TypeError, ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot rebuild the graph from {factory!r}: {exc}") from exc
+    return graph, dict(spec.get("backends", {}))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from orchestrator.models.catalogue import DEFAULT_MODEL
+
+    ref, input_name = _PATTERN_FACTORIES[args.pattern]
+    kwargs: dict[str, Any] = {}
+    if args.points is not None:
+        kwargs["points"] = args.points
+    if args.samples is not None:
+        kwargs["n"] = args.samples
+    model = args.model or DEFAULT_MODEL
+    factory = json.dumps({"ref": ref, "kwargs": kwargs, "backends": {"default": model}})
+    graph, _ = build_from_factory(factory)
+    value: Any = args.text if input_name == "documents" else " ".join(args.text)
+    return _drive(args, graph, {"default": model}, lambda runner, on_event: runner.run(
+        graph, {input_name: value}, run_id=args.run_id, on_event=on_event, factory=factory))
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from orchestrator.store import RunStore
+
+    with RunStore(args.store or default_store_path()) as store:
+        record = store.run(args.run_id)
+    if not record.factory:
+        raise StoreError(f"run {args.run_id!r} was started from code without a factory; resume it from that code with Runner.resume")
+    graph, backends = build_from_factory(record.factory)
+    return _drive(args, graph, backends, lambda runner, on_event: runner.resume(
+        args.run_id, graph, rerun_uncertain=args.rerun, on_event=on_event))
+
+
+def _drive(args: argparse.Namespace, graph: Any, models: dict[str, str], start: Callable[..., Any]) -> int:
+    """Loads the models, runs or resumes, prints the output (and the summary with --json)."""
+    import anyio
+
+    from orchestrator.backends.local import LocalBackend
+    from orchestrator.engine import EngineConfig, LocalEngine
+    from orchestrator.scheduler import Runner
+    from orchestrator.store import RunStore
+
+    t0 = time.perf_counter()
+
+    def on_event(event: Any) -> None:
+        if args.quiet or event.kind in ("token", "node_started"):
+            return
+        detail = f" ({event.text})" if event.text and event.kind != "run_started" else ""
+        print(f"[{time.perf_counter() - t0:6.2f}s] {event.kind.replace('_', ' ')} {event.node or event.run_id}{detail}", file=sys.stderr)
+
+    engines = {name: LocalEngine(model, EngineConfig(n_ctx=8192, max_sequences=16), name=str(model)) for name, model in models.items()}
+    try:
+        with RunStore(args.store or default_store_path()) as store:
+            runner = Runner({n: LocalBackend(e) for n, e in engines.items()}, store=store)
+            result = anyio.run(start, runner, on_event)
+    finally:
+        for engine in engines.values():
+            engine.close()
+    if args.json:
+        print(json.dumps({**result.summary(), "output": result.output}, ensure_ascii=False))
+    else:
+        out = result.output
+        print(out if isinstance(out, str) else json.dumps(out, ensure_ascii=False, indent=2))
+        print(f"run {result.run_id}: {result.status} in {result.wall_s:.1f} s; prefill {result.prefill_computed} tokens computed, "
+              f"{result.prefill_reused} reused; critical path {' -> '.join(result.critical_path)}", file=sys.stderr)
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from orchestrator.store import RunStore
+
+    with RunStore(args.store or default_store_path()) as store:
+        rows = store.runs(args.limit)
+    print(f"{'run id':<14} {'graph':<22} {'status':<12} {'started':<19}")
+    for r in rows:
+        print(f"{r.run_id:<14} {r.graph:<22} {r.status:<12} {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r.created))}")
+    return 0
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from orchestrator.graph_export import show_run
+    from orchestrator.store import RunStore
+
+    with RunStore(args.store or default_store_path()) as store:
+        text = show_run(store, args.run_id, args.format, args.out)  # writes --out itself
+    print(args.out if args.out is not None else text)
+    return 0
+
+
+COMMANDS = {"run": _run, "resume": _resume, "runs": _runs, "graph": _graph}

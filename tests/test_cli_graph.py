@@ -1,0 +1,67 @@
+"""`orchestrator run`, `resume`, `runs` and `graph show` on the embedded model, including a kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.store import RunStore
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTION = "How can a small team make its software more reliable?"
+
+
+def test_run_then_show_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "runs.sqlite3"
+    assert main(["run", "sot", QUESTION, "--points", "3", "--run-id", "cli1", "--store", str(store), "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "done" and summary["run_id"] == "cli1"
+    assert summary["critical_path"][0] == "outline_text" and summary["critical_path"][-1] == "answer"
+    assert summary["prefill_reused"] > 0  # the expansions share the question-and-outline prefix
+    assert summary["output"].startswith("1. ")
+    assert main(["runs", "--store", str(store)]) == 0
+    assert "cli1" in capsys.readouterr().out
+    svg = tmp_path / "run.svg"
+    assert main(["graph", "show", "cli1", "--format", "svg", "--out", str(svg), "--store", str(store)]) == 0
+    assert svg.read_text().startswith("<svg") or "<svg" in svg.read_text()[:200]
+    assert main(["graph", "show", "cli1", "--store", str(store)]) == 0
+    assert "flowchart TD" in capsys.readouterr().out
+    assert main(["resume", "nope", "--store", str(store)]) == 1
+    assert "no run 'nope'" in capsys.readouterr().err
+
+
+def test_kill_9_mid_run_then_resume_from_the_cli(tmp_path: Path) -> None:
+    store = tmp_path / "runs.sqlite3"
+    cmd = [sys.executable, "-m", "orchestrator", "run", "sot", QUESTION, "--points", "4", "--run-id", "k", "--store", str(store), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    committed: dict[str, str] = {}
+    while time.monotonic() < deadline and proc.poll() is None:
+        if store.exists():
+            with sqlite3.connect(store) as db:
+                committed = dict(db.execute("SELECT key, output FROM nodes WHERE run_id = 'k' AND status = 'done'").fetchall())
+            if "outline" in committed:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert RunStore(store).run("k").status == "running"  # killed: nobody could mark it
+
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "resume", "k", "--store", str(store), "--json", "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "done"
+    assert all(summary["nodes"][k]["resumed"] for k in committed)  # not recomputed
+    nodes = RunStore(store).nodes("k")
+    assert all(json.dumps(nodes[k].output, ensure_ascii=False, separators=(",", ":")) == v for k, v in committed.items())
