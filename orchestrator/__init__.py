@@ -30,6 +30,9 @@ from orchestrator.errors import (
     RunCancelledError,
     RunError,
     StoreError,
+    ToolCallError,
+    ToolDefinitionError,
+    ToolExecutionError,
     UnsafeResumeError,
 )
 from orchestrator.types import (
@@ -100,6 +103,9 @@ __all__ = [
     "TaskGraph",
     "Timings",
     "TokenDelta",
+    "ToolCallError",
+    "ToolDefinitionError",
+    "ToolExecutionError",
     "UnsafeResumeError",
     "complete",
 ]

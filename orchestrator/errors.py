@@ -5,7 +5,8 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
 
     OrchestratorError
     ├── ConfigError              settings or arguments that can never work
-    │   └── IncompatibleDraftError   a draft model whose vocabulary differs from the target's
+    │   ├── IncompatibleDraftError   a draft model whose vocabulary differs from the target's
+    │   └── ToolDefinitionError  a tool whose signature or schema cannot work (found when it is defined)
     ├── ModelError
     │   ├── ModelNotFoundError   a catalogue name that is unknown or not installed
     │   ├── ModelFileError       unreadable, truncated, not GGUF, absurd header, wrong sha256
@@ -14,7 +15,8 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     │   ├── ContextLengthError   prompt (+ max_tokens) longer than a sequence may be
     │   ├── ChatTemplateError    template missing, unsafe, too slow or too large
     │   ├── GrammarError         a grammar llama.cpp cannot parse
-    │   └── PlanError            a model-written plan that cannot be executed (the reason goes back to the model)
+    │   ├── PlanError            a model-written plan that cannot be executed (the reason goes back to the model)
+    │   └── ToolCallError        a model-written tool call: unknown tool, or arguments that do not validate
     ├── CapacityError            the KV memory budget cannot hold what was asked
     ├── EngineError              the engine is closed or llama.cpp failed mid-run
     ├── GraphError               a task graph that cannot run as built (cycle, missing input, unknown node)
@@ -23,7 +25,8 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     │   ├── NodeTimeoutError     a node ran past its timeout on every attempt
     │   ├── RunCancelledError    the run, or the branch a result needed, was cancelled
     │   └── UnsafeResumeError    resuming would silently repeat a side effect that may have happened
-    └── StoreError               the run store is unreadable, or holds no such run
+    ├── StoreError               the run store is unreadable, or holds no such run
+    └── ToolExecutionError       a tool raised while running; the model sees a short reason, never a stack trace
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ __all__ = [
     "RunCancelledError",
     "RunError",
     "StoreError",
+    "ToolCallError",
+    "ToolDefinitionError",
+    "ToolExecutionError",
     "UnsafeResumeError",
 ]
 
@@ -147,3 +153,26 @@ class UnsafeResumeError(RunError):
 
 class StoreError(OrchestratorError):
     """The run store cannot be read or written, or holds no such run."""
+
+
+class ToolDefinitionError(ConfigError):
+    """A tool cannot work as defined: a signature without a schema, a schema that is not valid,
+    or one that cannot be turned into a grammar. Raised when the tool is defined."""
+
+
+class ToolCallError(RequestError):
+    """A tool call written by a model is wrong: unknown tool, or arguments that do not validate.
+    The message is short and safe to give back to the model so it can fix the call."""
+
+    def __init__(self, message: str, *, tool: str | None = None) -> None:
+        super().__init__(message)
+        self.tool = tool
+
+
+class ToolExecutionError(OrchestratorError):
+    """A tool raised while running. ``str()`` is a short reason fit for the model; the original
+    exception is ``__cause__`` (for logs, never for the model)."""
+
+    def __init__(self, message: str, *, tool: str | None = None) -> None:
+        super().__init__(message)
+        self.tool = tool
