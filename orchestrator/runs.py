@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-import networkx as nx
+
+
+class _Dag(Protocol):  # a TaskGraph or a networkx DiGraph
+    def predecessors(self, name: str) -> Iterable[str]: ...
+    def __contains__(self, name: object) -> bool: ...
 
 __all__ = ["NodeReport", "RunEvent", "RunResult", "critical_path"]
 
@@ -94,7 +98,7 @@ class RunResult:
         }
 
 
-def critical_path(dag: nx.DiGraph, reports: Mapping[str, NodeReport]) -> tuple[str, ...]:
+def critical_path(dag: _Dag, reports: Mapping[str, NodeReport]) -> tuple[str, ...]:
     """The chain of nodes that decided the run's wall time: from the node that finished last,
     walk back through the input that finished last, to a node with no inputs."""
     timed = {n: r for n, r in reports.items() if n in dag and r.finished is not None and not r.resumed}

@@ -82,7 +82,7 @@ class Runner:
 
     ``backends`` maps the names used by ``Generate(backend=...)`` to backends (a single backend
     is named ``"default"``). ``limits`` caps how many nodes run at once per backend name or per
-    node ``limit`` name (default 16 per backend, the engine's batch). ``failure="fail_fast"``
+    node ``limit`` name (default 16 per backend, the engine's batch), counted per run. ``failure="fail_fast"``
     cancels the rest of the run at the first failed node and raises; ``"continue"`` runs every
     branch that does not need the failed node and reports the failures in the result.
     """
@@ -164,7 +164,10 @@ class Runner:
             if node.limit is not None and node.limit not in self.limits:
                 raise GraphError(f"node {node.name!r} counts against limit {node.limit!r}, which the runner does not define")
 
-    async def _execute(self, run_id, graph, inputs, committed, uncertain, on_event, control) -> RunResult:
+    async def _execute(
+        self, run_id: str, graph: TaskGraph, inputs: dict[str, Any], committed: dict[str, Any], uncertain: set[str],
+        on_event: Callable[[RunEvent], None] | None, control: RunControl | None,
+    ) -> RunResult:
         ctx = _Run(self, run_id, committed, uncertain, on_event, control or RunControl())
         started = time.perf_counter()
         ctx.emit("run_started")
@@ -195,7 +198,7 @@ class Runner:
         top = {k: r for k, r in ctx.reports.items() if k in graph.nodes}
         return RunResult(
             run_id=run_id, graph=graph.name, status=status, output=level.output(), outputs=dict(level.values),
-            nodes=dict(ctx.reports), wall_s=time.perf_counter() - started, critical_path=critical_path(graph.dag, top),
+            nodes=dict(ctx.reports), wall_s=time.perf_counter() - started, critical_path=critical_path(graph, top),
         )
 
     def _set_status(self, run_id: str, status: str, error: str | None) -> None:
