@@ -6,12 +6,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-
-
-class _Dag(Protocol):  # a TaskGraph or a networkx DiGraph
-    def predecessors(self, name: str) -> Iterable[str]: ...
-    def __contains__(self, name: object) -> bool: ...
-
 __all__ = ["NodeReport", "RunEvent", "RunResult", "critical_path"]
 
 EventKind = Literal[
@@ -96,6 +90,11 @@ class RunResult:
                 for k, r in self.nodes.items()
             },
         }
+
+
+class _Dag(Protocol):  # a TaskGraph or a networkx DiGraph
+    def predecessors(self, name: str) -> Iterable[str]: ...
+    def __contains__(self, name: object) -> bool: ...
 
 
 def critical_path(dag: _Dag, reports: Mapping[str, NodeReport]) -> tuple[str, ...]:

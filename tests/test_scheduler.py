@@ -203,7 +203,7 @@ def test_timeout_per_attempt() -> None:
         g = TaskGraph("g").add("s", step, timeout_s=0.1, retry=Retry(attempts=2, backoff_s=0))
         t0 = time.perf_counter()
         with pytest.raises(NodeTimeoutError, match="timeout of 0.1 s") as info:
-            run(lambda: Runner({}).run(g))
+            run(lambda g=g: Runner({}).run(g))
         assert time.perf_counter() - t0 < 0.9
         assert isinstance(info.value, TimeoutError)
 
