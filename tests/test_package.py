@@ -33,6 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
         "agents",
         "agents.patterns",
         "tools",
+        "tools.tool",
+        "tools.validation",
+        "tools.builtin",
+        "tools.schema",
+        "tools.hints",
+        "tools.docstrings",
+        "tools.registry",
         "policies",
     ],
 )
