@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import (
+    AgentError,
     CapacityError,
     ChatTemplateError,
     ConfigError,
@@ -59,6 +60,7 @@ __version__ = "0.1.0"
 logging.getLogger("orchestrator").addHandler(logging.NullHandler())
 
 __all__ = [
+    "AgentError",
     "Backend",
     "CapacityError",
     "ChatMessage",

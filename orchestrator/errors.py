@@ -26,12 +26,14 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     │   ├── RunCancelledError    the run, or the branch a result needed, was cancelled
     │   └── UnsafeResumeError    resuming would silently repeat a side effect that may have happened
     ├── StoreError               the run store is unreadable, or holds no such run
+    ├── AgentError               an agent ended without an answer: wrong replies past its retries and escalation
     └── ToolExecutionError       a tool raised while running; the model sees a short reason, never a stack trace
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AgentError",
     "CapacityError",
     "ChatTemplateError",
     "ConfigError",
@@ -176,3 +178,12 @@ class ToolExecutionError(OrchestratorError):
     def __init__(self, message: str, *, tool: str | None = None) -> None:
         super().__init__(message)
         self.tool = tool
+
+
+class AgentError(OrchestratorError):
+    """An agent run ended without a valid answer: its model kept writing wrong calls or answers
+    past the retry budget (and the escalation, if any). ``agent`` names it."""
+
+    def __init__(self, message: str, *, agent: str | None = None) -> None:
+        super().__init__(message)
+        self.agent = agent

@@ -1,0 +1,120 @@
+"""An agent is plain data: instructions, tools, an output type, a model choice and limits.
+
+Everything that can be wrong with it is found when it is defined: duplicate tool names, an
+output type that is not a pydantic model, a tool whose schema cannot become a grammar.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from orchestrator.errors import ToolDefinitionError
+from tools.grammar import schema_to_gbnf
+from tools.registry import ToolRegistry
+from tools.tool import Tool
+
+__all__ = ["Agent"]
+
+_ANSWER_TEXT = {"type": "string", "maxLength": 600}
+
+
+@dataclass(frozen=True)
+class Agent:
+    """What an agent is; ``orchestrator.agent_runner.run_agent`` runs it.
+
+    ``model`` and ``escalate_to`` name backends of the runner. ``max_steps`` caps model turns;
+    ``max_retries`` caps how often one malformed call or answer is sent back to the model
+    before the step escalates (or fails with ``AgentError``). ``max_parallel_calls`` caps the
+    calls in one turn; they run at once. ``tool_timeout_s`` bounds a tool without its own.
+    """
+
+    name: str
+    instructions: str
+    tools: tuple[Tool, ...] = ()  # plain functions are turned into tools with @tool's defaults
+    output_type: type[BaseModel] | None = None
+    model: str = "default"
+    escalate_to: str | None = None
+    max_steps: int = 4
+    max_retries: int = 2
+    max_parallel_calls: int = 4
+    max_tokens: int = 256
+    tool_timeout_s: float = 30.0
+    registry: ToolRegistry = field(init=False, repr=False, compare=False)
+    decision_schema: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        registry = ToolRegistry(self.tools)
+        object.__setattr__(self, "tools", tuple(registry))
+        object.__setattr__(self, "registry", registry)
+        self._check()
+        object.__setattr__(self, "decision_schema", _decision_schema(self))
+        schema_to_gbnf(self.decision_schema)  # fail now, not at the first call, if it cannot be a grammar
+
+    def _check(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ToolDefinitionError("an agent needs a name")
+        if self.output_type is not None and not (isinstance(self.output_type, type) and issubclass(self.output_type, BaseModel)):
+            raise ToolDefinitionError(f"agent {self.name!r}: output_type must be a pydantic model class")
+        for key in ("max_steps", "max_retries", "max_parallel_calls", "max_tokens"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "max_retries" else 1):
+                raise ToolDefinitionError(f"agent {self.name!r}: {key} must be a positive integer, not {value!r}")
+        if not self.tool_timeout_s > 0:
+            raise ToolDefinitionError(f"agent {self.name!r}: tool_timeout_s must be positive")
+
+    def answer_schema(self) -> dict[str, Any]:
+        """The JSON schema of the final answer: the output type's, or a bounded string."""
+        if self.output_type is None:
+            return dict(_ANSWER_TEXT)
+        from tools.schema import normalize_schema
+
+        return normalize_schema(self.output_type.model_json_schema(), where=f"agent {self.name!r} output type")
+
+    def tool_catalogue(self) -> str:
+        """One line per tool for the prompt: name, arguments with types, description."""
+        return "\n".join(f"- {t.name}({_arguments(t.parameters)}): {t.description}" for t in self.tools)
+
+
+def _decision_schema(agent: Agent) -> dict[str, Any]:
+    """A turn is either ``{"calls": [{"name": ..., "arguments": {...}}, ...]}`` or ``{"answer": ...}``."""
+    answer = {"type": "object", "properties": {"answer": agent.answer_schema()}, "required": ["answer"], "additionalProperties": False}
+    if not agent.tools:
+        return answer
+    call = {
+        "anyOf": [
+            {"type": "object", "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+             "required": ["name", "arguments"], "additionalProperties": False}
+            for t in agent.tools
+        ]
+    }
+    calls = {"type": "object", "properties": {"calls": {"type": "array", "items": call, "minItems": 1, "maxItems": agent.max_parallel_calls}},
+             "required": ["calls"], "additionalProperties": False}
+    return {"anyOf": [calls, answer]}
+
+
+def _arguments(schema: dict[str, Any]) -> str:
+    required = set(schema.get("required", ()))
+    parts = []
+    for name, prop in schema.get("properties", {}).items():
+        text = f"{name}: {_type_text(prop)}"
+        if name not in required:
+            text += " (optional)"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _type_text(prop: dict[str, Any]) -> str:
+    if "enum" in prop:
+        return " | ".join(json.dumps(v) for v in prop["enum"])
+    if "anyOf" in prop:
+        return " | ".join(_type_text(p) for p in prop["anyOf"])
+    kind = prop.get("type", "value")
+    if kind == "array":
+        return f"list of {_type_text(prop.get('items', {}))}"
+    if kind == "object":
+        return "{" + _arguments(prop) + "}"
+    return str(kind)

@@ -1,0 +1,194 @@
+"""The agent loop as a generator: it decides, the orchestrator does the I/O.
+
+``agent_loop(agent, task)`` yields what it needs and receives the results (the shape of
+httpx's ``Auth.auth_flow``):
+
+    ModelTurn  -> receives the model's Completion
+    RunTools   -> receives one ToolResult per call (the calls run at once)
+
+and returns an ``AgentResult``. Every model turn is constrained by a grammar built from the
+tool schemas and the output type, so a local model's reply always parses; what the grammar
+cannot check (a validator, a range) is checked here, and a wrong reply goes back to the model
+as a short error, at most ``max_retries`` times in a row, then the step escalates to
+``agent.escalate_to`` (carrying the failed attempts as context) or ends in ``AgentError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agents.agent import Agent
+from orchestrator.errors import AgentError, ToolCallError
+from orchestrator.types import ChatMessage, Completion, GenerationRequest
+from tools.grammar import schema_to_gbnf
+from tools.tool import Tool
+from tools.validation import validate_arguments
+
+__all__ = ["AgentResult", "ModelTurn", "RunTools", "ToolCall", "ToolResult", "agent_loop", "decision_grammars"]
+
+_MAX_RESULT_CHARS = 2000  # what the model sees of one tool result
+
+
+@dataclass(frozen=True)
+class ModelTurn:
+    """Ask ``backend`` for the next turn; send back its ``Completion``."""
+
+    backend: str
+    request: GenerationRequest
+    escalated: bool = False
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    tool: Tool
+    arguments: Mapping[str, Any]  # the JSON the model wrote (validated)
+    kwargs: Mapping[str, Any]  # converted to the signature's types
+
+
+@dataclass(frozen=True)
+class RunTools:
+    """Run these calls (at once); send back one ``ToolResult`` per call, in order."""
+
+    calls: tuple[ToolCall, ...]
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    call: ToolCall
+    ok: bool
+    value: Any = None  # the tool's JSON-able result when ok
+    error: str | None = None  # a short reason for the model when not
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    output: Any  # text, or an instance of the agent's output type
+    steps: int
+    calls: tuple[ToolResult, ...] = ()
+    escalated: bool = False
+    retries: int = 0
+    messages: tuple[ChatMessage, ...] = field(default=(), repr=False)
+
+
+def decision_grammars(agent: Agent) -> tuple[str, str]:
+    """(grammar of a normal turn: calls or answer, grammar of the last turn: answer only)."""
+    answer_only = {"type": "object", "properties": {"answer": agent.answer_schema()}, "required": ["answer"], "additionalProperties": False}
+    return schema_to_gbnf(agent.decision_schema), schema_to_gbnf(answer_only)
+
+
+def _system_prompt(agent: Agent) -> str:
+    parts = [agent.instructions.strip()]
+    if agent.tools:
+        example = agent.tools[0]
+        parts.append(f"Tools you can call:\n{agent.tool_catalogue()}")
+        parts.append(
+            "Reply with JSON only. To call tools: "
+            f'{{"calls": [{{"name": "{example.name}", "arguments": {{...}}}}]}}. '
+            'When you have the result, reply {"answer": ...}.'
+        )
+    else:
+        parts.append('Reply with JSON only: {"answer": ...}.')
+    return "\n\n".join(parts)
+
+
+def agent_loop(agent: Agent, task: str) -> Generator[ModelTurn | RunTools, Any, AgentResult]:
+    """Runs ``agent`` on ``task``; see the module docstring for the protocol."""
+    turn_grammar, last_grammar = decision_grammars(agent)
+    messages = [ChatMessage(role="system", content=_system_prompt(agent)), ChatMessage(role="user", content=task)]
+    backend, escalated, total_retries = agent.model, False, 0
+    results: list[ToolResult] = []
+    for step in range(1, agent.max_steps + 1):
+        grammar = last_grammar if step == agent.max_steps else turn_grammar
+        retries = 0
+        while True:
+            # 1. Ask the model for a turn, constrained to a call or an answer.
+            request = GenerationRequest(messages=tuple(messages), grammar=grammar, max_tokens=agent.max_tokens)
+            completion: Completion = yield ModelTurn(backend, request, escalated)
+            text = completion.choices[0].text
+            try:
+                decision = _read_decision(agent, text, step)
+                break
+            except ToolCallError as exc:
+                # 2. A reply the grammar let through but that is still wrong goes back to the model.
+                messages += [ChatMessage(role="assistant", content=text), ChatMessage(role="user", content=f"Error: {exc}. Reply again with valid JSON.")]
+                retries += 1
+                total_retries += 1
+                if retries <= agent.max_retries:
+                    continue
+                if agent.escalate_to is not None and not escalated:
+                    backend, escalated, retries = agent.escalate_to, True, 0  # a larger model gets the failed attempts
+                    continue
+                raise AgentError(f"agent {agent.name!r}: {retries} wrong replies in a row; the last: {exc}", agent=agent.name) from None
+        messages.append(ChatMessage(role="assistant", content=text))
+        if not isinstance(decision, tuple):
+            return AgentResult(decision, step, tuple(results), escalated, total_retries, tuple(messages))
+        # 3. Run the calls (at once) and show the model what they returned.
+        outcomes: list[ToolResult] = yield RunTools(decision)
+        results += outcomes
+        messages.append(ChatMessage(role="tool", content=_observation(outcomes)))
+    raise AgentError(f"agent {agent.name!r} gave no answer in {agent.max_steps} steps", agent=agent.name)  # pragma: no cover - the last turn must answer
+
+
+def _read_decision(agent: Agent, text: str, step: int) -> tuple[ToolCall, ...] | Any:
+    """The calls of a turn, or its answer; ``ToolCallError`` with a short reason otherwise."""
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        raise ToolCallError(f"the reply is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or len(data) != 1 or not ({"calls", "answer"} & set(data)):
+        raise ToolCallError('reply with {"calls": [...]} or {"answer": ...}')
+    if "answer" in data:
+        return _answer(agent, data["answer"])
+    calls = data["calls"]
+    if not isinstance(calls, list) or not 1 <= len(calls) <= agent.max_parallel_calls:
+        raise ToolCallError(f'"calls" must be a list of 1 to {agent.max_parallel_calls} calls')
+    out = []
+    for i, call in enumerate(calls):
+        if not isinstance(call, dict) or set(call) != {"name", "arguments"}:
+            raise ToolCallError('each call must be {"name": ..., "arguments": {...}}')
+        tool = agent.registry.lookup(call["name"])  # unknown names fail closed
+        kwargs = validate_arguments(tool, call["arguments"])
+        out.append(ToolCall(f"{step}.{i + 1}", tool, call["arguments"], kwargs))
+    return tuple(out)
+
+
+def _answer(agent: Agent, value: Any) -> Any:
+    if agent.output_type is None:
+        if not isinstance(value, str):
+            raise ToolCallError('"answer" must be a string')
+        return value
+    try:
+        return agent.output_type.model_validate(value)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "answer"
+        raise ToolCallError(f'answer field "{where}": {err["msg"]}') from None
+
+
+def _observation(outcomes: list[ToolResult]) -> str:
+    lines = []
+    for r in outcomes:
+        if r.ok:
+            text = r.value if isinstance(r.value, str) else json.dumps(r.value, ensure_ascii=False, default=_plain)
+            if len(text) > _MAX_RESULT_CHARS:
+                text = text[:_MAX_RESULT_CHARS] + f"… ({len(text)} characters, cut)"
+            lines.append(f"{r.call.tool.name} returned: {text}")
+        else:
+            lines.append(f"{r.call.tool.name} failed: {r.error}")
+    return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return str(value)
+
+
+def _no_constant(word: str) -> Any:
+    raise ValueError(f"{word} is not JSON")

@@ -1,0 +1,203 @@
+"""Agents on scripted backends: the loop's decisions, retries, escalation, tool faults, approvals, parallel calls."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import anyio
+import pytest
+from pydantic import BaseModel
+
+from agents.agent import Agent
+from agents.loop import ModelTurn, RunTools, agent_loop
+from orchestrator.agent_runner import AgentEvent, run_agent
+from orchestrator.backends.fake import ScriptedBackend
+from orchestrator.errors import AgentError, ConfigError, ToolDefinitionError
+from orchestrator.types import Choice, Completion, GenerationRequest
+from policies.approvals import approval_key, decide_approval
+from tools.tool import tool
+
+invoked: list[str] = []
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    invoked.append(f"add {a} {b}")
+    return a + b
+
+
+@tool
+def boom(reason: str) -> str:
+    """Always fails."""
+    raise RuntimeError(f"broken: {reason}")
+
+
+@tool(timeout_s=0.2)
+def hang(seconds: float) -> str:
+    """Sleeps."""
+    time.sleep(seconds)
+    return "woke"
+
+
+@tool
+def weird() -> object:
+    """Returns something that is not JSON."""
+    return {1, 2}
+
+
+@tool(needs_approval=True, idempotent=False)
+def send(to: str) -> str:
+    """Sends a message."""
+    invoked.append(f"send {to}")
+    return "sent"
+
+
+def _calls(*calls: tuple[str, dict[str, Any]]) -> str:
+    return json.dumps({"calls": [{"name": n, "arguments": a} for n, a in calls]})
+
+
+def _answer(value: Any) -> str:
+    return json.dumps({"answer": value})
+
+
+def run(agent: Agent, task: str, backends: Any, **kw: Any) -> Any:
+    return anyio.run(lambda: run_agent(agent, task, backends, **kw))
+
+
+def setup_function() -> None:
+    invoked.clear()
+
+
+def test_call_then_answer_and_the_grammar_is_sent() -> None:
+    backend = ScriptedBackend([_calls(("add", {"a": 2, "b": 3})), _answer("5")])
+    events: list[AgentEvent] = []
+    result = run(Agent("adder", "You add.", tools=(add,)), "2 + 3?", backend, on_event=events.append)
+    assert result.output == "5" and result.steps == 2 and invoked == ["add 2 3"]
+    assert result.calls[0].ok and result.calls[0].value == 5
+    first = backend.requests[0]
+    assert first.grammar and '"\\"add\\""' in first.grammar and "Tools you can call:\n- add(a: integer, b: integer): Add two integers." in first.messages[0].content
+    assert backend.requests[1].messages[-1].role == "tool" and backend.requests[1].messages[-1].content == "add returned: 5"
+    assert [e.kind for e in events if e.kind != "token"] == ["tool_started", "tool_finished", "final"]
+
+
+def test_the_last_step_may_only_answer() -> None:
+    agent = Agent("a", "x", tools=(add,), max_steps=2)
+    loop = agent_loop(agent, "t")
+    first = next(loop)
+    assert isinstance(first, ModelTurn) and '\\"calls\\"' in (first.request.grammar or "")
+    need = loop.send(Completion(model="m", choices=(Choice(index=0, text=_calls(("add", {"a": 1, "b": 1})), tokens=1, finish_reason="stop"),)))
+    assert isinstance(need, RunTools)
+    last = loop.send([])
+    assert isinstance(last, ModelTurn) and '\\"calls\\"' not in (last.request.grammar or "")
+
+
+def test_invalid_json_100_times_ends_in_a_typed_error_and_no_tool_runs() -> None:
+    backend = ScriptedBackend(lambda r: "{not json")
+    with pytest.raises(AgentError, match="3 wrong replies in a row"):
+        run(Agent("a", "x", tools=(add,), max_retries=2), "t", backend)
+    assert invoked == [] and len(backend.requests) == 3
+    assert "Error: the reply is not valid JSON" in backend.requests[-1].messages[-1].content
+
+
+def test_unknown_tool_and_bad_arguments_go_back_to_the_model() -> None:
+    backend = ScriptedBackend([_calls(("rm", {"path": "/"})), _calls(("add", {"a": "1.5", "b": 2})), _calls(("add", {"a": 1, "b": 2})), _answer("3")])
+    result = run(Agent("a", "x", tools=(add,), max_retries=3), "t", backend)
+    assert result.output == "3" and result.retries == 2 and invoked == ["add 1 2"]
+    errors = [m.content for m in backend.requests[-1].messages if m.role == "user" and m.content.startswith("Error")]
+    assert "unknown tool 'rm'" in errors[0] and "the tools are: add" in errors[0]
+    assert 'argument "a"' in errors[1]
+
+
+def test_escalation_carries_the_failed_attempt() -> None:
+    small = ScriptedBackend(lambda r: "garbage", name="small")
+    large = ScriptedBackend([_answer("fixed")], name="large")
+    events: list[AgentEvent] = []
+    result = run(Agent("a", "x", max_retries=1, escalate_to="large"), "t", {"default": small, "large": large}, on_event=events.append)
+    assert result.output == "fixed" and result.escalated
+    assert len(small.requests) == 2 and any(m.content == "garbage" for m in large.requests[0].messages)
+    assert "escalated" in [e.kind for e in events]
+
+
+def test_tool_faults_reach_the_model_briefly_and_the_run_continues() -> None:
+    backend = ScriptedBackend([_calls(("boom", {"reason": "disk"}), ("hang", {"seconds": 5.0}), ("weird", {})), _answer("coped")])
+    t0 = time.perf_counter()
+    result = run(Agent("a", "x", tools=(boom, hang, weird)), "t", backend)
+    assert time.perf_counter() - t0 < 3
+    assert result.output == "coped" and not any(r.ok for r in result.calls)
+    seen = backend.requests[1].messages[-1].content
+    assert "boom failed: RuntimeError: broken: disk" in seen
+    assert "hang failed:" in seen and "timeout of 0.2 s" in seen
+    assert "weird failed: the tool returned a value that cannot be shown to the model" in seen
+    assert "Traceback" not in seen and "File " not in seen
+
+
+def test_calls_of_one_turn_run_at_once() -> None:
+    running = {"now": 0, "peak": 0}
+
+    @tool
+    async def slow(x: int) -> int:
+        """Slow."""
+        running["now"] += 1
+        running["peak"] = max(running["peak"], running["now"])
+        await anyio.sleep(0.1)
+        running["now"] -= 1
+        return x
+
+    backend = ScriptedBackend([_calls(("slow", {"x": 1}), ("slow", {"x": 2}), ("slow", {"x": 3})), _answer("done")])
+    result = run(Agent("a", "x", tools=(slow,)), "t", backend)
+    assert running["peak"] == 3 and [r.value for r in result.calls] == [1, 2, 3]
+
+
+def test_approvals_are_tied_to_the_arguments() -> None:
+    def script() -> ScriptedBackend:
+        return ScriptedBackend([_calls(("send", {"to": "a@x"})), _answer("ok")])
+
+    result = run(Agent("a", "x", tools=(send,)), "t", script())
+    assert invoked == [] and result.calls[0].error == "this tool needs approval and none was given"
+    asked: list[str] = []
+
+    async def approver(call: Any) -> bool:
+        asked.append(call.arguments["to"])
+        await anyio.sleep(0.01)  # a person deciding
+        return True
+
+    approved: set[str] = set()
+    run(Agent("a", "x", tools=(send,)), "t", script(), approve=approver, approved=approved)
+    run(Agent("a", "x", tools=(send,)), "t", script(), approve=approver, approved=approved)
+    assert asked == ["a@x"] and invoked == ["send a@x", "send a@x"] and approval_key("send", {"to": "a@x"}) in approved
+    run(Agent("a", "x", tools=(send,)), "t", script(), approve=lambda call: False, approved=set())
+    assert invoked == ["send a@x", "send a@x"]
+    assert decide_approval("send", True, {"to": "b@x"}, approved, can_ask=False).action == "deny"
+
+
+class Weather(BaseModel):
+    city: str
+    celsius: int
+
+
+def test_structured_output_is_validated() -> None:
+    backend = ScriptedBackend([_answer({"city": "Oslo", "celsius": "cold"}), _answer({"city": "Oslo", "celsius": -3})])
+    result = run(Agent("a", "x", output_type=Weather), "t", backend)
+    assert result.output == Weather(city="Oslo", celsius=-3) and result.retries == 1
+    assert '\\"celsius\\"' in (backend.requests[0].grammar or "")
+
+
+def test_definition_errors() -> None:
+    with pytest.raises(ToolDefinitionError, match="output_type"):
+        Agent("a", "x", output_type=dict)  # type: ignore[arg-type]
+    with pytest.raises(ToolDefinitionError, match="two tools are named"):
+        Agent("a", "x", tools=(add, add))
+    with pytest.raises(ToolDefinitionError, match="max_steps"):
+        Agent("a", "x", max_steps=0)
+    with pytest.raises(ConfigError, match="backend 'big'"):
+        run(Agent("a", "x", escalate_to="big"), "t", ScriptedBackend([]))
+
+
+def test_requests_carry_the_agent_limits() -> None:
+    backend = ScriptedBackend([_answer("hi")])
+    run(Agent("a", "Be brief.", max_tokens=50), "t", backend)
+    request: GenerationRequest = backend.requests[0]
+    assert request.max_tokens == 50 and request.messages[0].content.startswith("Be brief.")
