@@ -16,9 +16,13 @@ inside the one folder it is given. From the engine room only ``orchestrator.type
 - ``ToolRegistry`` (``tools.registry``): tools by name, allow-lists, ``parse_call``;
   unknown names fail closed.
 - ``calculator``, ``current_time``, ``read_file_tool`` (``tools.builtin``): safe built-ins.
+- ``schema_to_gbnf`` / ``tool_call_grammar`` / ``parse_tool_call`` (``tools.grammar``): the
+  schemas as llama.cpp GBNF, so a local model's call always parses and validates; what a
+  grammar cannot enforce is refused with ``ToolDefinitionError``, never left unconstrained.
 """
 
 from tools.builtin import calculator, current_time, read_file_tool
+from tools.grammar import DEFAULT_MAX_ITEMS, DEFAULT_MAX_STRING_LENGTH, parse_tool_call, schema_to_gbnf, tool_call_grammar
 from tools.registry import ToolRegistry
 from tools.schema import normalize_schema
 from tools.tool import Tool, tool
@@ -26,6 +30,8 @@ from tools.validation import DEFAULT_LIMITS, ArgumentLimits, check_arguments, va
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "DEFAULT_MAX_ITEMS",
+    "DEFAULT_MAX_STRING_LENGTH",
     "ArgumentLimits",
     "Tool",
     "ToolRegistry",
@@ -33,7 +39,10 @@ __all__ = [
     "check_arguments",
     "current_time",
     "normalize_schema",
+    "parse_tool_call",
     "read_file_tool",
+    "schema_to_gbnf",
     "tool",
+    "tool_call_grammar",
     "validate_arguments",
 ]
