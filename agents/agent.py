@@ -12,10 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from orchestrator.errors import ToolDefinitionError
+from orchestrator.errors import ToolCallError, ToolDefinitionError
 from tools.grammar import schema_to_gbnf
 from tools.registry import ToolRegistry
 from tools.tool import Tool
+from tools.validation import validate_arguments
 
 __all__ = ["Agent"]
 
@@ -43,6 +44,8 @@ class Agent:
     max_parallel_calls: int = 4
     max_tokens: int = 256
     tool_timeout_s: float = 30.0
+    examples: tuple[tuple[str, Any], ...] = ()
+    max_examples: int = 3
     registry: ToolRegistry = field(init=False, repr=False, compare=False)
     decision_schema: dict[str, Any] = field(init=False, repr=False, compare=False)
 
@@ -51,6 +54,7 @@ class Agent:
         object.__setattr__(self, "tools", tuple(registry))
         object.__setattr__(self, "registry", registry)
         self._check()
+        object.__setattr__(self, "examples", tuple(_example(self, e) for e in self.examples))
         object.__setattr__(self, "decision_schema", _decision_schema(self))
         schema_to_gbnf(self.decision_schema)  # fail now, not at the first call, if it cannot be a grammar
 
@@ -59,9 +63,9 @@ class Agent:
             raise ToolDefinitionError("an agent needs a name")
         if self.output_type is not None and not (isinstance(self.output_type, type) and issubclass(self.output_type, BaseModel)):
             raise ToolDefinitionError(f"agent {self.name!r}: output_type must be a pydantic model class")
-        for key in ("max_steps", "max_retries", "max_parallel_calls", "max_tokens"):
+        for key in ("max_steps", "max_retries", "max_parallel_calls", "max_tokens", "max_examples"):
             value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "max_retries" else 1):
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key in ("max_retries", "max_examples") else 1):
                 raise ToolDefinitionError(f"agent {self.name!r}: {key} must be a positive integer, not {value!r}")
         if not self.tool_timeout_s > 0:
             raise ToolDefinitionError(f"agent {self.name!r}: tool_timeout_s must be positive")
@@ -77,6 +81,40 @@ class Agent:
     def tool_catalogue(self) -> str:
         """One line per tool for the prompt: name, arguments with types, description."""
         return "\n".join(f"- {t.name}({_arguments(t.parameters)}): {t.description}" for t in self.tools)
+
+
+def _example(agent: Agent, example: Any) -> tuple[str, str]:
+    """A developer's example as ``(request, reply as one line of JSON)``, checked like a model's reply."""
+    where = f"agent {agent.name!r}: example"
+    if not (isinstance(example, tuple | list) and len(example) == 2 and isinstance(example[0], str) and example[0].strip()):
+        raise ToolDefinitionError(f"{where} {example!r:.80} must be a (request, reply) pair with a non-empty request")
+    request, reply = example
+    try:
+        data = json.loads(reply) if isinstance(reply, str) else reply
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ToolDefinitionError(f"{where} {request!r:.60}: the reply is not JSON ({exc})") from None
+    if not isinstance(data, dict) or len(data) != 1 or not ({"calls", "answer"} & set(data)):
+        raise ToolDefinitionError(f'{where} {request!r:.60}: the reply must be {{"calls": [...]}} or {{"answer": ...}}')
+    calls = data.get("calls", [])
+    if "calls" in data and not (isinstance(calls, list) and 1 <= len(calls) <= agent.max_parallel_calls):
+        raise ToolDefinitionError(f'{where} {request!r:.60}: "calls" must be a list of 1 to {agent.max_parallel_calls} calls')
+    for call in calls:
+        if not isinstance(call, dict) or set(call) != {"name", "arguments"}:
+            raise ToolDefinitionError(f'{where} {request!r:.60}: each call must be {{"name": ..., "arguments": {{...}}}}')
+        try:
+            validate_arguments(agent.registry.lookup(call["name"]), call["arguments"])
+        except ToolCallError as exc:
+            raise ToolDefinitionError(f"{where} {request!r:.60}: {exc}") from None
+    if "answer" in data:
+        try:
+            if agent.output_type is None and not isinstance(data["answer"], str):
+                raise ValueError("the answer must be a string")
+            if agent.output_type is not None:
+                agent.output_type.model_validate(data["answer"])
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise ToolDefinitionError(f"{where} {request!r:.60}: {exc}") from None
+    return request, text
 
 
 def _decision_schema(agent: Agent) -> dict[str, Any]:

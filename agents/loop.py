@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agents.agent import Agent
+from agents.prompting import prompt_messages
 from orchestrator.errors import AgentError, ToolCallError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest
 from tools.grammar import schema_to_gbnf
@@ -82,29 +83,16 @@ def decision_grammars(agent: Agent) -> tuple[str, str]:
     return schema_to_gbnf(agent.decision_schema), schema_to_gbnf(answer_only)
 
 
-def _system_prompt(agent: Agent) -> str:
-    parts = [agent.instructions.strip()]
-    if agent.tools:
-        example = agent.tools[0]
-        parts.append(f"Tools you can call:\n{agent.tool_catalogue()}")
-        parts.append(
-            "Reply with JSON only. To call tools: "
-            f'{{"calls": [{{"name": "{example.name}", "arguments": {{...}}}}]}}. '
-            'When you have the result, reply {"answer": ...}.'
-        )
-    else:
-        parts.append('Reply with JSON only: {"answer": ...}.')
-    return "\n\n".join(parts)
-
-
 def agent_loop(agent: Agent, task: str) -> Generator[ModelTurn | RunTools, Any, AgentResult]:
     """Runs ``agent`` on ``task``; see the module docstring for the protocol."""
     turn_grammar, last_grammar = decision_grammars(agent)
-    messages = [ChatMessage(role="system", content=_system_prompt(agent)), ChatMessage(role="user", content=task)]
+    messages = prompt_messages(agent, task)
     backend, escalated, total_retries = agent.model, False, 0
     results: list[ToolResult] = []
+    answered: set[str] = set()  # calls that ran and succeeded, with idempotent tools
+    answer_now = False
     for step in range(1, agent.max_steps + 1):
-        grammar = last_grammar if step == agent.max_steps else turn_grammar
+        grammar = last_grammar if step == agent.max_steps or answer_now else turn_grammar
         retries = 0
         while True:
             # 1. Ask the model for a turn, constrained to a call or an answer.
@@ -125,12 +113,19 @@ def agent_loop(agent: Agent, task: str) -> Generator[ModelTurn | RunTools, Any, 
                     backend, escalated, retries = agent.escalate_to, True, 0  # a larger model gets the failed attempts
                     continue
                 raise AgentError(f"agent {agent.name!r}: {retries} wrong replies in a row; the last: {exc}", agent=agent.name) from None
+        if isinstance(decision, tuple) and all(_call_key(c) in answered for c in decision):
+            # 3a. Only calls already made, with the same arguments, whose results the conversation
+            # holds: nothing is left to look up, so the next turn must answer (small models repeat
+            # a call instead of answering). The repeat is not shown; the answer is asked instead.
+            answer_now = True
+            continue
         messages.append(ChatMessage(role="assistant", content=text))
         if not isinstance(decision, tuple):
             return AgentResult(decision, step, tuple(results), escalated, total_retries, tuple(messages))
         # 3. Run the calls (at once) and show the model what they returned.
         outcomes: list[ToolResult] = yield RunTools(decision)
         results += outcomes
+        answered.update(_call_key(r.call) for r in outcomes if r.ok and r.call.tool.idempotent)
         messages.append(ChatMessage(role="tool", content=_observation(outcomes)))
     raise AgentError(f"agent {agent.name!r} gave no answer in {agent.max_steps} steps", agent=agent.name)  # pragma: no cover - the last turn must answer
 
@@ -156,6 +151,10 @@ def _read_decision(agent: Agent, text: str, step: int) -> tuple[ToolCall, ...] |
         kwargs = validate_arguments(tool, call["arguments"])
         out.append(ToolCall(f"{step}.{i + 1}", tool, call["arguments"], kwargs))
     return tuple(out)
+
+
+def _call_key(call: ToolCall) -> str:
+    return json.dumps([call.tool.name, call.arguments], sort_keys=True, ensure_ascii=False)
 
 
 def _answer(agent: Agent, value: Any) -> Any:

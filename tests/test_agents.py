@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import anyio
 import pytest
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, Field
 
 from agents.agent import Agent
 from agents.loop import ModelTurn, RunTools, agent_loop
+from agents.prompting import (
+    example_arguments,
+    prompt_messages,
+    select_examples,
+    system_prompt,
+    tool_examples,
+)
 from orchestrator.agent_runner import AgentEvent, run_agent
 from orchestrator.backends.fake import ScriptedBackend
 from orchestrator.errors import AgentError, ConfigError, ToolDefinitionError
 from orchestrator.types import Choice, Completion, GenerationRequest
 from policies.approvals import approval_key, decide_approval
 from tools.tool import tool
+from tools.validation import validate_arguments
 
 invoked: list[str] = []
 
@@ -201,3 +209,128 @@ def test_requests_carry_the_agent_limits() -> None:
     run(Agent("a", "Be brief.", max_tokens=50), "t", backend)
     request: GenerationRequest = backend.requests[0]
     assert request.max_tokens == 50 and request.messages[0].content.startswith("Be brief.")
+
+
+# -- prompting ---------------------------------------------------------------------------------
+
+
+
+@tool
+def get_weather(city: Annotated[str, Field(max_length=40)], unit: Literal["celsius", "fahrenheit"] = "celsius") -> str:
+    """Current weather in a city.
+
+    Args:
+        city: City name, e.g. "Paris".
+        unit: Temperature unit.
+    """
+    return f"{city}: 18 degrees {unit}, light rain"
+
+
+@tool
+def set_timer(minutes: Annotated[int, Field(ge=1, le=1440)], label: str | None = None) -> str:
+    """Start a countdown timer."""
+    return "set"
+
+
+class Slot(BaseModel):
+    people: Annotated[int, Field(ge=1, le=20)]
+    time: Annotated[str, Field(min_length=5, max_length=5)]
+
+
+@tool
+def book_table(restaurant: str, slot: Slot, tags: Annotated[list[str], Field(min_length=1)]) -> str:
+    """Book a table at a restaurant."""
+    return "booked"
+
+
+def test_the_system_prompt_lists_the_tools_and_names_none_in_the_format() -> None:
+    text = system_prompt(Agent("a", "Be useful.", tools=(get_weather, set_timer, add)))
+    assert text.startswith("Be useful.") and "- get_weather(city: string" in text
+    fmt = text.rsplit("\n\n", 1)[1]
+    assert '"<tool name>"' in fmt and not any(name in fmt for name in ("get_weather", "set_timer", "add"))
+    assert system_prompt(Agent("a", "Chat.")).endswith('{"answer": ...}.')
+
+
+def test_examples_are_turns_the_closest_last_and_limited() -> None:
+    examples = (
+        ("Will it rain in Madrid?", {"calls": [{"name": "get_weather", "arguments": {"city": "Madrid"}}]}),
+        ("Set a 15 minute timer called tea.", '{"calls": [{"name": "set_timer", "arguments": {"minutes": 15, "label": "tea"}}]}'),
+        ("Add 2 and 3.", '{"calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]}'),
+    )
+    agent = Agent("a", "x", tools=(get_weather, set_timer, add), examples=examples, max_examples=2)
+    messages = prompt_messages(agent, "I need a timer for 10 minutes.")
+    assert [m.role for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert messages[-2].content == '{"calls": [{"name": "set_timer", "arguments": {"minutes": 15, "label": "tea"}}]}'
+    assert messages[-1].content == "I need a timer for 10 minutes."
+    assert json.loads(messages[2].content)  # given as Python data, stored as one line of JSON
+    assert select_examples(agent, "Weather in Rome, please")[-1][0] == "Will it rain in Madrid?"
+    assert prompt_messages(Agent("a", "x", tools=(add,), max_examples=0), "t")[1:] == prompt_messages(Agent("a", "x"), "t")[1:]
+
+
+def test_tools_without_an_example_get_one_from_their_schema() -> None:
+    agent = Agent("a", "x", tools=(get_weather, set_timer, book_table),
+                  examples=(("Weather in Oslo?", '{"calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}'),))
+    pool = tool_examples(agent)
+    assert pool[0][0] == "Weather in Oslo?" and len(pool) == 3
+    by_tool = {json.loads(r)["calls"][0]["name"]: (q, json.loads(r)["calls"][0]["arguments"]) for q, r in pool}
+    assert by_tool["set_timer"] == ("Start a countdown timer: minutes 2.", {"minutes": 2})
+    request, args = by_tool["book_table"]
+    assert request.startswith("Book a table at a restaurant: restaurant restaurant, slot {")
+    assert args["slot"]["time"] == "timex" and args["tags"] == ["tags"]
+    for t in (get_weather, set_timer, book_table):
+        validate_arguments(t, by_tool.get(t.name, ("", {"city": "Paris"}))[1])
+    assert example_arguments(get_weather.parameters["properties"]["city"], "city") == "Paris"  # the description's e.g.
+    assert example_arguments({"type": "integer", "minimum": 0, "maximum": 1}) == 1
+    assert example_arguments({"type": "number", "minimum": 5, "maximum": 35}) == 5.5
+    assert example_arguments({"type": "string", "examples": ["EUR"]}) == "EUR"
+
+
+def _odd(n: int) -> int:
+    if n % 2 == 0:
+        raise ValueError("must be odd")
+    return n
+
+
+@tool
+def odd(n: Annotated[int, AfterValidator(_odd)]) -> int:
+    """Needs an odd number (its own validator; the schema cannot say so)."""
+    return n
+
+
+def test_an_example_that_cannot_be_made_valid_is_left_out() -> None:
+    agent = Agent("a", "x", tools=(odd, add))
+    assert [json.loads(r)["calls"][0]["name"] for _, r in tool_examples(agent)] == ["add"]
+
+
+def test_developer_examples_are_checked_when_the_agent_is_defined() -> None:
+    def make(example: Any) -> Agent:
+        return Agent("a", "x", tools=(add,), examples=(example,))
+
+    with pytest.raises(ToolDefinitionError, match="unknown tool 'sub'"):
+        make(("t", '{"calls": [{"name": "sub", "arguments": {}}]}'))
+    with pytest.raises(ToolDefinitionError, match='argument "a"|"a"'):
+        make(("t", {"calls": [{"name": "add", "arguments": {"a": "1", "b": 2}}]}))
+    with pytest.raises(ToolDefinitionError, match="not JSON"):
+        make(("t", "{calls"))
+    with pytest.raises(ToolDefinitionError, match="pair"):
+        make(("only a request",))
+    with pytest.raises(ToolDefinitionError, match="answer"):
+        make(("t", {"answer": 3}))
+    with pytest.raises(ToolDefinitionError, match="max_examples"):
+        Agent("a", "x", max_examples=-1)
+    assert make(("Hi", {"answer": "Hello!"})).examples == (("Hi", '{"answer": "Hello!"}'),)
+
+
+def test_a_repeated_call_is_not_run_again_the_model_is_asked_to_answer() -> None:
+    backend = ScriptedBackend([_calls(("add", {"a": 2, "b": 3})), _calls(("add", {"b": 3, "a": 2})), _answer("5")])
+    result = run(Agent("a", "x", tools=(add,), max_steps=4), "2 + 3?", backend)
+    assert result.output == "5" and invoked == ["add 2 3"] and len(result.calls) == 1
+    assert '\\"calls\\"' not in (backend.requests[2].grammar or "")  # the third turn may only answer
+    assert backend.requests[2].messages == backend.requests[1].messages  # the repeat is not shown
+    assert result.steps == 3
+
+
+def test_a_repeated_call_that_failed_or_is_not_idempotent_runs_again() -> None:
+    backend = ScriptedBackend([_calls(("send", {"to": "a@x"})), _calls(("send", {"to": "a@x"})), _answer("ok")])
+    result = run(Agent("a", "x", tools=(send,)), "t", backend, approve=lambda call: True)
+    assert invoked == ["send a@x", "send a@x"] and result.output == "ok"

@@ -1,0 +1,155 @@
+"""What the model reads before the task: a short system prompt, then a few worked examples.
+
+Small models (smollm2-135m) follow examples far more than instructions, so the prompt is:
+
+1. a system message: the agent's instructions, one line per tool (name, description, arguments
+   with types), and the reply format, which names no real tool (a format example naming one made
+   the model call that tool for every task);
+2. up to ``agent.max_examples`` worked examples as earlier user/assistant turns: a request, then
+   the one-line JSON call it needs. They come from ``agent.examples`` (written by the developer)
+   and, for each tool the developer gave none for, one example made from the tool's schema;
+3. the task, as the last user message.
+
+The examples shown are the ones whose words overlap most with the task, the closest last: this
+small model copies the tool of the nearest example much more than it reads the tool list.
+Measured on a held-out set (7 tools, 28 requests, none of them the benchmark's), first turn,
+greedy: the old prompt (catalogue and a format example naming the first tool) called the right
+tool with the right arguments 0% of the time (calls of the first tool, 17 of 28 turns with
+several calls); one schema-made example per tool, in tool order, as turns: 29-43% (right tool
+57%), the same examples inside the system message: 14%; the 3 closest of them, closest last:
+32-36% (right tool 86%); with one developer example per tool: 54% (right tool 89-93%).
+Example turns also keep replies short (one line, ~30 tokens instead of ~100 to 140 with indented JSON).
+Choosing examples by similarity is plain word overlap (no model, no I/O), so it is cheap and
+testable; its cost is that the examples differ from task to task, so only the system message is
+a prefix that prompts share.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from agents.agent import Agent
+from orchestrator.errors import ToolCallError
+from orchestrator.types import ChatMessage
+from tools.validation import validate_arguments
+
+__all__ = ["example_arguments", "prompt_messages", "select_examples", "system_prompt", "tool_examples"]
+
+REPLY_FORMAT = 'To use a tool, reply {"calls": [{"name": "<tool name>", "arguments": {...}}]}. Otherwise reply {"answer": "<text>"}.'
+ANSWER_FORMAT = 'Reply with JSON only: {"answer": ...}.'
+
+_WORD = re.compile(r"[^\W_]+")
+_STOP = frozenset(
+    ["a", "an", "the", "in", "on", "of", "to", "for", "and", "or", "is", "it", "at", "by", "with", "from", "into", "my", "me", "i", "you", "your", "what", "how", "do", "does", "this", "that", "be", "as", "are", "please", "can", "could", "would", "will", "want", "need", "some", "any"]
+)
+_E_G = re.compile(r"""e\.g\.,?\s*(?:"([^"]+)"|'([^']+)')""")
+
+
+def system_prompt(agent: Agent) -> str:
+    """The agent's instructions, its tools one per line, and the reply format."""
+    parts = [agent.instructions.strip()]
+    if agent.tools:
+        parts.append("Tools you can call:\n" + agent.tool_catalogue())
+        parts.append(REPLY_FORMAT)
+    else:
+        parts.append(ANSWER_FORMAT)
+    return "\n\n".join(p for p in parts if p)
+
+
+def prompt_messages(agent: Agent, task: str) -> list[ChatMessage]:
+    """System prompt, the examples closest to ``task`` (closest last) as turns, then ``task``."""
+    messages = [ChatMessage(role="system", content=system_prompt(agent))]
+    for request, reply in select_examples(agent, task):
+        messages += [ChatMessage(role="user", content=request), ChatMessage(role="assistant", content=reply)]
+    messages.append(ChatMessage(role="user", content=task))
+    return messages
+
+
+def select_examples(agent: Agent, task: str) -> list[tuple[str, str]]:
+    """Up to ``agent.max_examples`` examples, by word overlap with ``task``, the closest last.
+
+    An example's words are its request's and its tools' (name, description, argument names,
+    descriptions and enum values). Ties keep the pool's order: the developer's examples first.
+    """
+    pool = tool_examples(agent)
+    if not pool or agent.max_examples == 0:
+        return []
+    wanted = _words(task)
+    tool_words = {t.name: _tool_words(t) for t in agent.tools}
+
+    def overlap(example: tuple[str, str]) -> int:
+        names = [c["name"] for c in json.loads(example[1]).get("calls", [])]
+        return len(wanted & _words(example[0]).union(*(tool_words[n] for n in names)))
+
+    scored = sorted(enumerate(pool), key=lambda ie: (-overlap(ie[1]), ie[0]))[: agent.max_examples]
+    return [example for _, example in reversed(scored)]
+
+
+def tool_examples(agent: Agent) -> list[tuple[str, str]]:
+    """The developer's examples, then one made from the schema for each tool they do not show."""
+    shown = {c["name"] for _, reply in agent.examples for c in json.loads(reply).get("calls", [])}
+    made = [_schema_example(t) for t in agent.tools if t.name not in shown]
+    return list(agent.examples) + [m for m in made if m is not None]
+
+
+def _schema_example(tool: Any) -> tuple[str, str] | None:
+    """A request and its call for ``tool``: its description, then each required argument's value
+    (None when the values made up do not pass the tool's checks)."""
+    params = tool.parameters
+    args = {k: example_arguments(v, k) for k, v in params["properties"].items() if k in params["required"]}
+    try:
+        validate_arguments(tool, args)
+    except ToolCallError:
+        return None
+    said = ", ".join(f"{k} {v if isinstance(v, str) else json.dumps(v)}" for k, v in args.items())
+    request = tool.description.strip().rstrip(".") or tool.name.replace("_", " ")
+    request += f": {said}." if said else "."
+    return request, json.dumps({"calls": [{"name": tool.name, "arguments": args}]}, ensure_ascii=False)
+
+
+def example_arguments(schema: Mapping[str, Any], name: str = "value") -> Any:
+    """A plausible value for ``schema``: its own ``examples``, an enum's first value, an
+    'e.g. "..."' from its description, a number within its bounds, else the argument's name."""
+    if schema.get("examples"):
+        return schema["examples"][0]
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            branches = [b for b in schema[key] if b.get("type") != "null"] or schema[key]
+            return example_arguments(branches[0], name)
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
+    if kind == "string":
+        hint = _E_G.search(schema.get("description", ""))
+        text = next(g for g in hint.groups() if g) if hint else name.replace("_", " ")
+        return text[: schema.get("maxLength", len(text))].ljust(schema.get("minLength", 0), "x")
+    if kind in ("integer", "number"):
+        low, high = schema.get("minimum", schema.get("exclusiveMinimum", 1)), schema.get("maximum", schema.get("exclusiveMaximum"))
+        value = max(2, int(low) + 1) if kind == "integer" else max(2.5, float(low) + 0.5)
+        return value if high is None or value < high else (int(high) if kind == "integer" else float(high))
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        return [example_arguments(schema.get("items", {}), name)] * max(1, schema.get("minItems", 1))
+    if kind == "object":
+        props, required = schema.get("properties", {}), schema.get("required", [])
+        return {k: example_arguments(v, k) for k, v in props.items() if k in required}
+    return None
+
+
+def _words(text: str) -> set[str]:
+    """Lower-case words without stop words, cut to 5 letters (a crude stem: 'lights' ~ 'light')."""
+    return {w[:5] for w in _WORD.findall(text.casefold()) if w not in _STOP}
+
+
+def _tool_words(tool: Any) -> set[str]:
+    parts = [tool.name.replace("_", " ").replace("-", " "), tool.description]
+    for key, prop in tool.parameters["properties"].items():
+        parts += [key.replace("_", " "), prop.get("description", ""), *(str(v) for v in prop.get("enum", ()))]
+    return _words(" ".join(parts))
