@@ -57,7 +57,8 @@ def _graph_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
             f"   run {result.run_id}: {result.wall_s:.1f} s; prefill {result.prefill_computed} tokens computed, "
             f"{result.prefill_reused} reused; critical path {' -> '.join(result.critical_path)}"
         )
-        say(f"   every node's output was committed to SQLite first: a killed run resumes with `orchestrator resume {result.run_id}`")
+        say("   each node's output was committed to SQLite before anything used it (a throwaway store here); with\n"
+            "   `orchestrator run sot ...` a killed run finishes with `orchestrator resume RUN_ID`")
 
 
 def run_demo(out: TextIO, model: str = DEFAULT_MODEL) -> int:
