@@ -31,6 +31,16 @@ class Agent:
     ``max_retries`` caps how often one malformed call or answer is sent back to the model
     before the step escalates (or fails with ``AgentError``). ``max_parallel_calls`` caps the
     calls in one turn; they run at once. ``tool_timeout_s`` bounds a tool without its own.
+
+    ``examples`` are worked examples for the prompt: ``(request, reply)`` pairs where the reply
+    is what the model should answer, ``{"calls": [{"name": ..., "arguments": {...}}]}`` or
+    ``{"answer": ...}`` (JSON text, or the same as Python data); each call is checked against
+    its tool when the agent is defined. Tools without an example get one made from their
+    schema. By default (``max_examples=None``) the prompt shows all of them, in the order given,
+    the same for every task, so the prompt's start is shared and its prefill cached; an int
+    shows only that many, the closest to the task, the closest last (see ``agents.prompting``:
+    for agents with many tools). Two realistic examples per tool, with different values, help a
+    small model most.
     """
 
     name: str
@@ -45,7 +55,7 @@ class Agent:
     max_tokens: int = 256
     tool_timeout_s: float = 30.0
     examples: tuple[tuple[str, Any], ...] = ()
-    max_examples: int = 3
+    max_examples: int | None = None
     registry: ToolRegistry = field(init=False, repr=False, compare=False)
     decision_schema: dict[str, Any] = field(init=False, repr=False, compare=False)
 
@@ -65,6 +75,8 @@ class Agent:
             raise ToolDefinitionError(f"agent {self.name!r}: output_type must be a pydantic model class")
         for key in ("max_steps", "max_retries", "max_parallel_calls", "max_tokens", "max_examples"):
             value = getattr(self, key)
+            if key == "max_examples" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key in ("max_retries", "max_examples") else 1):
                 raise ToolDefinitionError(f"agent {self.name!r}: {key} must be a positive integer, not {value!r}")
         if not self.tool_timeout_s > 0:

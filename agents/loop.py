@@ -11,6 +11,11 @@ tool schemas and the output type, so a local model's reply always parses; what t
 cannot check (a validator, a range) is checked here, and a wrong reply goes back to the model
 as a short error, at most ``max_retries`` times in a row, then the step escalates to
 ``agent.escalate_to`` (carrying the failed attempts as context) or ends in ``AgentError``.
+
+What the model reads comes from ``agents.prompting`` (system prompt, worked examples as earlier
+turns, the task). A turn that only repeats calls already made with the same arguments (idempotent
+tools whose runs succeeded) is not run again: the results are in the conversation, so the loop
+asks for the answer instead (small models tend to call the same tool again and again).
 """
 
 from __future__ import annotations
@@ -78,9 +83,32 @@ class AgentResult:
 
 
 def decision_grammars(agent: Agent) -> tuple[str, str]:
-    """(grammar of a normal turn: calls or answer, grammar of the last turn: answer only)."""
+    """(grammar of a normal turn: calls or answer, grammar of the last turn: answer only).
+
+    In calls, every string argument is held to ``max(32, agent.max_tokens // 4)`` characters
+    (less than its schema may allow: the grammar may be stricter than the schema), so that a
+    small model that starts repeating itself inside a string still closes the call within
+    ``max_tokens``: a call cut by the token limit is not JSON (measured: smollm2-135m filled a
+    500-character calculator expression with ", 50, 100, 200, ..." until the limit).
+    """
     answer_only = {"type": "object", "properties": {"answer": agent.answer_schema()}, "required": ["answer"], "additionalProperties": False}
-    return schema_to_gbnf(agent.decision_schema), schema_to_gbnf(answer_only)
+    schema = agent.decision_schema
+    if "anyOf" in schema:  # [calls, answer]
+        schema = {"anyOf": [_cap_strings(schema["anyOf"][0], max(32, agent.max_tokens // 4)), *schema["anyOf"][1:]]}
+    return schema_to_gbnf(schema), schema_to_gbnf(answer_only)
+
+
+def _cap_strings(schema: Any, cap: int) -> Any:
+    """A copy of ``schema`` whose free strings take at most ``cap`` characters."""
+    if isinstance(schema, list):
+        return [_cap_strings(s, cap) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: (v if k in ("enum", "const", "default", "examples") else _cap_strings(v, cap)) for k, v in schema.items()}
+    kinds = out.get("type")
+    if (kinds == "string" or (isinstance(kinds, list) and "string" in kinds)) and "enum" not in out and "const" not in out:
+        out["maxLength"] = max(min(out.get("maxLength", cap), cap), out.get("minLength", 0))
+    return out
 
 
 def agent_loop(agent: Agent, task: str) -> Generator[ModelTurn | RunTools, Any, AgentResult]:

@@ -41,7 +41,7 @@ __all__ = ["example_arguments", "prompt_messages", "select_examples", "system_pr
 REPLY_FORMAT = 'To use a tool, reply {"calls": [{"name": "<tool name>", "arguments": {...}}]}. Otherwise reply {"answer": "<text>"}.'
 ANSWER_FORMAT = 'Reply with JSON only: {"answer": ...}.'
 
-_WORD = re.compile(r"[^\W_]+")
+_WORD = re.compile(r"[^\W_]+|[-+*/%^=<>@$€£]")  # words, and symbols that say what kind of request it is
 _STOP = frozenset(
     ["a", "an", "the", "in", "on", "of", "to", "for", "and", "or", "is", "it", "at", "by", "with", "from", "into", "my", "me", "i", "you", "your", "what", "how", "do", "does", "this", "that", "be", "as", "are", "please", "can", "could", "would", "will", "want", "need", "some", "any"]
 )
@@ -69,12 +69,15 @@ def prompt_messages(agent: Agent, task: str) -> list[ChatMessage]:
 
 
 def select_examples(agent: Agent, task: str) -> list[tuple[str, str]]:
-    """Up to ``agent.max_examples`` examples, by word overlap with ``task``, the closest last.
+    """Up to ``agent.max_examples`` examples, by word overlap with ``task``, the closest last;
+    all of them, in order, when ``max_examples`` is None.
 
     An example's words are its request's and its tools' (name, description, argument names,
     descriptions and enum values). Ties keep the pool's order: the developer's examples first.
     """
     pool = tool_examples(agent)
+    if agent.max_examples is None:
+        return pool
     if not pool or agent.max_examples == 0:
         return []
     wanted = _words(task)
@@ -144,7 +147,8 @@ def example_arguments(schema: Mapping[str, Any], name: str = "value") -> Any:
 
 
 def _words(text: str) -> set[str]:
-    """Lower-case words without stop words, cut to 5 letters (a crude stem: 'lights' ~ 'light')."""
+    """Lower-case words without stop words, cut to 5 letters (a crude stem: 'lights' ~ 'light'),
+    and symbols such as ``* + @ $``."""
     return {w[:5] for w in _WORD.findall(text.casefold()) if w not in _STOP}
 
 

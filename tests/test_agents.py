@@ -265,6 +265,10 @@ def test_examples_are_turns_the_closest_last_and_limited() -> None:
     assert json.loads(messages[2].content)  # given as Python data, stored as one line of JSON
     assert select_examples(agent, "Weather in Rome, please")[-1][0] == "Will it rain in Madrid?"
     assert prompt_messages(Agent("a", "x", tools=(add,), max_examples=0), "t")[1:] == prompt_messages(Agent("a", "x"), "t")[1:]
+    every = Agent("a", "x", tools=(get_weather, set_timer, add), examples=examples, max_examples=None)
+    first, second = prompt_messages(every, "Weather in Rome?"), prompt_messages(every, "A timer, 5 minutes.")
+    assert first[:-1] == second[:-1] and len(first) == 8  # all three, as given: the same start for every task
+    assert [m.content for m in first[1:-1:2]] == [q for q, _ in examples]
 
 
 def test_tools_without_an_example_get_one_from_their_schema() -> None:
@@ -334,3 +338,19 @@ def test_a_repeated_call_that_failed_or_is_not_idempotent_runs_again() -> None:
     backend = ScriptedBackend([_calls(("send", {"to": "a@x"})), _calls(("send", {"to": "a@x"})), _answer("ok")])
     result = run(Agent("a", "x", tools=(send,)), "t", backend, approve=lambda call: True)
     assert invoked == ["send a@x", "send a@x"] and result.output == "ok"
+
+
+def test_strings_in_calls_are_capped_so_a_call_ends_within_max_tokens() -> None:
+    from agents.loop import decision_grammars
+
+    @tool
+    def calc(expression: Annotated[str, Field(max_length=500)], unit: Literal["a-very-long-unit-name-" * 3] = "a-very-long-unit-name-" * 3) -> str:
+        """Computes."""
+        return expression
+
+    turn, last = decision_grammars(Agent("a", "x", tools=(calc,), max_tokens=200))
+    assert "char{0,50}" in turn.replace(" ", "") and "{0,500}" not in turn  # 200 // 4
+    assert ("a-very-long-unit-name-" * 3) in turn  # enum values are left whole
+    assert "{0,600}" in last.replace(" ", "")  # the answer keeps its own limit
+    small = decision_grammars(Agent("a", "x", tools=(calc,), max_tokens=40))[0]
+    assert "char{0,32}" in small.replace(" ", "")
