@@ -85,16 +85,23 @@ class AgentResult:
 def decision_grammars(agent: Agent) -> tuple[str, str]:
     """(grammar of a normal turn: calls or answer, grammar of the last turn: answer only).
 
-    In calls, every string argument is held to ``max(32, agent.max_tokens // 4)`` characters
-    (less than its schema may allow: the grammar may be stricter than the schema), so that a
-    small model that starts repeating itself inside a string still closes the call within
-    ``max_tokens``: a call cut by the token limit is not JSON (measured: smollm2-135m filled a
-    500-character calculator expression with ", 50, 100, 200, ..." until the limit).
+    Strings are held to what fits in ``agent.max_tokens`` even at one character per token (the
+    grammar may be stricter than the schema): a text answer to ``max_tokens - 16`` characters,
+    every other string (call arguments, fields of a structured answer) to ``max_tokens // 4``
+    (at least 32). So a small model that starts repeating itself inside a string still closes
+    its JSON: a reply cut by the token limit is not JSON (measured on smollm2-135m: a
+    500-character calculator expression filled with ", 50, 100, 200, ..." and a 600-character
+    answer both ran into the limit of 256 tokens, three times in a row for the answer).
     """
-    answer_only = {"type": "object", "properties": {"answer": agent.answer_schema()}, "required": ["answer"], "additionalProperties": False}
+    answer = agent.answer_schema()
+    # A text answer is the reply's only string: it may take all the tokens but a few (JSON around it).
+    answer = _cap_strings(answer, max(32, agent.max_tokens - 16) if answer.get("type") == "string" else max(32, agent.max_tokens // 4))
+    answer_only = {"type": "object", "properties": {"answer": answer}, "required": ["answer"], "additionalProperties": False}
     schema = agent.decision_schema
     if "anyOf" in schema:  # [calls, answer]
-        schema = {"anyOf": [_cap_strings(schema["anyOf"][0], max(32, agent.max_tokens // 4)), *schema["anyOf"][1:]]}
+        schema = {"anyOf": [_cap_strings(schema["anyOf"][0], max(32, agent.max_tokens // 4)), answer_only]}
+    else:
+        schema = answer_only
     return schema_to_gbnf(schema), schema_to_gbnf(answer_only)
 
 
