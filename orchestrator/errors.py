@@ -27,7 +27,13 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     │   └── UnsafeResumeError    resuming would silently repeat a side effect that may have happened
     ├── StoreError               the run store is unreadable, or holds no such run
     ├── AgentError               an agent ended without an answer: wrong replies past its retries and escalation
-    └── ToolExecutionError       a tool raised while running; the model sees a short reason, never a stack trace
+    ├── ToolExecutionError       a tool raised while running; the model sees a short reason, never a stack trace
+    ├── RemoteError              a remote OpenAI-compatible server failed; ``endpoint`` and ``status`` say where and how
+    │   ├── RemoteUnavailableError   unreachable, timed out, 5xx or 429 past the retries, or its circuit is open
+    │   ├── RemoteProtocolError      the server answered with something that is not the OpenAI API (bad JSON or SSE)
+    │   └── StreamBrokenError        a stream ended mid-way; ``partial_text`` holds what had arrived (never re-issued)
+    └── RoutingError             no backend may take the request under the policies
+        └── EgressRefusedError   the request holds data that must not leave the device, and only remote backends remain
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = [
     "ChatTemplateError",
     "ConfigError",
     "ContextLengthError",
+    "EgressRefusedError",
     "EngineError",
     "GrammarError",
     "GraphError",
@@ -50,10 +57,15 @@ __all__ = [
     "NodeTimeoutError",
     "OrchestratorError",
     "PlanError",
+    "RemoteError",
+    "RemoteProtocolError",
+    "RemoteUnavailableError",
     "RequestError",
+    "RoutingError",
     "RunCancelledError",
     "RunError",
     "StoreError",
+    "StreamBrokenError",
     "ToolCallError",
     "ToolDefinitionError",
     "ToolExecutionError",
@@ -187,3 +199,44 @@ class AgentError(OrchestratorError):
     def __init__(self, message: str, *, agent: str | None = None) -> None:
         super().__init__(message)
         self.agent = agent
+
+
+class RemoteError(OrchestratorError):
+    """A remote OpenAI-compatible server failed. ``endpoint`` is its base URL (never a key),
+    ``status`` the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+
+
+class RemoteUnavailableError(RemoteError):
+    """The server could not be reached or kept failing (connection refused, timeout, 5xx or 429
+    after the retries), or its circuit breaker is open. The router treats it as down."""
+
+
+class RemoteProtocolError(RemoteError):
+    """The server's reply is not what the OpenAI API says: malformed JSON, SSE or fields."""
+
+
+class StreamBrokenError(RemoteError):
+    """A streamed reply stopped before its end. ``partial_text`` holds the text that arrived;
+    the request is never re-issued behind the caller's back."""
+
+    def __init__(self, message: str, *, partial_text: str = "", endpoint: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, endpoint=endpoint, status=status)
+        self.partial_text = partial_text
+
+
+class RoutingError(OrchestratorError):
+    """No backend may take the request under the routing policies (all refused or down)."""
+
+
+class EgressRefusedError(RoutingError):
+    """The request holds data that must stay on the device and only remote backends remain.
+    Raised before any connection is opened. ``data_classes`` names what was found."""
+
+    def __init__(self, message: str, *, data_classes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.data_classes = data_classes

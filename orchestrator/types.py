@@ -16,14 +16,16 @@ __all__ = [
     "Choice",
     "Completion",
     "FinishReason",
+    "FunctionCall",
     "GenerationRequest",
     "SamplingParams",
     "SpeculativeStats",
     "Timings",
     "TokenDelta",
+    "ToolSpec",
 ]
 
-FinishReason = Literal["stop", "length", "cancelled"]
+FinishReason = Literal["stop", "length", "cancelled", "tool_calls"]
 SpeculativeMode = Literal["off", "prompt-lookup", "draft", "auto"]
 
 _MAX_STOP_STRINGS = 16
@@ -56,6 +58,26 @@ class ChatMessage(_Frozen):
     name: str | None = None
 
 
+class ToolSpec(_Frozen):
+    """A tool offered to a backend with native tool calling (remote OpenAI-compatible servers).
+
+    Local models call tools through a grammar instead (see ``agents.Agent``).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+    description: str = ""
+    parameters: dict = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class FunctionCall(_Frozen):
+    """A tool call a backend returned natively. ``arguments`` is the JSON text as the model wrote
+    it: validate it (``tools.validate_arguments``) before running anything."""
+
+    id: str
+    name: str
+    arguments: str
+
+
 class GenerationRequest(_Frozen):
     """One generation: a raw ``prompt`` or chat ``messages`` (exactly one of them).
 
@@ -71,6 +93,9 @@ class GenerationRequest(_Frozen):
     grammar: str | None = Field(None, max_length=1_000_000)
     n: int = Field(1, ge=1, le=64)
     speculative: SpeculativeMode = "off"
+    logprobs: bool = Field(False, description="return each generated token's log-probability (raw model distribution)")
+    tools: tuple[ToolSpec, ...] = Field((), max_length=128)
+    tool_choice: Literal["auto", "required", "none"] = "auto"
 
     @model_validator(mode="after")
     def _check(self) -> GenerationRequest:
@@ -145,6 +170,8 @@ class Choice(_Frozen):
     tokens: int
     finish_reason: FinishReason
     token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] | None = None
+    tool_calls: tuple[FunctionCall, ...] = ()
 
 
 class Completion(_Frozen):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from orchestrator.engine.engine import LocalEngine
+from orchestrator.errors import ConfigError
 from orchestrator.types import Completion, GenerationRequest, TokenDelta
 
 __all__ = ["LocalBackend"]
@@ -18,6 +19,11 @@ class LocalBackend:
         self.name = engine.name
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | Completion]:
+        if request.tools:
+            raise ConfigError(
+                f"{self.name}: local models call tools through a grammar, not native tool calling; "
+                "use an Agent (agents.Agent) or tools.tool_call_grammar"
+            )
         handle = self.engine.submit(request)
         try:
             async for event in handle:
