@@ -475,7 +475,8 @@ class LocalEngine:
                 group += self._spawn_choices(seq)
             for s in group:
                 token = s.sampler.sample(self._ctx, idx)
-                s.accept(token, self._model.piece(token), self._model.is_eog(token), self.max_positions)
+                logprob = s.sampler.logprob(self._ctx, idx, token) if s.logprobs is not None else None
+                s.accept(token, self._model.piece(token), self._model.is_eog(token), self.max_positions, logprob)
         # 5. finished sequences leave the batch; their requests complete
         for seq in [s for s in self._live if s.finish is not None]:
             self._release(seq)

@@ -11,7 +11,14 @@ from orchestrator.engine.speculative import sampling_distribution
 from orchestrator.errors import GrammarError
 from orchestrator.types import SamplingParams
 
-__all__ = ["Sampler"]
+__all__ = ["Sampler", "log_softmax_at"]
+
+
+def log_softmax_at(logits: np.ndarray, token: int) -> float:
+    """log p(token) under the softmax of raw ``logits`` (float64, max-shifted for stability)."""
+    x = np.asarray(logits, dtype=np.float64)
+    top = x.max()
+    return float(x[token] - top - np.log(np.exp(x - top).sum()))
 
 
 class Sampler:
@@ -70,6 +77,12 @@ class Sampler:
         logits = np.ctypeslib.as_array(llama().llama_get_logits_ith(ctx.ptr, idx), shape=(self._n_vocab,))
         p = self._params
         return sampling_distribution(logits, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p)
+
+    def logprob(self, ctx: NativeContext, idx: int, token: int) -> float:
+        """``token``'s log-probability under the raw logits at batch index ``idx``
+        (before penalties, grammar, temperature or truncation)."""
+        logits = np.ctypeslib.as_array(llama().llama_get_logits_ith(ctx.ptr, idx), shape=(self._n_vocab,))
+        return log_softmax_at(logits, token)
 
     def sample(self, ctx: NativeContext, idx: int) -> int:
         """Samples from the logits at batch index ``idx`` and accepts the token."""

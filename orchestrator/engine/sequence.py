@@ -64,8 +64,12 @@ class Sequence:
     accepted: int = 0
     target_steps: int = 0
     idle_draft_steps: int = 0
+    # one raw log-probability per token in ``out``, when the request asks for them
+    logprobs: list[float] | None = None
 
     def __post_init__(self) -> None:
+        if self.job.request.logprobs:
+            self.logprobs = []
         self._utf8 = Utf8Stream()
         self._stops = StopMatcher(self.job.request.stop)
 
@@ -73,8 +77,10 @@ class Sequence:
     def prefilling(self) -> bool:
         return self.finish is None and not self.out and bool(self.pending)
 
-    def accept(self, token: int, piece: bytes, is_eog: bool, max_positions: int) -> None:
-        """Takes one sampled token: stream its text, or finish the sequence."""
+    def accept(
+        self, token: int, piece: bytes, is_eog: bool, max_positions: int, logprob: float | None = None
+    ) -> None:
+        """Takes one sampled token (and its log-probability when asked for): stream its text, or finish."""
         now = time.perf_counter()
         if not self.out and not self.job.t_first:
             self.job.t_first = now
@@ -83,6 +89,9 @@ class Sequence:
             self.end("stop")
             return
         self.out.append(token)
+        if self.logprobs is not None:
+            assert logprob is not None, "the request asked for logprobs"
+            self.logprobs.append(logprob)
         shown, stopped = self._stops.feed(self._utf8.feed(piece))
         self._emit(shown)
         if stopped:
@@ -112,4 +121,5 @@ class Sequence:
             tokens=len(self.out),
             finish_reason=self.finish,
             token_ids=tuple(self.out),
+            logprobs=None if self.logprobs is None else tuple(self.logprobs),
         )

@@ -180,7 +180,9 @@ class Speculator:
         seq.accepted += kept - 1
         seq.acceptance.update(len(draft), kept - 1)
         seq.target_steps += 1
-        for token in chosen:
-            seq.accept(token, self._model.piece(token), self._model.is_eog(token), self.max_positions)
+        # every verified row holds the target's raw logits, so accepted draft tokens get logprobs too
+        for i, token in enumerate(chosen):
+            logprob = sampler.logprob(self._ctx, first_idx + i, token) if seq.logprobs is not None else None
+            seq.accept(token, self._model.piece(token), self._model.is_eog(token), self.max_positions, logprob)
             if seq.finish is not None:
                 break
