@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.errors import ConfigError
+from policies.routing import Candidate, RouteRequest, Verdict
 
-__all__ = ["CascadeSettings", "CascadeVerdict", "LogprobStats", "confidence", "judge_answer", "logprob_stats"]
+__all__ = ["CascadePolicy", "CascadeSettings", "CascadeVerdict", "LogprobStats", "confidence", "judge_answer", "logprob_stats"]
 
 # A log-probability a little above 0 is rounding noise from the sampler; more is a bug upstream.
 _LOGPROB_SLACK = 1e-4
@@ -112,3 +113,23 @@ def judge_answer(logprobs: Sequence[float] | None, settings: CascadeSettings, *,
             True, f"a token with probability {stats.min_token_prob:.3g} < {settings.min_token_prob:.3g}", stats.confidence
         )
     return CascadeVerdict(False, f"confidence {stats.confidence:.3f} >= threshold {settings.threshold:.3f}", stats.confidence)
+
+
+@dataclass(frozen=True)
+class CascadePolicy:
+    """Picks the smallest allowed backend and plans an escalation to the next one: the router runs
+    the small model with log-probabilities, judges the answer (``judge_answer``) and escalates."""
+
+    settings: CascadeSettings = CascadeSettings()
+    name: str = "cascade"
+
+    def consult(self, request: RouteRequest, candidates: tuple[Candidate, ...]) -> Verdict:
+        if len(candidates) < 2:
+            return Verdict("pass", "one backend allowed: nothing to escalate to")
+        small, large = candidates[0].name, candidates[1].name
+        s = self.settings
+        floor = f" or a token below {s.min_token_prob:.3g}" if s.min_token_prob else ""
+        return Verdict(
+            "pick", f"try {small} first; escalate to {large} below confidence {s.threshold:.3g}{floor}", backend=small,
+            escalate_to=large, escalate_below=s.threshold, escalate_token_below=s.min_token_prob,
+        )

@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from orchestrator.errors import ConfigError
+from policies.routing import Candidate, RouteRequest, Verdict
 
-__all__ = ["LogisticRouter", "calibrate_threshold", "local_features"]
+__all__ = ["LearnedPolicy", "LogisticRouter", "calibrate_threshold", "local_features"]
 
 _FORMAT = "orchestrator.logistic-router/1"
 
@@ -177,3 +179,30 @@ def local_features(prompt_tokens: int, task_type: str, task_types: Sequence[str]
     if not np.all(np.isfinite(vec)):
         raise ConfigError("the embedding holds NaN or infinite values")
     return vec
+
+
+@dataclass(frozen=True, eq=False)
+class LearnedPolicy:
+    """Keeps a request on the smallest allowed backend when the classifier's P(small model is right)
+    on ``RouteRequest.features`` is at least ``threshold``, else picks the next tier. Requests
+    without features pass to the next policy."""
+
+    model: LogisticRouter
+    threshold: float
+    name: str = "learned"
+
+    def __post_init__(self) -> None:
+        if not self.model.fitted:
+            raise ConfigError("LearnedPolicy needs a fitted LogisticRouter")
+        if not math.isfinite(self.threshold):
+            raise ConfigError("the learned router's threshold must be finite")
+
+    def consult(self, request: RouteRequest, candidates: tuple[Candidate, ...]) -> Verdict:
+        if request.features is None:
+            return Verdict("pass", "the request carries no features")
+        if len(candidates) < 2:
+            return Verdict("pass", "one backend allowed: nothing to choose")
+        p = float(self.model.predict_proba(request.features)[0])
+        if p >= self.threshold:
+            return Verdict("pick", f"P(small model right) {p:.3f} >= {self.threshold:.3f}", backend=candidates[0].name)
+        return Verdict("pick", f"P(small model right) {p:.3f} < {self.threshold:.3f}: escalate", backend=candidates[1].name)

@@ -177,3 +177,215 @@ def test_local_features_layout():
     assert local_features(0, "other", ("chat",)).tolist() == [0.0, 0.0]
     with pytest.raises(ConfigError):
         local_features(-1, "chat", ("chat",))
+
+
+# ---------------------------------------------------------------- privacy detector
+
+from orchestrator.errors import EgressRefusedError, RoutingError  # noqa: E402
+from orchestrator.types import ChatMessage, GenerationRequest  # noqa: E402
+from policies.budgets import BudgetPolicy, predict  # noqa: E402
+from policies.cascade import CascadePolicy  # noqa: E402
+from policies.connectivity import ConnectivityPolicy  # noqa: E402
+from policies.learned import LearnedPolicy  # noqa: E402
+from policies.privacy import PrivacyPolicy, check_labels, detect, iban_valid, luhn_valid  # noqa: E402
+from policies.routing import Candidate, RouteRequest, Verdict, decide, fallback_order  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail me at jane.doe+work@example.co.uk tomorrow", {"email"}),
+        ("call +44 20 7946 0958 now", {"phone"}),
+        ("call (555) 123-4567 or 555.123.4567", {"phone"}),
+        ("mon numéro: 06 12 34 56 78", {"phone"}),
+        ("card 4111 1111 1111 1111 exp 12/27", {"payment_card"}),
+        ("card 4111-1111-1111-1111", {"payment_card"}),
+        ("amex 378282246310005", {"payment_card"}),
+        ("card 4111 1111 1111 1111 2024", {"payment_card"}),  # a card followed by more digits
+        ("ssn 123-45-6789", {"us_ssn"}),
+        ("pay to GB82 WEST 1234 5698 7654 32 please", {"iban"}),
+        ("IBAN DE89370400440532013000", {"iban"}),
+        ("jane@example.com, 4111111111111111", {"email", "payment_card"}),
+    ],
+)
+def test_detector_finds_private_data(text, expected):
+    assert detect(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What is 17 * 23?",
+        "Meet on 2024-01-15 at 10:30, room 4.12",
+        "card 4111 1111 1111 1112",  # fails Luhn
+        "order 1234567890123",  # 13 digits, fails Luhn
+        "version 1.2.3, port 8080, pi 3.14159",
+        "not an ssn: 000-12-3456, 666-12-3456, 123-00-4567",
+        "GB82 WEST 1234 5698 7654 33",  # IBAN with a wrong check
+        "user@localhost has no domain",
+        "the year 1999 and 2000 and 12345",
+    ],
+)
+def test_detector_ignores_ordinary_text(text):
+    assert detect(text) == frozenset()
+
+
+def test_luhn_and_iban_checks():
+    assert luhn_valid("79927398713") and not luhn_valid("79927398710") and not luhn_valid("12a4")
+    assert iban_valid("GB82WEST12345698765432") and not iban_valid("GB82WEST12345698765431") and not iban_valid("GB82")
+
+
+@given(st.integers(min_value=10**12, max_value=10**19 - 1))
+@settings(max_examples=200, deadline=None)
+def test_any_luhn_valid_number_of_card_length_is_found(n):
+    digits = str(n)
+    # Append the check digit that makes it Luhn-valid, keep 13..19 digits.
+    digits = digits[:18]
+    check = next(d for d in "0123456789" if luhn_valid(digits + d))
+    number = digits + check
+    assert luhn_valid(number)
+    assert "payment_card" in detect(f"number {number} here")
+    groups = [number[i : i + 4] for i in range(0, len(number), 4)]
+    if len(groups[-1]) < 3:  # printed cards end with a group of 3 to 6 digits (4-4-5, 4-4-4-4-3)
+        groups[-2:] = [groups[-2] + groups[-1]]
+    grouped = " ".join(groups)
+    assert "payment_card" in detect(grouped)
+
+
+def test_labels_are_checked():
+    assert check_labels(["medical", "client-data"]) == {"medical", "client-data"}
+    with pytest.raises(ConfigError):
+        check_labels(["Has Spaces"])
+
+
+# ---------------------------------------------------------------- composition
+
+SMALL = Candidate("small", "local", ttft_s=0.05, tok_s=100.0, energy_j_per_token=0.1, cost_per_token=0.0)
+LARGE = Candidate("large", "local", ttft_s=0.2, tok_s=30.0, energy_j_per_token=0.5, cost_per_token=0.0)
+REMOTE = Candidate("remote", "remote", ttft_s=0.3, tok_s=200.0, energy_j_per_token=0.0, cost_per_token=1e-5)
+ALL = (SMALL, LARGE, REMOTE)
+
+
+def _req(text: str = "hello", max_tokens: int = 64, **kw) -> RouteRequest:
+    return RouteRequest.of(GenerationRequest(prompt=text, max_tokens=max_tokens), **kw)
+
+
+def test_route_request_of_joins_messages_and_estimates_tokens():
+    r = RouteRequest.of(GenerationRequest(messages=(ChatMessage(role="system", content="a" * 10), ChatMessage(role="user", content="b" * 10))),
+                        labels=["medical"], task_type="chat")
+    assert "a" * 10 in r.text and "b" * 10 in r.text
+    assert r.prompt_tokens == 6 and r.labels == {"medical"} and r.output_tokens == 256
+
+
+def test_privacy_without_grant_forbids_remote_and_reports_classes():
+    d = decide(_req("write to bob@example.org"), ALL, [PrivacyPolicy()])
+    assert d.backend == "small" and d.policy == "default"
+    assert d.trail[0].policy == "privacy" and d.trail[0].forbidden == ("remote",)
+    assert "egress is not granted" in d.trail[0].reason and d.data_classes == ("email",)
+    assert "bob@example.org" not in d.model_dump_json()  # the data itself never enters a decision
+    assert "remote" not in d.fallbacks
+
+
+def test_privacy_with_grant_keeps_private_data_home():
+    grant = PrivacyPolicy(allow_egress=True)
+    clean = decide(_req("summarise the french revolution"), (REMOTE, SMALL), [grant])
+    assert clean.backend == "remote" and clean.trail[0].action == "pass"
+    private = decide(_req("my card is 4111 1111 1111 1111"), (REMOTE, SMALL), [grant])
+    assert private.backend == "small" and "payment_card" in private.trail[0].reason
+    labelled = decide(_req("plain words", labels=["medical"]), (REMOTE, SMALL), [grant])
+    assert labelled.backend == "small" and labelled.data_classes == ("medical",)
+    granted = decide(_req("plain words", labels=["medical"]), (REMOTE, SMALL), [PrivacyPolicy(True, frozenset({"medical"}))])
+    assert granted.backend == "remote"
+
+
+def test_private_data_with_remote_only_is_an_egress_refusal():
+    with pytest.raises(EgressRefusedError) as err:
+        decide(_req("ssn 123-45-6789"), (REMOTE,), [PrivacyPolicy(allow_egress=True), ConnectivityPolicy()])
+    assert err.value.data_classes == ("us_ssn",)
+    with pytest.raises(EgressRefusedError):
+        decide(_req("nothing private"), (REMOTE,), [PrivacyPolicy()])
+
+
+def test_connectivity_forbids_down_and_offline_remote():
+    down = Candidate("remote", "remote", available=False)
+    d = decide(_req(), (down, SMALL), [PrivacyPolicy(allow_egress=True), ConnectivityPolicy()])
+    assert d.backend == "small" and "down: remote" in d.trail[1].reason
+    off = decide(_req(), (REMOTE, SMALL), [PrivacyPolicy(allow_egress=True), ConnectivityPolicy(offline=True)])
+    assert off.backend == "small" and "offline" in off.trail[1].reason
+    with pytest.raises(RoutingError) as err:
+        decide(_req(), (Candidate("small", available=False),), [PrivacyPolicy(), ConnectivityPolicy()])
+    assert not isinstance(err.value, EgressRefusedError) and "down: small" in str(err.value)
+
+
+def test_budget_predictions_and_decisions():
+    r = _req("x" * 40, max_tokens=100)  # 10 prompt tokens, 100 output tokens
+    assert predict("latency", SMALL, r) == pytest.approx(0.05 + 1.0)
+    assert predict("energy", LARGE, r) == pytest.approx(0.5 * 110)
+    assert predict("cost", REMOTE, r) == pytest.approx(1e-5 * 110)
+    assert predict("latency", Candidate("new"), r) is None
+    # LARGE needs 0.2 + 100/30 = 3.5 s: over a 2 s budget.
+    d = decide(r, (LARGE, SMALL), [PrivacyPolicy(), BudgetPolicy(max_latency_s=2.0)])
+    assert d.backend == "small" and d.trail[1].forbidden == ("large",) and "large latency 3.53s > 2s" in d.trail[1].reason
+    fastest = decide(r, ALL, [PrivacyPolicy(allow_egress=True), BudgetPolicy(prefer="latency")])
+    assert fastest.backend == "remote" and "lowest predicted latency" in fastest.reason
+    cheapest = decide(r, ALL, [PrivacyPolicy(allow_egress=True), BudgetPolicy(max_cost=1e-2, prefer="energy")])
+    assert cheapest.backend == "remote"  # zero joules on the device
+    nobody = decide(r, (LARGE, SMALL), [PrivacyPolicy(), BudgetPolicy(max_latency_s=0.5)])
+    assert nobody.backend == "small" and "no backend fits" in nobody.reason
+    unmeasured = decide(r, (Candidate("new"), SMALL), [PrivacyPolicy(), BudgetPolicy(max_latency_s=2.0)])
+    assert unmeasured.backend == "new" and "unmeasured: new" in unmeasured.trail[1].reason
+    with pytest.raises(ConfigError):
+        BudgetPolicy(max_latency_s=0)
+
+
+def test_cascade_policy_plans_an_escalation():
+    d = decide(_req(), ALL, [PrivacyPolicy(allow_egress=True), CascadePolicy(CascadeSettings(threshold=0.7))])
+    assert (d.backend, d.escalate_to, d.escalate_below) == ("small", "large", 0.7) and d.policy == "cascade"
+    alone = decide(_req(), (SMALL,), [PrivacyPolicy(), CascadePolicy()])
+    assert alone.escalate_to is None and alone.trail[1].action == "pass"
+
+
+def test_learned_policy_picks_by_probability():
+    X = np.array([[0.0], [1.0], [2.0], [3.0], [0.5], [2.5]])
+    model = LogisticRouter().fit(X, [1, 1, 0, 0, 1, 0])  # long prompts: the small model fails
+    policy = LearnedPolicy(model, threshold=0.5)
+    easy = decide(_req(features=[0.0]), (SMALL, LARGE), [PrivacyPolicy(), policy])
+    hard = decide(_req(features=[3.0]), (SMALL, LARGE), [PrivacyPolicy(), policy])
+    assert easy.backend == "small" and ">=" in easy.reason
+    assert hard.backend == "large" and "escalate" in hard.reason
+    assert decide(_req(), (SMALL, LARGE), [PrivacyPolicy(), policy]).trail[1].reason == "the request carries no features"
+    with pytest.raises(ConfigError):
+        LearnedPolicy(LogisticRouter(), 0.5)
+
+
+class _Picker:
+    def __init__(self, name: str, backend: str | None, forbid: frozenset[str] = frozenset()) -> None:
+        self.name, self.backend, self.forbid = name, backend, forbid
+        self.saw: tuple[str, ...] = ()
+
+    def consult(self, request, candidates):
+        self.saw = tuple(c.name for c in candidates)
+        if self.backend is not None:
+            return Verdict("pick", f"{self.name} likes {self.backend}", backend=self.backend)
+        if self.forbid:
+            return Verdict("forbid", "no", forbidden=self.forbid)
+        return Verdict("pass", "no opinion")
+
+
+def test_composition_order_first_pick_wins_and_forbids_stick():
+    first, second, third = _Picker("a", None, frozenset({"small"})), _Picker("b", "large"), _Picker("c", "small")
+    d = decide(_req(), ALL, [PrivacyPolicy(), first, second, third])
+    assert d.backend == "large" and d.policy == "b"
+    assert second.saw == ("large",) and third.saw == ()  # privacy took remote, a took small; c never asked
+    assert [s.policy for s in d.trail] == ["privacy", "a", "b"]
+    with pytest.raises(ConfigError, match="not among the allowed"):
+        decide(_req(), ALL, [PrivacyPolicy(), _Picker("rogue", "remote")])
+    with pytest.raises(ConfigError):
+        decide(_req(), (SMALL, SMALL), [PrivacyPolicy()])
+    with pytest.raises(ConfigError):
+        Verdict("pick", "who?")
+
+
+def test_fallback_order_is_nearest_tier_first():
+    assert fallback_order("b", ["a", "b", "c", "d"]) == ("c", "d", "a")
+    assert fallback_order("d", ["a", "b", "c", "d"]) == ("c", "b", "a")
