@@ -39,7 +39,7 @@ class NodeReport:
     attempts: int = 0
     error: str | None = None
     resumed: bool = False  # its output came from the store, it did not run again
-    info: Mapping[str, Any] = field(default_factory=dict)  # backend, ttft_s, decode_tok_s, prefill tokens
+    info: Mapping[str, Any] = field(default_factory=dict)  # backend, ttft_s, decode_tok_s, prefill tokens, route
 
     @property
     def duration_s(self) -> float:
@@ -86,7 +86,7 @@ class RunResult:
             "critical_path": list(self.critical_path),
             "nodes": {
                 k: {"status": r.status, "duration_s": round(r.duration_s, 4), "attempts": r.attempts, "resumed": r.resumed,
-                    **{f: r.info[f] for f in ("ttft_s", "decode_tok_s", "decode_tokens") if f in r.info}, **({"error": r.error} if r.error else {})}
+                    **{f: r.info[f] for f in ("ttft_s", "decode_tok_s", "decode_tokens", "route") if f in r.info}, **({"error": r.error} if r.error else {})}
                 for k, r in self.nodes.items()
             },
         }

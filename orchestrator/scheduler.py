@@ -557,6 +557,9 @@ class _Level:
             backend=backend.name, ttft_s=round((first or time.perf_counter()) - t0, 4), decode_tokens=t.decode_tokens,
             decode_tok_s=round(t.decode_tok_s, 1), prefill_tokens=t.prefill_tokens, prefill_reused_tokens=t.prefill_reused_tokens,
         )
+        if completion.route is not None:  # a routed backend: where the node went and why
+            r = completion.route
+            info["route"] = {"backend": r.backend, "policy": r.policy, "reason": r.reason}
         texts = [c.text for c in completion.choices]
         return texts[0] if step.n == 1 else texts
 
