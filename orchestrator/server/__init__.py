@@ -1,0 +1,23 @@
+"""``orchestrator serve``: an OpenAI-compatible HTTP server over any ``Backend``s.
+
+    from orchestrator.server import BackgroundServer, ServerConfig
+    with BackgroundServer({"smollm2": LocalBackend(engine), "auto": router}) as server:
+        client = OpenAI(base_url=server.url, api_key="unused")
+
+Endpoints: ``GET /v1/models``, ``GET /v1/models/{name}``, ``POST /v1/chat/completions``
+(stream or not, ``n``, ``stop``, ``max_tokens``/``max_completion_tokens``, ``temperature``,
+``top_p``, ``seed``, ``tools``/``tool_choice``, ``logprobs``) and ``POST /v1/completions``.
+Unknown body fields are ignored, as OpenAI clients send many optional ones; known fields are
+checked with caps, and a bad one is a 400 naming it. Tools reach remote backends natively and
+local ones through a grammar (see ``orchestrator.server.local_tools``). Security: loopback only
+unless allowed, optional API key (constant-time compare), CORS only for listed origins, a body
+cap, a bounded queue. Needs the ``server`` extra (starlette, uvicorn); importing this package
+loads no model and does not initialise llama.cpp.
+"""
+
+from orchestrator.server.app import ServerStats, create_app
+from orchestrator.server.config import ServerConfig
+from orchestrator.server.http_errors import ApiError, to_api_error
+from orchestrator.server.run import BackgroundServer, serve
+
+__all__ = ["ApiError", "BackgroundServer", "ServerConfig", "ServerStats", "create_app", "serve", "to_api_error"]

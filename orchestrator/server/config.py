@@ -1,0 +1,60 @@
+"""Server settings: one frozen value, checked when it is built (fail closed on exposure)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["ServerConfig", "is_loopback"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ServerConfig(BaseModel):
+    """How ``orchestrator serve`` listens and what it accepts.
+
+    It binds loopback only unless ``allow_remote`` is set, and a non-loopback address also needs
+    an ``api_key``. ``cors_origins`` lists the exact origins allowed to call from a browser; none
+    means no CORS headers at all, and ``"*"`` is refused. ``max_active`` requests generate at once,
+    up to ``max_queued`` more wait; past that the server answers 429. Bodies over
+    ``max_body_bytes`` get 413. ``max_tokens`` is used when a request gives none, and no request may
+    ask for more than ``max_tokens_cap``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_key: str | None = Field(None, min_length=8, max_length=512)
+    allow_remote: bool = False
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = Field(4 << 20, ge=1024, le=256 << 20)
+    max_active: int = Field(32, ge=1, le=1024)
+    max_queued: int = Field(128, ge=0, le=100_000)
+    max_tokens: int = Field(512, ge=1, le=1_000_000)
+    max_tokens_cap: int = Field(8192, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> ServerConfig:
+        if not is_loopback(self.host):
+            if not self.allow_remote:
+                raise ValueError(f"refusing to bind {self.host!r}: only loopback unless allow_remote (--allow-remote) is set")
+            if not self.api_key:
+                raise ValueError(f"binding {self.host!r} (not loopback) needs an API key")
+        for origin in self.cors_origins:
+            if origin == "*" or "*" in origin:
+                raise ValueError("CORS origins must be listed exactly; '*' is refused")
+            if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
+                raise ValueError(f"CORS origin {origin!r} must look like http(s)://host[:port] without a trailing slash")
+        if self.max_tokens > self.max_tokens_cap:
+            raise ValueError("max_tokens must not exceed max_tokens_cap")
+        return self

@@ -1,0 +1,108 @@
+"""The OpenAI request bodies the server accepts, as pydantic models with per-field caps.
+
+Unknown fields are ignored (OpenAI clients send many optional ones, such as ``user`` or
+``frequency_penalty``); the fields below are checked strictly enough that every accepted body
+maps to a valid ``GenerationRequest`` or gets a 400 naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ChatBody",
+    "ChatMessageIn",
+    "CompletionBody",
+    "ContentPart",
+    "FunctionDef",
+    "NamedToolChoice",
+    "ToolCallIn",
+    "ToolDef",
+]
+
+MAX_MESSAGES = 256
+MAX_CONTENT_CHARS = 200_000
+MAX_TOOLS = 64
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+
+class ContentPart(_In):
+    type: str = Field(max_length=64)
+    text: str | None = Field(None, max_length=MAX_CONTENT_CHARS)
+
+
+class FunctionCallIn(_In):
+    name: str = Field(min_length=1, max_length=64)
+    arguments: str = Field("{}", max_length=MAX_CONTENT_CHARS)
+
+
+class ToolCallIn(_In):
+    id: str = Field("", max_length=128)
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
+class ChatMessageIn(_In):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = Field(None, max_length=MAX_CONTENT_CHARS)
+    name: str | None = Field(None, max_length=64)
+    tool_calls: list[ToolCallIn] | None = Field(None, max_length=MAX_TOOLS)
+    tool_call_id: str | None = Field(None, max_length=128)
+
+
+class FunctionDef(_In):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field("", max_length=4096)
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class ToolDef(_In):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class _NamedFunction(_In):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class NamedToolChoice(_In):
+    type: Literal["function"]
+    function: _NamedFunction
+
+
+class _Sampling(_In):
+    model: str = Field(min_length=1, max_length=256)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    seed: int | None = Field(None, ge=0, lt=2**32 - 1)
+    n: int = Field(1, ge=1, le=16)
+    stop: str | list[str] | None = Field(None, max_length=16)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream and self.stream_options and self.stream_options.get("include_usage") is True)
+
+
+class ChatBody(_Sampling):
+    """``POST /v1/chat/completions``."""
+
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    tools: list[ToolDef] | None = Field(None, max_length=MAX_TOOLS)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    logprobs: bool = False
+
+
+class CompletionBody(_Sampling):
+    """``POST /v1/completions`` (one text prompt; token-id prompts are refused)."""
+
+    prompt: str | list[str] = Field(max_length=MAX_CONTENT_CHARS)
+    logprobs: int | None = Field(None, ge=0, le=5)
