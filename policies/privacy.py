@@ -9,8 +9,8 @@
 - ``payment_card``: 13 to 19 digits, together or in groups of 3 to 6 split by spaces or dashes,
   that pass the Luhn check;
 - ``us_ssn``: a US social security number written ``AAA-GG-SSSS`` (valid area, group and serial);
-- ``iban``: an international bank account number (2 letters, 2 check digits, 11 to 30 letters or
-  digits, optionally in groups of 4) whose ISO 7064 mod-97 check holds.
+- ``iban``: an international bank account number in capitals (2 letters, 2 check digits, 11 to 30
+  letters or digits, optionally in groups of 4) whose ISO 7064 mod-97 check holds.
 
 It is a guard against the common mistakes, not a data-loss-prevention product: names, addresses
 and free-form secrets are not detected. User labels (``medical``, ``confidential``...) name what a
@@ -33,14 +33,17 @@ __all__ = ["DATA_CLASSES", "PrivacyPolicy", "check_labels", "detect", "iban_vali
 
 DATA_CLASSES = ("email", "iban", "payment_card", "phone", "us_ssn")
 
+# Each pattern starts with its first character class and checks the character before it in a
+# lookbehind after that: the regex engine then skips fast to candidate positions.
 _EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b")
-_PHONE_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?!\d)")
-_PHONE_NANP = re.compile(r"(?<![\d\w])(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?!\d)")
-_PHONE_EU = re.compile(r"(?<![\d\w])0\d(?:[ .]\d{2}){4}(?!\d)")
+_PHONE_INTL = re.compile(r"\+(?<![\w+]\+)\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?!\d)")
+_PHONE_NANP_PAREN = re.compile(r"\((?<![\d\w]\()\d{3}\) ?\d{3}[ .-]\d{4}(?!\d)")
+_PHONE_NANP = re.compile(r"\d(?<![\d\w]\d)\d{2}[ .-]\d{3}[ .-]\d{4}(?!\d)")
+_PHONE_EU = re.compile(r"0(?<![\d\w]0)\d(?:[ .]\d{2}){4}(?!\d)")
 # 13-19 digits, or 3 to 5 groups of 3-6 digits (4-4-4-4, 4-6-5, 4-4-4-4-3...): bounded, so linear time.
-_CARD = re.compile(r"(?<![\d\w])(?:\d{13,19}|\d{3,6}(?:[ -]\d{3,6}){2,4})(?![\d\w])")
-_SSN = re.compile(r"(?<![\d\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d\w-])")
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}[A-Za-z0-9]*(?: [A-Za-z0-9]+)*")
+_CARD = re.compile(r"\d(?<![\d\w]\d)(?:\d{12,18}|\d{2,5}(?:[ -]\d{3,6}){2,4})(?![\d\w])")
+_SSN = re.compile(r"\d(?<![\d\w-]\d)(\d\d)-(\d\d)-(\d{4})(?![\d\w-])")
+_IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}[A-Z0-9]*(?: [A-Z0-9]+)*")
 _LABEL = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
 
@@ -96,6 +99,11 @@ def _has_iban(text: str) -> bool:
     return False
 
 
+def _ssn_valid(text: str) -> bool:
+    area, group, serial = text.split("-")
+    return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
+
+
 def _has_intl_phone(text: str) -> bool:
     return any(8 <= sum(ch.isdigit() for ch in m.group()) <= 15 for m in _PHONE_INTL.finditer(text))
 
@@ -105,11 +113,11 @@ def detect(text: str) -> frozenset[str]:
     found = set()
     if "@" in text and _EMAIL.search(text):
         found.add("email")
-    if _has_intl_phone(text) or _PHONE_NANP.search(text) or _PHONE_EU.search(text):
+    if _has_intl_phone(text) or _PHONE_NANP_PAREN.search(text) or _PHONE_NANP.search(text) or _PHONE_EU.search(text):
         found.add("phone")
     if _has_card(text):
         found.add("payment_card")
-    if _SSN.search(text):
+    if any(_ssn_valid(m.group()) for m in _SSN.finditer(text)):
         found.add("us_ssn")
     if _has_iban(text):
         found.add("iban")

@@ -309,3 +309,19 @@ def test_hedge_appends_to_a_routed_decision():
     assert out.route.trail[0].policy == "privacy" and out.route.trail[-1].policy == "hedge"
     with pytest.raises(ConfigError):
         Hedged(router, router, deadline_s=1.0)
+
+
+def test_egress_refusal_opens_no_socket_to_a_real_remote_backend():
+    import socket
+
+    from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        remote = RemoteBackend(RemoteEndpoint(base_url=f"http://127.0.0.1:{port}/v1", model="m"))
+        router = Router([remote], policies=[GRANT, ConnectivityPolicy()])
+        with pytest.raises(EgressRefusedError):
+            go(router, req("IBAN GB82 WEST 1234 5698 7654 32"))
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected

@@ -1,0 +1,178 @@
+"""The ``route`` command of the CLI: where would this prompt go, and why?
+
+    orchestrator route "summarise: ..." --remote http://127.0.0.1:8080/v1 --remote-model qwen --allow-egress --json
+
+prints the routing decision without loading any model or opening any socket: local tiers are
+catalogue names (installed or not), the remote is described by its URL, and measured speeds come
+from the stored stats file (``$ORCHESTRATOR_STATE_DIR/backend_stats.json``). ``--run`` then runs
+the request through a ``Router`` (loading the local models) and prints the answer and the final
+decision, and stores the measured speeds for later decisions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from orchestrator.backend_stats import BackendStats
+from orchestrator.errors import ConfigError
+from orchestrator.types import GenerationRequest, RouteDecision
+from policies.budgets import BudgetPolicy
+from policies.cascade import CascadePolicy, CascadeSettings
+from policies.connectivity import ConnectivityPolicy
+from policies.privacy import DATA_CLASSES, PrivacyPolicy, check_labels
+from policies.routing import Candidate, RouteRequest, RoutingPolicy, decide
+
+__all__ = ["COMMANDS", "add_parsers", "default_stats_path"]
+
+
+def default_stats_path() -> Path:
+    """``$ORCHESTRATOR_STATE_DIR/backend_stats.json``, else ``~/.local/state/orchestrator/backend_stats.json``."""
+    base = os.environ.get("ORCHESTRATOR_STATE_DIR") or Path.home() / ".local" / "state" / "orchestrator"
+    return Path(base) / "backend_stats.json"
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("route", help="show where a prompt would be routed, and why (runs nothing unless --run)")
+    p.add_argument("prompt")
+    p.add_argument("--json", action="store_true", help="print the decision as one JSON object")
+    p.add_argument("--model", default=None, help="the small local model (catalogue name or .gguf; default: the embedded default)")
+    p.add_argument("--larger", default=None, help="a larger local model, the next tier")
+    p.add_argument("--remote", default=None, metavar="URL", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1")
+    p.add_argument("--remote-model", default=None, metavar="NAME", help="the model name the remote serves (with --remote)")
+    p.add_argument("--remote-cost", type=float, default=None, metavar="PER_TOKEN", help="the remote's cost per token")
+    p.add_argument("--offline", action="store_true", help="the device is offline: nothing remote")
+    p.add_argument("--allow-egress", action="store_true", help="grant remote egress for requests without private data")
+    p.add_argument("--egress-class", action="append", default=[], metavar="CLASS",
+                   help=f"a private data class that may leave anyway (one of {', '.join(DATA_CLASSES)} or a label); repeatable")
+    p.add_argument("--label", action="append", default=[], metavar="CLASS", help="mark the prompt as holding this private data class; repeatable")
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--max-latency-s", type=float, default=None)
+    p.add_argument("--max-energy-j", type=float, default=None)
+    p.add_argument("--max-cost", type=float, default=None)
+    p.add_argument("--prefer", choices=["latency", "energy", "cost"], default=None, help="pick the lowest predicted value among allowed backends")
+    p.add_argument("--cascade", type=float, default=None, metavar="THRESHOLD",
+                   help="try the small model first and escalate below this confidence (0..1)")
+    p.add_argument("--stats", type=Path, default=None, help="measured backend speeds (JSON; default: the state directory)")
+    p.add_argument("--run", action="store_true", help="run the request through the router and print the answer and the decision")
+
+
+def _policies(args: argparse.Namespace) -> list[RoutingPolicy]:
+    policies: list[RoutingPolicy] = [
+        PrivacyPolicy(allow_egress=args.allow_egress, egress_classes=check_labels(args.egress_class)),
+        ConnectivityPolicy(offline=args.offline),
+    ]
+    if any(v is not None for v in (args.max_latency_s, args.max_energy_j, args.max_cost, args.prefer)):
+        policies.append(BudgetPolicy(max_latency_s=args.max_latency_s, max_energy_j=args.max_energy_j, max_cost=args.max_cost, prefer=args.prefer))
+    if args.cascade is not None:
+        policies.append(CascadePolicy(CascadeSettings(threshold=args.cascade)))
+    return policies
+
+
+def _local_installed(name: str) -> bool:
+    """Whether a local model can be loaded here, found without loading (or assembling) it."""
+    from orchestrator.models.catalogue import list_models
+
+    for status in list_models():
+        if status.name == name:
+            return status.installed
+    return Path(name).expanduser().is_file()
+
+
+def _remote_name(args: argparse.Namespace) -> str:
+    return f"remote:{args.remote_model}"
+
+
+def _candidates(args: argparse.Namespace, stats: BackendStats) -> list[Candidate]:
+    from orchestrator.models.catalogue import DEFAULT_MODEL
+
+    out = []
+    for name in (args.model or DEFAULT_MODEL, args.larger):
+        if name is not None:
+            m = stats.get(name)
+            out.append(Candidate(name, "local", available=_local_installed(name), ttft_s=m.ttft_s, tok_s=m.tok_s,
+                                 energy_j_per_token=m.energy_j_per_token, cost_per_token=0.0))
+    if args.remote is not None:
+        m = stats.get(_remote_name(args))
+        out.append(Candidate(_remote_name(args), "remote", ttft_s=m.ttft_s, tok_s=m.tok_s, energy_j_per_token=m.energy_j_per_token,
+                             cost_per_token=args.remote_cost))
+    return out
+
+
+def _check(args: argparse.Namespace) -> None:
+    if (args.remote is None) != (args.remote_model is None):
+        raise ConfigError("give --remote and --remote-model together")
+    if args.cascade is not None and not 0.0 <= args.cascade <= 1.0:
+        raise ConfigError("--cascade takes a confidence threshold between 0 and 1")
+    if args.max_tokens < 1:
+        raise ConfigError("--max-tokens must be >= 1")
+
+
+def _print(decision: RouteDecision, as_json: bool, answer: str | None = None) -> None:
+    if as_json:
+        data = decision.model_dump(mode="json")
+        if answer is not None:
+            data = {"text": answer, "route": data}
+        print(json.dumps(data))
+        return
+    if answer is not None:
+        print(answer)
+        print()
+    print(f"route: {decision.backend}  (decided by {decision.policy})")
+    print(f"why:   {decision.reason}")
+    if decision.data_classes:
+        print(f"private data: {', '.join(decision.data_classes)}")
+    if decision.escalate_to:
+        print(f"escalates to: {decision.escalate_to} below confidence {decision.escalate_below}")
+    if decision.fallbacks:
+        print(f"fallbacks: {', '.join(decision.fallbacks)}")
+    print("trail:")
+    for step in decision.trail:
+        target = step.backend or (",".join(step.forbidden) if step.forbidden else "-")
+        print(f"  {step.policy:<13} {step.action:<9} {target:<20} {step.reason}")
+
+
+def _route(args: argparse.Namespace) -> int:
+    _check(args)
+    stats_path = args.stats or default_stats_path()
+    stats = BackendStats.load(stats_path)
+    request = GenerationRequest(prompt=args.prompt, max_tokens=args.max_tokens)
+    if not args.run:
+        route_request = RouteRequest.of(request, labels=check_labels(args.label))
+        _print(decide(route_request, _candidates(args, stats), _policies(args)), args.json)
+        return 0
+    return _run_routed(args, request, stats, stats_path)
+
+
+def _run_routed(args: argparse.Namespace, request: GenerationRequest, stats: BackendStats, stats_path: Path) -> int:
+    import anyio
+
+    from orchestrator.backends.base import Backend, complete
+    from orchestrator.backends.local import LocalBackend
+    from orchestrator.engine import LocalEngine
+    from orchestrator.models.catalogue import DEFAULT_MODEL
+    from orchestrator.router import Router
+
+    engines = [LocalEngine(name, name=name) for name in (args.model or DEFAULT_MODEL, args.larger) if name is not None]
+    try:
+        backends: list[Backend] = [LocalBackend(e) for e in engines]
+        if args.remote is not None:
+            from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
+
+            backends.append(RemoteBackend(RemoteEndpoint(base_url=args.remote, model=args.remote_model, name=_remote_name(args))))
+        costs = {_remote_name(args): args.remote_cost} if args.remote is not None and args.remote_cost is not None else None
+        router = Router(backends, policies=_policies(args), stats=stats, costs=costs, labels=args.label)
+        completion = anyio.run(complete, router, request)
+    finally:
+        for engine in engines:
+            engine.close()
+    stats.save(stats_path)
+    assert completion.route is not None
+    _print(completion.route, args.json, answer=completion.text)
+    return 0
+
+
+COMMANDS = {"route": _route}
