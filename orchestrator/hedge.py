@@ -21,7 +21,13 @@ from anyio.streams.memory import MemoryObjectSendStream
 from orchestrator.backends.base import Backend, complete
 from orchestrator.errors import ConfigError, OrchestratorError, RoutingError
 from orchestrator.router import Validator
-from orchestrator.types import Completion, GenerationRequest, RouteDecision, RouteStep, TokenDelta
+from orchestrator.types import (
+    Completion,
+    GenerationRequest,
+    RouteDecision,
+    RouteStep,
+    TokenDelta,
+)
 
 __all__ = ["Hedged"]
 

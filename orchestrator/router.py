@@ -22,7 +22,13 @@ from contextlib import aclosing
 from orchestrator.backend_stats import BackendStats
 from orchestrator.backends.base import Backend
 from orchestrator.errors import ConfigError, EngineError, RemoteUnavailableError
-from orchestrator.types import Completion, GenerationRequest, RouteDecision, RouteStep, TokenDelta
+from orchestrator.types import (
+    Completion,
+    GenerationRequest,
+    RouteDecision,
+    RouteStep,
+    TokenDelta,
+)
 from policies.cascade import CascadeSettings, CascadeVerdict, judge_answer
 from policies.connectivity import ConnectivityPolicy
 from policies.privacy import PrivacyPolicy, check_labels

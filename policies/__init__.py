@@ -20,9 +20,9 @@ from policies.routing import Candidate, RouteRequest, RoutingPolicy, Verdict, de
 __all__ = [
     "ApprovalDecision",
     "BudgetPolicy",
+    "Candidate",
     "CascadePolicy",
     "CascadeSettings",
-    "Candidate",
     "ConnectivityPolicy",
     "LearnedPolicy",
     "LogisticRouter",
@@ -36,4 +36,5 @@ __all__ = [
     "decide",
     "decide_approval",
     "detect",
+    "judge_answer",
 ]

@@ -160,7 +160,7 @@ def calibrate_threshold(scores: Sequence[float] | np.ndarray, escalation_share: 
         raise ConfigError("calibrate_threshold: scores hold NaN or infinite values")
     if not 0.0 <= escalation_share <= 1.0:
         raise ConfigError(f"escalation_share must lie in [0, 1], got {escalation_share}")
-    k = int(round(escalation_share * values.size))
+    k = round(escalation_share * values.size)
     if k == 0:
         return float(values[0])
     if k == values.size:

@@ -74,7 +74,7 @@ def test_route_decision_does_not_import_llama_cpp():
         "rc = main(['route', 'hi', '--json', '--remote', 'http://127.0.0.1:9/v1', '--remote-model', 'm']);"
         "assert rc == 0 and 'llama_cpp' not in sys.modules, 'route loaded llama_cpp'"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["backend"] == "smollm2-135m"
 

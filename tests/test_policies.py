@@ -10,9 +10,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.errors import ConfigError
-from policies.cascade import CascadeSettings, confidence, judge_answer, logprob_stats
-from policies.learned import LogisticRouter, calibrate_threshold, local_features
+from orchestrator.errors import ConfigError, EgressRefusedError, RoutingError
+from orchestrator.types import ChatMessage, GenerationRequest
+from policies.budgets import BudgetPolicy, predict
+from policies.cascade import (
+    CascadePolicy,
+    CascadeSettings,
+    confidence,
+    judge_answer,
+    logprob_stats,
+)
+from policies.connectivity import ConnectivityPolicy
+from policies.learned import (
+    LearnedPolicy,
+    LogisticRouter,
+    calibrate_threshold,
+    local_features,
+)
+from policies.privacy import PrivacyPolicy, check_labels, detect, iban_valid, luhn_valid
+from policies.routing import Candidate, RouteRequest, Verdict, decide, fallback_order
 
 # ---------------------------------------------------------------- cascade
 
@@ -181,14 +197,6 @@ def test_local_features_layout():
 
 # ---------------------------------------------------------------- privacy detector
 
-from orchestrator.errors import EgressRefusedError, RoutingError  # noqa: E402
-from orchestrator.types import ChatMessage, GenerationRequest  # noqa: E402
-from policies.budgets import BudgetPolicy, predict  # noqa: E402
-from policies.cascade import CascadePolicy  # noqa: E402
-from policies.connectivity import ConnectivityPolicy  # noqa: E402
-from policies.learned import LearnedPolicy  # noqa: E402
-from policies.privacy import PrivacyPolicy, check_labels, detect, iban_valid, luhn_valid  # noqa: E402
-from policies.routing import Candidate, RouteRequest, Verdict, decide, fallback_order  # noqa: E402
 
 
 @pytest.mark.parametrize(

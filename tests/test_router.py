@@ -11,12 +11,24 @@ import pytest
 from orchestrator.backend_stats import BackendStats, Measured
 from orchestrator.backends.base import complete
 from orchestrator.backends.fake import ScriptedBackend
-from orchestrator.errors import ConfigError, EgressRefusedError, RemoteUnavailableError, RoutingError
+from orchestrator.errors import (
+    ConfigError,
+    EgressRefusedError,
+    RemoteUnavailableError,
+    RoutingError,
+)
 from orchestrator.graph import Generate, TaskGraph
 from orchestrator.hedge import Hedged
 from orchestrator.router import Router, backend_available
 from orchestrator.scheduler import Runner
-from orchestrator.types import Choice, Completion, GenerationRequest, RouteDecision, Timings, TokenDelta
+from orchestrator.types import (
+    Choice,
+    Completion,
+    GenerationRequest,
+    RouteDecision,
+    Timings,
+    TokenDelta,
+)
 from policies.budgets import BudgetPolicy
 from policies.cascade import CascadePolicy, CascadeSettings
 from policies.connectivity import ConnectivityPolicy
@@ -54,8 +66,8 @@ class WithLogprobs:
 
     location = "local"
 
-    def __init__(self, text: str, logprobs: Sequence[float] | None, *, name: str = "small", timings: Timings = Timings()) -> None:
-        self.name, self.text, self.logprobs, self.timings = name, text, logprobs, timings
+    def __init__(self, text: str, logprobs: Sequence[float] | None, *, name: str = "small", timings: Timings | None = None) -> None:
+        self.name, self.text, self.logprobs, self.timings = name, text, logprobs, timings or Timings()
         self.requests: list[GenerationRequest] = []
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | Completion]:
@@ -224,7 +236,7 @@ def test_cascade_escalates_without_logprobs_and_on_a_failed_validation():
     large = Located(["big", "big"], name="large")
     out = go(cascade_router(WithLogprobs("x", None), large), req())
     assert out.route.backend == "large" and "no log-probabilities" in out.route.reason
-    must_be_json = lambda c: None if c.text.startswith("{") else "not JSON"  # noqa: E731
+    must_be_json = lambda c: None if c.text.startswith("{") else "not JSON"
     out = go(cascade_router(WithLogprobs("sure", [0.0]), large, validator=must_be_json), req())
     assert out.route.backend == "large" and "not JSON" in out.route.reason
 
@@ -295,7 +307,7 @@ def test_hedge_cancels_the_secondary_when_the_primary_wins_late():
 
 
 def test_hedge_skips_an_invalid_primary_at_once_and_reports_double_failure():
-    must_be_number = lambda c: None if c.text.strip().isdigit() else "not a number"  # noqa: E731
+    must_be_number = lambda c: None if c.text.strip().isdigit() else "not a number"
     primary, secondary = Located(["words"], name="p"), Located(["42"], name="s")
     out = go(Hedged(primary, secondary, deadline_s=30.0, validator=must_be_number), req())
     assert out.text == "42" and [s.action for s in out.route.trail] == ["pass", "pick"]
