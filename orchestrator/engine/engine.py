@@ -341,7 +341,7 @@ class LocalEngine:
         """Starts waiting requests in order while sequences and KV cells allow."""
         while self._waiting:
             job = self._waiting[0]
-            if len(self._live) + job.request.n > self.config.max_sequences:
+            if self._reserved_sequences() + job.request.n > self.config.max_sequences:
                 return
             src, reuse = self._ledger.longest_prefix(job.prompt, [s.slot for s in self._live] + list(self._cache))
             # Compute at least two prompt tokens: llama.cpp's kernels differ between one-row and
@@ -358,6 +358,10 @@ class LocalEngine:
                 continue
             self._waiting.popleft()
             self._start(job, src, reuse)
+
+    def _reserved_sequences(self) -> int:
+        """Live sequences plus the choices that requests still prefilling will fan out to."""
+        return len(self._live) + sum(s.job.request.n - 1 for s in self._live if s.index == 0 and not s.job.t_prefilled)
 
     def _shared_prefill_pending(self, prompt: list[int], reuse: int) -> bool:
         """True when a sequence still prefilling will soon hold much more of ``prompt``."""
