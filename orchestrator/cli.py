@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from orchestrator import cli_graph
+from orchestrator import cli_graph, cli_route
 from orchestrator.errors import OrchestratorError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest, SamplingParams, TokenDelta
 
@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="a tour of the engine on the embedded default model")
     cli_graph.add_parsers(sub)
+    cli_route.add_parsers(sub)
 
     bench = sub.add_parser("bench", help="run a benchmark from bench/")
     bench.add_argument("name")
@@ -297,4 +298,5 @@ _COMMANDS = {
     "demo": _demo,
     "bench": _bench,
     **cli_graph.COMMANDS,
+    **cli_route.COMMANDS,
 }

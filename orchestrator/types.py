@@ -18,6 +18,8 @@ __all__ = [
     "FinishReason",
     "FunctionCall",
     "GenerationRequest",
+    "RouteDecision",
+    "RouteStep",
     "SamplingParams",
     "SpeculativeStats",
     "Timings",
@@ -174,6 +176,35 @@ class Choice(_Frozen):
     tool_calls: tuple[FunctionCall, ...] = ()
 
 
+class RouteStep(_Frozen):
+    """What one routing policy (or the router itself) said about a request: ``pick`` a backend,
+    ``forbid`` some, ``pass``; at run time also ``escalate``, ``fallback``, ``keep``, ``hedge``."""
+
+    policy: str
+    action: Literal["pick", "forbid", "pass", "escalate", "fallback", "keep", "hedge"]
+    reason: str
+    backend: str | None = None
+    forbidden: tuple[str, ...] = ()
+
+
+class RouteDecision(_Frozen):
+    """Where a request went and why: ``backend`` chosen by ``policy`` for ``reason``; ``trail`` holds
+    every step in order. ``fallbacks`` are the other allowed backends, in order; ``escalate_to`` is
+    set when a cascade runs ``backend`` first and escalates below ``escalate_below`` confidence
+    (or when one token's probability is below ``escalate_token_below``). ``data_classes`` names the
+    private data found (never the data itself)."""
+
+    backend: str
+    policy: str
+    reason: str
+    trail: tuple[RouteStep, ...] = ()
+    fallbacks: tuple[str, ...] = ()
+    data_classes: tuple[str, ...] = ()
+    escalate_to: str | None = None
+    escalate_below: float | None = None
+    escalate_token_below: float = 0.0
+
+
 class Completion(_Frozen):
     """The result of one request. ``text``/``tokens``/``finish_reason`` mirror choice 0."""
 
@@ -181,6 +212,7 @@ class Completion(_Frozen):
     choices: tuple[Choice, ...]
     timings: Timings = Timings()
     speculative: SpeculativeStats | None = None
+    route: RouteDecision | None = None
 
     @property
     def text(self) -> str:

@@ -46,6 +46,16 @@ ROOT = Path(__file__).resolve().parent.parent
         "tools.docstrings",
         "tools.registry",
         "policies",
+        "policies.routing",
+        "policies.privacy",
+        "policies.connectivity",
+        "policies.budgets",
+        "policies.cascade",
+        "policies.learned",
+        "orchestrator.router",
+        "orchestrator.hedge",
+        "orchestrator.backend_stats",
+        "orchestrator.cli_route",
     ],
 )
 def test_every_name_in_all_exists(module):
