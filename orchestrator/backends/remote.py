@@ -72,8 +72,8 @@ class RemoteEndpoint(BaseModel):
     ``base_url`` includes the API prefix, as OpenAI clients expect
     (``http://127.0.0.1:8080/v1``). ``stream=False`` asks for whole replies
     (one delta per choice), for servers that cannot stream some features
-    (llama-cpp-python's server streams no chat logprobs and no automatic
-    tool choice). ``llama_cpp_extras`` sends llama.cpp's own fields (top_k,
+    (llama-cpp-python's server with its ``chatml-function-calling`` format
+    refuses to stream automatic tool choice). ``llama_cpp_extras`` sends llama.cpp's own fields (top_k,
     min_p, repeat_penalty, grammar); without it a grammar is refused.
     ``fan_out_n`` serves ``n > 1`` as n one-choice requests in turn, for
     servers that ignore ``n`` (llama-cpp-python's); without it a reply with
