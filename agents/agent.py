@@ -7,11 +7,13 @@ output type that is not a pydantic model, a tool whose schema cannot become a gr
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
+from agents.grounding import ground_schema
 from orchestrator.errors import ToolCallError, ToolDefinitionError
 from tools.grammar import schema_to_gbnf
 from tools.registry import ToolRegistry
@@ -41,6 +43,10 @@ class Agent:
     shows only that many, the closest to the task, the closest last (see ``agents.prompting``:
     for agents with many tools). Two realistic examples per tool, with different values, help a
     small model most.
+
+    ``ground_arguments`` holds the tools' arguments, while decoding, to words and numbers of
+    the task and the tool results (see ``agents.grounding``): for small models, which
+    otherwise copy values from the examples.
     """
 
     name: str
@@ -56,6 +62,7 @@ class Agent:
     tool_timeout_s: float = 30.0
     examples: tuple[tuple[str, Any], ...] = ()
     max_examples: int | None = None
+    ground_arguments: bool = False
     registry: ToolRegistry = field(init=False, repr=False, compare=False)
     decision_schema: dict[str, Any] = field(init=False, repr=False, compare=False)
 
@@ -81,6 +88,10 @@ class Agent:
                 raise ToolDefinitionError(f"agent {self.name!r}: {key} must be a positive integer, not {value!r}")
         if not self.tool_timeout_s > 0:
             raise ToolDefinitionError(f"agent {self.name!r}: tool_timeout_s must be positive")
+
+    def grounded_schema(self, texts: Sequence[str]) -> dict[str, Any]:
+        """The decision schema with each grounded tool's arguments narrowed to ``texts``."""
+        return _decision_schema(self, lambda t: ground_schema(t.parameters, texts) if t.grounded else t.parameters)
 
     def answer_schema(self) -> dict[str, Any]:
         """The JSON schema of the final answer: the output type's, or a bounded string."""
@@ -129,14 +140,14 @@ def _example(agent: Agent, example: Any) -> tuple[str, str]:
     return request, text
 
 
-def _decision_schema(agent: Agent) -> dict[str, Any]:
+def _decision_schema(agent: Agent, arguments: Callable[[Tool], dict[str, Any]] = lambda t: t.parameters) -> dict[str, Any]:
     """A turn is either ``{"calls": [{"name": ..., "arguments": {...}}, ...]}`` or ``{"answer": ...}``."""
     answer = {"type": "object", "properties": {"answer": agent.answer_schema()}, "required": ["answer"], "additionalProperties": False}
     if not agent.tools:
         return answer
     call = {
         "anyOf": [
-            {"type": "object", "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+            {"type": "object", "properties": {"name": {"const": t.name}, "arguments": arguments(t)},
              "required": ["name", "arguments"], "additionalProperties": False}
             for t in agent.tools
         ]

@@ -21,7 +21,7 @@ asks for the answer instead (small models tend to call the same tool again and a
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +82,7 @@ class AgentResult:
     messages: tuple[ChatMessage, ...] = field(default=(), repr=False)
 
 
-def decision_grammars(agent: Agent) -> tuple[str, str]:
+def decision_grammars(agent: Agent, texts: Sequence[str] | None = None) -> tuple[str, str]:
     """(grammar of a normal turn: calls or answer, grammar of the last turn: answer only).
 
     Strings are held to what fits in ``agent.max_tokens`` even at one character per token (the
@@ -97,7 +97,7 @@ def decision_grammars(agent: Agent) -> tuple[str, str]:
     # A text answer is the reply's only string: it may take all the tokens but a few (JSON around it).
     answer = _cap_strings(answer, max(32, agent.max_tokens - 16) if answer.get("type") == "string" else max(32, agent.max_tokens // 4))
     answer_only = {"type": "object", "properties": {"answer": answer}, "required": ["answer"], "additionalProperties": False}
-    schema = agent.decision_schema
+    schema = agent.grounded_schema(texts) if agent.ground_arguments and texts is not None else agent.decision_schema
     if "anyOf" in schema:  # [calls, answer]
         schema = {"anyOf": [_cap_strings(schema["anyOf"][0], max(32, agent.max_tokens // 4)), answer_only]}
     else:
@@ -127,6 +127,8 @@ def agent_loop(agent: Agent, task: str) -> Generator[ModelTurn | RunTools, Any, 
     answered: set[str] = set()  # calls that ran and succeeded, with idempotent tools
     answer_now = False
     for step in range(1, agent.max_steps + 1):
+        if agent.ground_arguments and agent.tools:  # the conversation grew: narrow the arguments to it again
+            turn_grammar = decision_grammars(agent, [task, *(m.content for m in messages if m.role == "tool")])[0]
         grammar = last_grammar if step == agent.max_steps or answer_now else turn_grammar
         retries = 0
         while True:

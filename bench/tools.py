@@ -483,6 +483,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--verbose", "-v", action="store_true", help="print each reply")
+    ap.add_argument("--free", action="store_true", help="do not ground arguments (Agent(ground_arguments=False))")
     args = ap.parse_args()
 
     from agents.agent import Agent
@@ -499,7 +500,7 @@ def main() -> None:
         on_baseline = {i for i, t in enumerate(tasks) if t.text in quick}
     path = resolve_model(args.model)
     agents = {
-        "ours": Agent("tools-bench", INSTRUCTIONS, tools=TOOLS, examples=EXAMPLES, max_tokens=MAX_TOKENS),
+        "ours": Agent("tools-bench", INSTRUCTIONS, tools=TOOLS, examples=EXAMPLES, max_tokens=MAX_TOKENS, ground_arguments=not args.free),
         "ours-closest": Agent("tools-bench", INSTRUCTIONS, tools=TOOLS, examples=EXAMPLES, max_examples=3, max_tokens=MAX_TOKENS),
         "ours-auto": Agent("tools-bench", INSTRUCTIONS, tools=TOOLS, max_tokens=MAX_TOKENS),
     }

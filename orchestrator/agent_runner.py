@@ -53,8 +53,12 @@ async def run_agent(
     approve: Approver | None = None,
     approved: set[str] | None = None,
     on_event: Callable[[AgentEvent], None] | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> AgentResult:
     """Runs ``agent`` on ``task`` to its answer.
+
+    ``context`` holds the values of the tools' injected parameters (``@tool(injected=...)``):
+    the application's, never the model's.
 
     ``approve(call)`` (sync or async) is asked about each call of a tool with
     ``needs_approval``; the run waits for it. ``approved`` holds approval keys
@@ -65,6 +69,11 @@ async def run_agent(
     for name in filter(None, (agent.model, agent.escalate_to)):
         if name not in backends:
             raise ConfigError(f"agent {agent.name!r} uses backend {name!r}; given {sorted(backends)}")
+    context = dict(context or {})
+    for t in agent.tools:
+        missing = [n for n in t.injected if n not in context]
+        if missing:
+            raise ConfigError(f"agent {agent.name!r}: tool {t.name!r} injects {missing}; pass them in context=")
     emit = on_event or (lambda event: None)
     approved = approved if approved is not None else set()
     loop = agent_loop(agent, task)
@@ -79,7 +88,7 @@ async def run_agent(
                     emit(AgentEvent("escalated", time.time(), text=need.backend))
                 reply = await _model_turn(backends[need.backend], need, emit)
             elif isinstance(need, RunTools):
-                reply = await _run_tools(agent, need.calls, approve, approved, emit)
+                reply = await _run_tools(agent, need.calls, approve, approved, emit, context)
             else:  # pragma: no cover - the loop yields only these two
                 raise TypeError(f"the agent loop asked for {need!r}")
     except StopIteration as stop:
@@ -101,7 +110,7 @@ async def _model_turn(backend: Backend, need: ModelTurn, emit: Callable[[AgentEv
 
 
 async def _run_tools(agent: Any, calls: tuple[ToolCall, ...], approve: Approver | None, approved: set[str],
-                     emit: Callable[[AgentEvent], None]) -> list[ToolResult]:
+                     emit: Callable[[AgentEvent], None], context: Mapping[str, Any]) -> list[ToolResult]:
     """Runs the calls of one turn at once (one graph node each); denied calls do not run."""
     denied: dict[str, str] = {}
     for call in calls:
@@ -122,7 +131,7 @@ async def _run_tools(agent: Any, calls: tuple[ToolCall, ...], approve: Approver 
     for call in calls:
         if call.id not in denied:
             timeout = call.tool.timeout_s or agent.tool_timeout_s
-            graph.add(_node_name(call), _invoker(call), timeout_s=timeout, idempotent=call.tool.idempotent)
+            graph.add(_node_name(call), _invoker(call, context), timeout_s=timeout, idempotent=call.tool.idempotent)
             emit(AgentEvent("tool_started", time.time(), tool=call.tool.name, call_id=call.id))
     reports: Mapping[str, Any] = {}
     outputs: Mapping[str, Any] = {}
@@ -147,15 +156,16 @@ def _node_name(call: ToolCall) -> str:
     return f"call-{call.id}"
 
 
-def _invoker(call: ToolCall) -> Callable[[], Any]:
+def _invoker(call: ToolCall, context: Mapping[str, Any]) -> Callable[[], Any]:
     """A graph step for the call: async tools run on the loop, sync ones in a worker thread."""
+    kwargs = call.tool.bind(call.kwargs, context)
     if call.tool.is_async:
         async def invoke_async() -> Any:
-            return await call.tool.fn(**call.kwargs)
+            return await call.tool.fn(**kwargs)
         return invoke_async
 
     def invoke() -> Any:
-        return call.tool.fn(**call.kwargs)
+        return call.tool.fn(**kwargs)
     return invoke
 
 

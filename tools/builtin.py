@@ -63,7 +63,7 @@ class _CalcError(Exception):
     """Why an expression cannot be computed; becomes the calculator's ToolCallError."""
 
 
-@tool
+@tool(grounded=False)  # its expression is worked out from the request, not quoted from it
 def calculator(expression: _Expression) -> int | float:
     """Compute an arithmetic expression exactly as written, e.g. "2 * (3 + 4) ** 2" or "sqrt(2) / 3".
 

@@ -21,13 +21,13 @@ import copy
 import inspect
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
 from pydantic import PydanticUserError, TypeAdapter, ValidationError
 
-from orchestrator.errors import ToolCallError, ToolDefinitionError
+from orchestrator.errors import ConfigError, ToolCallError, ToolDefinitionError
 from tools.docstrings import parse_docstring
 from tools.hints import NO_DEFAULT, json_default, schema_for_hint
 from tools.schema import normalize_schema
@@ -49,6 +49,13 @@ class Tool:
     on resume; ``needs_approval`` tools pause the run until approved; ``timeout_s`` bounds
     one call (None: the agent's default). ``adapters`` turn validated JSON into the
     signature's Python types (None for a raw-schema tool, which gets the JSON as is).
+
+    ``injected`` names parameters the application fills in at run time (a user id, a database
+    handle): they are not in the schema, the model never sees them, and a call that tries to
+    set one is refused (``run_agent(context=...)`` supplies them). ``grounded`` says whether
+    an agent with ``ground_arguments`` may hold this tool's arguments to words and numbers of
+    the conversation; False for tools whose arguments are derived, like a calculator's
+    expression.
     """
 
     name: str
@@ -59,6 +66,8 @@ class Tool:
     needs_approval: bool = False
     timeout_s: float | None = None
     adapters: Mapping[str, TypeAdapter[Any]] | None = field(default=None, repr=False)
+    injected: tuple[str, ...] = ()
+    grounded: bool = True
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +84,17 @@ class Tool:
         object.__setattr__(self, "parameters", params)
         if self.adapters is not None and set(self.adapters) != set(params["properties"]):
             raise ToolDefinitionError(f"tool {self.name!r}: adapters must match the schema's properties")
+        object.__setattr__(self, "injected", tuple(self.injected))
+        clash = [n for n in self.injected if n in params["properties"]]
+        if clash or not all(isinstance(n, str) and n.isidentifier() for n in self.injected):
+            raise ToolDefinitionError(f"tool {self.name!r}: injected parameters must be identifiers outside the model's schema, not {clash or list(self.injected)}")
+
+    def bind(self, kwargs: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+        """The model's converted arguments plus the injected ones taken from ``context``."""
+        missing = [n for n in self.injected if n not in context]
+        if missing:
+            raise ConfigError(f"tool {self.name!r} needs {missing} from the run's context")
+        return {**kwargs, **{n: context[n] for n in self.injected}}
 
     @classmethod
     def from_schema(
@@ -87,6 +107,7 @@ class Tool:
         idempotent: bool = True,
         needs_approval: bool = False,
         timeout_s: float | None = None,
+        grounded: bool = True,
     ) -> Tool:
         """A tool whose arguments are described by a raw JSON schema (Draft 2020-12).
 
@@ -95,7 +116,7 @@ class Tool:
         require. ``fn`` receives the validated JSON values (no conversion).
         """
         made = cls(name=name, description=description, parameters=dict(schema) if isinstance(schema, Mapping) else schema,
-                   fn=fn, idempotent=idempotent, needs_approval=needs_approval, timeout_s=timeout_s)
+                   fn=fn, idempotent=idempotent, needs_approval=needs_approval, timeout_s=timeout_s, grounded=grounded)
         _check_fn_takes(fn, made.parameters, name)
         return made
 
@@ -141,6 +162,8 @@ def tool(
     idempotent: bool = True,
     needs_approval: bool = False,
     timeout_s: float | None = None,
+    injected: Sequence[str] = (),
+    grounded: bool = True,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -153,6 +176,8 @@ def tool(
     idempotent: bool = True,
     needs_approval: bool = False,
     timeout_s: float | None = None,
+    injected: Sequence[str] = (),
+    grounded: bool = True,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Makes a ``Tool`` from a function; use bare (``@tool``) or with options (``@tool(...)``).
 
@@ -160,11 +185,15 @@ def tool(
     paragraph. Each parameter must be keyword-passable and annotated with a supported type
     (see ``tools.hints``); its description comes from ``Annotated[..., Field(description=)]``
     or a plain string, else from the docstring (Google, NumPy or reST style). Any problem
-    raises ``ToolDefinitionError`` here, not when the model calls the tool.
+    raises ``ToolDefinitionError`` here, not when the model calls the tool. ``injected``
+    parameters are left out of the schema and filled from the run's context (see ``Tool``).
     """
+    if isinstance(injected, str):
+        injected = (injected,)
 
     def build(f: Callable[..., Any]) -> Tool:
-        return _from_function(f, name, description, idempotent=idempotent, needs_approval=needs_approval, timeout_s=timeout_s)
+        return _from_function(f, name, description, idempotent=idempotent, needs_approval=needs_approval, timeout_s=timeout_s,
+                              injected=tuple(injected), grounded=grounded)
 
     if fn is None:
         return build
@@ -191,8 +220,16 @@ def _from_function(fn: Any, name: str | None, description: str | None, **options
     props: dict[str, Any] = {}
     required: list[str] = []
     adapters: dict[str, TypeAdapter[Any]] = {}
+    injected = options.get("injected", ())
+    unknown = [n for n in injected if n not in sig.parameters]
+    if unknown:
+        raise ToolDefinitionError(f"{label}: injected {unknown} are not parameters of the function")
     for p in sig.parameters.values():
         where = f"{label}, parameter {p.name!r}"
+        if p.name in injected:
+            if p.kind is _P.POSITIONAL_ONLY or p.kind in (_P.VAR_POSITIONAL, _P.VAR_KEYWORD):
+                raise ToolDefinitionError(f"{where}: an injected parameter must be passable by keyword")
+            continue
         if p.kind in (_P.VAR_POSITIONAL, _P.VAR_KEYWORD):
             raise ToolDefinitionError(f"{where}: *args and **kwargs are not supported; list the parameters")
         if p.kind is _P.POSITIONAL_ONLY:

@@ -81,6 +81,15 @@ def validate_arguments(tool: Tool, arguments: str | bytes | Mapping[str, Any], l
     arguments are not JSON, break a size cap, do not match ``tool.parameters`` or fail the
     signature's own pydantic validators.
     """
+    if tool.injected:
+        try:
+            data = _as_json(arguments, limits)
+        except _Invalid as exc:
+            raise ToolCallError(exc.text(), tool=tool.name) from None
+        for name in tool.injected:
+            if name in data:  # the model may not set what the application injects (a user id, a handle)
+                raise ToolCallError(f'argument "{name}" is set by the application, not by the model; leave it out', tool=tool.name)
+        arguments = data
     data = check_arguments(tool.parameters, arguments, limits, tool_name=tool.name)
     return tool.convert(data)
 
