@@ -1,0 +1,98 @@
+"""``orchestrator serve``: the OpenAI-compatible server on local models (and remote servers).
+
+    orchestrator serve --model smollm2-135m --model big=gemma3-270m --port 8000
+    orchestrator serve --remote lab=qwen2.5-7b@http://127.0.0.1:8080/v1
+
+Loopback only unless ``--allow-remote`` (which also needs an API key); the key comes from
+``--api-key`` or ``$ORCHESTRATOR_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any
+
+from orchestrator.errors import ConfigError
+
+__all__ = ["COMMANDS", "add_parsers"]
+
+log = logging.getLogger("orchestrator.cli")
+
+API_KEY_ENV = "ORCHESTRATOR_API_KEY"
+
+
+def add_parsers(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="an OpenAI-compatible HTTP server over local (and remote) models")
+    serve.add_argument("--model", action="append", default=[], metavar="[NAME=]MODEL",
+                       help="a catalogue name or .gguf path to serve, optionally under NAME (repeatable; default: the embedded default)")
+    serve.add_argument("--remote", action="append", default=[], metavar="NAME=MODEL@URL",
+                       help="also serve a remote OpenAI-compatible server's MODEL under NAME (repeatable)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-key", default=None, help=f"require this bearer key (default: ${API_KEY_ENV} if set)")
+    serve.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address (needs an API key)")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                       help="a browser origin allowed to call the server, e.g. http://localhost:3000 (repeatable; never '*')")
+    serve.add_argument("--n-ctx", type=int, default=8192, help="KV cells per local model, shared by its sequences")
+    serve.add_argument("--max-sequences", type=int, default=16, help="sequences decoded together per local model")
+    serve.add_argument("--max-active", type=int, default=32, help="requests generating at once")
+    serve.add_argument("--max-queued", type=int, default=128, help="requests waiting; more get 429")
+
+
+def _named(spec: str) -> tuple[str, str]:
+    name, sep, source = spec.partition("=")
+    if not sep:
+        name, source = spec.rsplit("/", 1)[-1].removesuffix(".gguf"), spec
+    if not name or not source:
+        raise ConfigError(f"expected [NAME=]MODEL, got {spec!r}")
+    return name, source
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from orchestrator.backends.local import LocalBackend
+    from orchestrator.engine import EngineConfig, LocalEngine
+    from orchestrator.models.catalogue import DEFAULT_MODEL
+    from orchestrator.server import ServerConfig, serve
+
+    try:
+        config = ServerConfig(
+            host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+            allow_remote=args.allow_remote, cors_origins=tuple(args.cors_origin),
+            max_active=args.max_active, max_queued=args.max_queued,
+        )
+        engine_config = EngineConfig(n_ctx=args.n_ctx, max_sequences=args.max_sequences)
+    except ValidationError as exc:
+        raise ConfigError(exc.errors(include_url=False)[0]["msg"]) from None
+    specs = [_named(s) for s in args.model] or ([] if args.remote else [(DEFAULT_MODEL, DEFAULT_MODEL)])
+    backends: dict[str, Any] = {}
+    engines = []
+    try:
+        for name, source in specs:
+            if name in backends:
+                raise ConfigError(f"two models are named {name!r}")
+            engine = LocalEngine(source, engine_config, name=name)
+            engines.append(engine)
+            backends[name] = LocalBackend(engine)
+        for spec in args.remote:
+            name, rest = _named(spec)
+            model, sep, url = rest.partition("@")
+            if not sep or name in backends:
+                raise ConfigError(f"expected a new NAME=MODEL@URL, got {spec!r}")
+            from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
+
+            try:
+                backends[name] = RemoteBackend(RemoteEndpoint(base_url=url, model=model, name=name))
+            except ValidationError as exc:
+                raise ConfigError(f"--remote {spec}: {exc.errors(include_url=False)[0]['msg']}") from None
+        serve(backends, config, log_level="info" if args.verbose else "warning")
+    finally:
+        for engine in engines:
+            engine.close()
+    return 0
+
+
+COMMANDS = {"serve": _serve}
