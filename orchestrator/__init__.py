@@ -55,7 +55,7 @@ from orchestrator.types import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.backends import Backend, LocalBackend, ScriptedBackend, complete
+    from orchestrator.backends import Backend, LocalBackend, RemoteBackend, RemoteEndpoint, ScriptedBackend, complete
     from orchestrator.engine import EngineConfig, LocalEngine
     from orchestrator.graph import Generate, Input, Loop, Ref, Retry, Subgraph, TaskGraph
     from orchestrator.runs import RunEvent, RunResult
@@ -99,6 +99,8 @@ __all__ = [
     "OrchestratorError",
     "PlanError",
     "Ref",
+    "RemoteBackend",
+    "RemoteEndpoint",
     "RemoteError",
     "RemoteProtocolError",
     "RemoteUnavailableError",
@@ -131,6 +133,8 @@ __all__ = [
 _LAZY = {
     "Backend": "orchestrator.backends",
     "LocalBackend": "orchestrator.backends",
+    "RemoteBackend": "orchestrator.backends",
+    "RemoteEndpoint": "orchestrator.backends",
     "ScriptedBackend": "orchestrator.backends",
     "complete": "orchestrator.backends",
     "EngineConfig": "orchestrator.engine",
