@@ -1,12 +1,17 @@
-"""Agents: pure decision code (the agent loop as a generator, patterns).
+"""Agents: pure decision code (the agent definition, the agent loop as a generator, patterns).
 
 This package does no I/O and imports only ``orchestrator.types`` and
-``orchestrator.errors`` from the engine room. ``agents.patterns`` reads outlines and
-plans and votes for the graph patterns; the agent loop arrives with the
-agents-and-tools work. The marker below lets a test prove that ``import agents``
+``orchestrator.errors`` from the engine room (and ``tools``). ``Agent`` is the
+definition, ``agent_loop`` decides turn by turn, ``orchestrator.agent_runner.run_agent``
+does the I/O. ``agents.prompting`` writes the prompt, ``agents.grounding`` narrows
+arguments to the conversation, ``agents.patterns`` reads outlines and plans and votes
+for the graph patterns. The marker below lets a test prove that ``import agents``
 finds this package and not another distribution's top-level ``agents``.
 """
 
-__all__ = ["IS_ORCHESTRATOR_AGENTS"]
+from agents.agent import Agent
+from agents.loop import AgentResult, ToolCall, ToolResult, agent_loop
+
+__all__ = ["IS_ORCHESTRATOR_AGENTS", "Agent", "AgentResult", "ToolCall", "ToolResult", "agent_loop"]
 
 IS_ORCHESTRATOR_AGENTS = True

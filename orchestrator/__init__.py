@@ -57,10 +57,12 @@ from orchestrator.types import (
 if TYPE_CHECKING:
     from orchestrator.backends import Backend, LocalBackend, RemoteBackend, RemoteEndpoint, ScriptedBackend, complete
     from orchestrator.engine import EngineConfig, LocalEngine
+    from orchestrator.facade import CancelHandle, Orchestrator
     from orchestrator.graph import Generate, Input, Loop, Ref, Retry, Subgraph, TaskGraph
     from orchestrator.runs import RunEvent, RunResult
     from orchestrator.scheduler import RunControl, Runner
     from orchestrator.store import RunStore
+    from orchestrator.sync_facade import SyncOrchestrator
 
 __version__ = "0.1.0"
 
@@ -70,6 +72,7 @@ logging.getLogger("orchestrator").addHandler(logging.NullHandler())
 __all__ = [
     "AgentError",
     "Backend",
+    "CancelHandle",
     "CapacityError",
     "ChatMessage",
     "ChatTemplateError",
@@ -96,6 +99,7 @@ __all__ = [
     "ModelNotFoundError",
     "NodeFailedError",
     "NodeTimeoutError",
+    "Orchestrator",
     "OrchestratorError",
     "PlanError",
     "Ref",
@@ -119,6 +123,7 @@ __all__ = [
     "StoreError",
     "StreamBrokenError",
     "Subgraph",
+    "SyncOrchestrator",
     "TaskGraph",
     "Timings",
     "TokenDelta",
@@ -131,6 +136,9 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Orchestrator": "orchestrator.facade",
+    "CancelHandle": "orchestrator.facade",
+    "SyncOrchestrator": "orchestrator.sync_facade",
     "Backend": "orchestrator.backends",
     "LocalBackend": "orchestrator.backends",
     "RemoteBackend": "orchestrator.backends",

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from orchestrator import cli_graph, cli_route
+from orchestrator import cli_graph, cli_route, cli_serve
 from orchestrator.errors import OrchestratorError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest, SamplingParams, TokenDelta
 
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         help="speculative decoding: drafts verified in one batched step, output identical to plain greedy",
     )
     gen.add_argument("--json", action="store_true", help="print one JSON object")
+    gen.add_argument("--logprobs", action="store_true", help="with --json: each generated token's log-probability")
 
     quant = sub.add_parser("quantize", help="requantize a GGUF model (llama.cpp's quantizer)")
     quant.add_argument("src", help="catalogue name or .gguf path")
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="a tour of the engine on the embedded default model")
     cli_graph.add_parsers(sub)
+    cli_serve.add_parsers(sub)
     cli_route.add_parsers(sub)
 
     bench = sub.add_parser("bench", help="run a benchmark from bench/")
@@ -190,10 +192,12 @@ def _request_from_args(args: argparse.Namespace) -> GenerationRequest:
             return GenerationRequest(
                 messages=tuple(messages), max_tokens=args.max_tokens, sampling=sampling,
                 stop=tuple(args.stop), grammar=grammar, n=args.n, speculative=args.speculative,
+                logprobs=args.logprobs,
             )
         return GenerationRequest(
             prompt=args.prompt, max_tokens=args.max_tokens, sampling=sampling,
             stop=tuple(args.stop), grammar=grammar, n=args.n, speculative=args.speculative,
+            logprobs=args.logprobs,
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
@@ -232,9 +236,12 @@ def completion_json(completion: Completion, *, n: int = 1) -> dict:
             "tokens_per_step": round(s.tokens_per_step, 2),
             "note": s.note,
         }
+    if completion.choices[0].logprobs is not None:
+        out["logprobs"] = [round(v, 5) for v in completion.choices[0].logprobs]
     if n > 1:
         out["choices"] = [
             {"index": c.index, "text": c.text, "tokens": c.tokens, "finish_reason": c.finish_reason}
+            | ({"logprobs": [round(v, 5) for v in c.logprobs]} if c.logprobs is not None else {})
             for c in completion.choices
         ]
     return out
@@ -298,5 +305,6 @@ _COMMANDS = {
     "demo": _demo,
     "bench": _bench,
     **cli_graph.COMMANDS,
+    **cli_serve.COMMANDS,
     **cli_route.COMMANDS,
 }

@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
         "policies.budgets",
         "policies.cascade",
         "policies.learned",
+        "policies.evaluation",
         "orchestrator.router",
         "orchestrator.hedge",
         "orchestrator.backend_stats",
