@@ -32,7 +32,11 @@ the policy decision's overhead (privacy + connectivity + budget + learned thresh
 cascade's answer check), median and p99 of many, no model call. Targets: best router
 AUROC >= 0.75 and APGR >= 0.7 against the stand-in; decision < 5 ms.
 
-Nothing is cached between runs. ``--quick`` takes every third task and 3 samples.
+Nothing is cached between runs. ``--quick`` takes every third task and 3 samples; ``--limit``
+cuts the list further (for development). Each engine runs llama.cpp on one thread by default
+(``--threads``): quality is measured, not speed, and one thread degrades gracefully when other
+processes share the cores (two threads waiting on each other slowed a quick run ~4x here).
+Measured here (shared 2 cores): quick ~1 min, full ~2 min.
 Prints a table, then one JSON line.
 """
 
@@ -45,7 +49,6 @@ import re
 import statistics
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +60,11 @@ from agents.patterns import majority_vote  # noqa: E402
 from bench.routing_tasks import KINDS, TASKS, Task, check, normalise, prompt_for  # noqa: E402
 from orchestrator.engine import EngineConfig, LocalEngine  # noqa: E402
 from orchestrator.types import Completion, GenerationRequest, SamplingParams  # noqa: E402
-from policies.cascade import CascadePolicy, CascadeSettings, judge_answer, logprob_stats  # noqa: E402
+from policies.cascade import CascadePolicy, CascadeSettings, confidence, judge_answer, logprob_stats  # noqa: E402
 from policies.evaluation import DEFAULT_SHARES, apgr, auroc, quality_curve  # noqa: E402
 from policies.learned import LearnedPolicy, LogisticRouter, calibrate_threshold, local_features  # noqa: E402
+
+__all__ = ["bench", "main"]
 
 SMALL, LARGER = "smollm2-135m", "gemma3-270m"
 MAX_TOKENS = 16
@@ -210,8 +215,6 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     logprobs = [c.choices[0].logprobs or () for c in small]
     pre = np.stack([pre_features(t) for t in tasks])
     post = np.stack([post_features(t, lp) for t, lp in zip(tasks, logprobs)])
-    from policies.cascade import confidence
-
     scores: dict[str, np.ndarray] = {
         "cascade": np.array([confidence(lp) for lp in logprobs]),
         "cascade-min": np.array([logprob_stats(lp).min_token_prob for lp in logprobs]),
@@ -322,7 +325,7 @@ def main() -> None:
     p.add_argument("--large-accuracy", type=float, default=0.95, help="accuracy of the stand-in large tier")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the learned routers")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="llama.cpp threads per engine (default: the engine's)")
+    p.add_argument("--threads", type=int, default=1, help="llama.cpp threads per engine (1: robust on a shared machine; quality, not speed, is measured)")
     p.add_argument("--decisions", type=int, default=5000, help="policy decisions timed")
     args = p.parse_args()
     if not 0.0 < args.large_accuracy <= 1.0 or args.folds < 2 or args.samples < 0 or args.limit < 0:
