@@ -29,6 +29,12 @@ def add_parsers(sub: Any) -> None:
                        help="a catalogue name or .gguf path to serve, optionally under NAME (repeatable; default: the embedded default)")
     serve.add_argument("--remote", action="append", default=[], metavar="NAME=MODEL@URL",
                        help="also serve a remote OpenAI-compatible server's MODEL under NAME (repeatable)")
+    serve.add_argument("--router", nargs="?", const="auto", default=None, metavar="NAME",
+                       help="also serve NAME (default 'auto'): a router over the other models, in the order given; "
+                            "privacy first, no egress to --remote servers unless --allow-egress")
+    serve.add_argument("--allow-egress", action="store_true", help="the router may send requests without private data to --remote servers")
+    serve.add_argument("--cascade", type=float, default=None, metavar="T",
+                       help="the router runs the first model and escalates answers below confidence T (0-1) to the next")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key", default=None, help=f"require this bearer key (default: ${API_KEY_ENV} if set)")
@@ -88,11 +94,29 @@ def _serve(args: argparse.Namespace) -> int:
                 backends[name] = RemoteBackend(RemoteEndpoint(base_url=url, model=model, name=name))
             except ValidationError as exc:
                 raise ConfigError(f"--remote {spec}: {exc.errors(include_url=False)[0]['msg']}") from None
+        if args.router is not None:
+            backends[args.router] = router_over(backends, args.router, allow_egress=args.allow_egress, cascade=args.cascade)
         serve(backends, config, log_level="info" if args.verbose else "warning")
     finally:
         for engine in engines:
             engine.close()
     return 0
+
+
+def router_over(backends: dict[str, Any], name: str, *, allow_egress: bool = False, cascade: float | None = None) -> Any:
+    """A ``Router`` named ``name`` over ``backends`` in their order: privacy (egress only if
+    allowed), connectivity, and a confidence cascade when ``cascade`` is given."""
+    from orchestrator.router import Router
+    from policies.cascade import CascadePolicy, CascadeSettings
+    from policies.connectivity import ConnectivityPolicy
+    from policies.privacy import PrivacyPolicy
+
+    if name in backends:
+        raise ConfigError(f"--router {name!r}: a model already has that name")
+    policies: list[Any] = [PrivacyPolicy(allow_egress=allow_egress), ConnectivityPolicy()]
+    if cascade is not None:
+        policies.append(CascadePolicy(CascadeSettings(threshold=cascade)))
+    return Router(list(backends.values()), policies=policies, name=name)
 
 
 COMMANDS = {"serve": _serve}

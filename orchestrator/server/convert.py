@@ -158,6 +158,11 @@ def _chat_logprobs(choice: Choice) -> dict | None:
                         for i, lp in zip(ids, choice.logprobs, strict=True)]}
 
 
+def route(completion: Completion) -> dict:
+    """``{"route": {...}}`` when a router chose the backend (an extra field OpenAI clients keep)."""
+    return {"route": completion.route.model_dump(mode="json")} if completion.route is not None else {}
+
+
 def chat_response(prep: Prepared, completion: Completion) -> dict:
     """The ``chat.completion`` object for a finished request."""
     choices = []
@@ -172,7 +177,7 @@ def chat_response(prep: Prepared, completion: Completion) -> dict:
             message["tool_calls"] = calls
         choices.append({"index": c.index, "message": message, "logprobs": _chat_logprobs(c), "finish_reason": finish_reason(reason)})
     return {"id": prep.id, "object": "chat.completion", "created": prep.created, "model": prep.model,
-            "choices": choices, "usage": usage(completion)}
+            "choices": choices, "usage": usage(completion), **route(completion)}
 
 
 def completion_response(prep: Prepared, completion: Completion) -> dict:
@@ -184,5 +189,5 @@ def completion_response(prep: Prepared, completion: Completion) -> dict:
             logprobs = {"tokens": [str(i) for i in c.token_ids], "token_logprobs": list(c.logprobs), "top_logprobs": None, "text_offset": None}
         choices.append({"index": c.index, "text": c.text, "logprobs": logprobs, "finish_reason": finish_reason(c.finish_reason)})
     return {"id": prep.id, "object": "text_completion", "created": prep.created, "model": prep.model,
-            "choices": choices, "usage": usage(completion)}
+            "choices": choices, "usage": usage(completion), **route(completion)}
 
