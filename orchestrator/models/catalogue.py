@@ -35,6 +35,7 @@ __all__ = [
     "get_known_model",
     "list_models",
     "locate_installed",
+    "pinned_model",
     "resolve_model",
     "verify_file",
     "write_verified",
@@ -249,6 +250,26 @@ def list_models(cache_dir: str | os.PathLike[str] | None = None) -> list[ModelSt
             )
         )
     return statuses
+
+
+def pinned_model(path: Path, *, cache_dir: str | os.PathLike[str] | None = None) -> KnownModel | None:
+    """The known model ``path`` is, by its pinned size and sha256 (hashed once, then remembered); else None.
+
+    Trusted files need no probe load; anything else (a requantized copy, a download) is untrusted.
+    """
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    for model in KNOWN_MODELS.values():
+        if model.size != size:
+            continue
+        try:
+            verify_file(path, model, cache_dir=cache_dir_for(cache_dir))
+        except ModelFileError:
+            continue
+        return model
+    return None
 
 
 def verify_file(

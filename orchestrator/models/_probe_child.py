@@ -1,0 +1,85 @@
+"""The child side of ``probe_load``: load one GGUF with llama.cpp, print one JSON line, exit.
+
+Run as ``python -m orchestrator.models._probe_child PATH [MEMORY_LIMIT_BYTES]``. It loads
+the weights (memory-mapped), makes a 64-cell context and decodes one token, so that
+shape, type and graph errors show up here and not in the application. A native crash
+kills only this process; the parent maps its exit to ``ModelLoadError``. Exit codes:
+0 loaded (facts on stdout), 2 llama.cpp refused the file (reason on stderr), 3 bad usage.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import sys
+import time
+
+__all__ = ["main"]
+
+HANG_ENV = "ORCHESTRATOR_PROBE_TEST_SLEEP_S"
+"""Test hook: the child sleeps this many seconds before loading (simulates a hang)."""
+
+
+def _limit_memory(limit: int) -> None:
+    """Caps this process's address space, so a file that asks for absurd buffers fails here."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (1, 2):
+        print("usage: python -m orchestrator.models._probe_child PATH [MEMORY_LIMIT_BYTES]", file=sys.stderr)
+        return 3
+    path = argv[0]
+    # 1. Only errors reach stderr: the parent keeps its tail as the reason.
+    logging.basicConfig(level=logging.ERROR, format="%(message)s", stream=sys.stderr)
+    hang = os.environ.get(HANG_ENV)
+    if hang:
+        time.sleep(float(hang))
+    if len(argv) == 2:
+        _limit_memory(int(argv[1]))
+
+    from orchestrator.engine.native import Batch, NativeContext, NativeModel, llama
+    from orchestrator.errors import OrchestratorError
+
+    start = time.perf_counter()
+    try:
+        # 2. The weights: llama.cpp checks every tensor's name, shape and type here.
+        model = NativeModel(path)
+        lc = llama()
+        # 3. A tiny context and one decoded token build and run the model's graph once.
+        ctx = NativeContext(
+            model, n_ctx=64, n_batch=32, n_seq_max=1, n_threads=1,
+            type_k="f16", type_v="f16", flash_attn="off",
+        )  # fmt: skip
+        batch = Batch(1)
+        token = max(model.bos, 0)
+        batch.add([token], 0, 0, True)
+        ctx.decode(batch)
+    except OrchestratorError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    desc = ctypes.create_string_buffer(256)
+    lc.llama_model_desc(model.ptr, desc, len(desc))
+    facts = {
+        "ok": True,
+        "description": desc.value.decode("utf-8", "replace"),
+        "n_params": int(lc.llama_model_n_params(model.ptr)),
+        "n_vocab": model.n_vocab,
+        "n_ctx_train": model.n_ctx_train,
+        "n_embd": int(lc.llama_model_n_embd(model.ptr)),
+        "n_layer": int(lc.llama_model_n_layer(model.ptr)),
+        "load_s": round(time.perf_counter() - start, 3),
+    }
+    batch.free()
+    ctx.free()
+    model.free()
+    print(json.dumps(facts), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
