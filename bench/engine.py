@@ -19,6 +19,7 @@ import time
 
 from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.models.catalogue import resolve_model
+from orchestrator.progress import StepProgress
 from orchestrator.types import GenerationRequest
 
 # Continuations rather than instructions: both models keep writing to max_tokens,
@@ -88,7 +89,7 @@ class LlamaBaseline:
         self.proc.wait(timeout=30)
 
 
-def bench_model(name: str, widths: list[int], reps: int, tokens: int, threads: int) -> dict:
+def bench_model(name: str, widths: list[int], reps: int, tokens: int, threads: int, steps: StepProgress) -> dict:
     path = resolve_model(name)
     cfg = EngineConfig(n_ctx=max(widths) * (tokens + 64), max_sequences=max(widths), prefix_cache_slots=0, n_threads=threads)
     samples: dict[str, list[float]] = {f"engine_{n}": [] for n in widths} | {"llama": []}
@@ -101,7 +102,8 @@ def bench_model(name: str, widths: list[int], reps: int, tokens: int, threads: i
                 samples[f"engine_{n}"].append(engine_rate(engine, n, tokens))
                 if n == 1:
                     samples["llama"].append(llm.rate(tokens))
-            print(f"  {name} rep {rep + 1}/{reps}: " + ", ".join(f"{k}={v[-1]:.0f}" for k, v in samples.items()), file=sys.stderr)
+                steps.advance(f"{name} rep {rep + 1} width {n}")
+            steps.note(f"  {name} rep {rep + 1}/{reps}: " + ", ".join(f"{k}={v[-1]:.0f}" for k, v in samples.items()))
         llm.close()
     med = {k: statistics.median(v) for k, v in samples.items()}
     return {
@@ -121,8 +123,10 @@ def main() -> None:
     args = ap.parse_args()
     widths = [int(w) for w in args.widths.split(",")]
     results = {}
-    for name in args.models.split(","):
-        results[name] = bench_model(name, widths, args.reps, args.tokens, args.threads)
+    models = args.models.split(",")
+    with StepProgress("bench engine", total=len(models) * args.reps * len(widths)) as steps:
+        for name in models:
+            results[name] = bench_model(name, widths, args.reps, args.tokens, args.threads, steps)
 
     print(f"\n{'model':<14} {'seqs':>5} {'tok/s':>8} {'x single':>9}")
     for name, r in results.items():
