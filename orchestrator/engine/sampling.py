@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import math
 import random
 
 import numpy as np
@@ -40,6 +42,11 @@ class Sampler:
         # Plain greedy is an argmax: read it straight off the logits instead of having the
         # chain copy the whole vocabulary into a candidate array (262k entries on gemma3).
         self._argmax = params.greedy and not grammar and params.repeat_penalty == 1.0
+        # Greedy under a grammar: the grammar's choice is the argmax whenever the grammar allows
+        # the argmax, so try that one token first; only when it is refused does the chain check
+        # the whole vocabulary (measured here: a JSON tool-call grammar cost ~25% of decode speed).
+        self._grammar: object | None = None
+        self._one = (lc.llama_token_data * 1)()
         self.chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
         try:
             if params.repeat_penalty != 1.0 and params.repeat_last_n > 0:
@@ -48,7 +55,9 @@ class Sampler:
                 g = lc.llama_sampler_init_grammar(model.vocab, grammar.encode(), b"root")
                 if not g:
                     raise GrammarError("llama.cpp could not parse the grammar (see the orchestrator.llama_cpp log)")
-                self._add(g)
+                self._add(g)  # the chain owns it now
+                if params.greedy and params.repeat_penalty == 1.0:
+                    self._grammar = g
             if params.greedy:
                 self._add(lc.llama_sampler_init_greedy())
             else:
@@ -86,12 +95,27 @@ class Sampler:
 
     def sample(self, ctx: NativeContext, idx: int) -> int:
         """Samples from the logits at batch index ``idx`` and accepts the token."""
-        if self._argmax:  # same choice as llama.cpp's greedy sampler: the first maximum
-            logits = llama().llama_get_logits_ith(ctx.ptr, idx)
-            return int(np.ctypeslib.as_array(logits, shape=(self._n_vocab,)).argmax())
-        return llama().llama_sampler_sample(self.chain, ctx.ptr, idx)
+        lc = llama()
+        if self._argmax or self._grammar is not None:  # same choice as llama.cpp's greedy sampler: the first maximum
+            logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(ctx.ptr, idx), shape=(self._n_vocab,))
+            token = int(logits.argmax())
+            if self._argmax:
+                return token
+            if self._grammar_allows(token, float(logits[token])):
+                lc.llama_sampler_accept(self.chain, token)  # advances the grammar, as sampling would
+                return token
+        return lc.llama_sampler_sample(self.chain, ctx.ptr, idx)
+
+    def _grammar_allows(self, token: int, logit: float) -> bool:
+        """Whether the grammar, in its current state, allows ``token`` next."""
+        lc = llama()
+        self._one[0].id, self._one[0].logit, self._one[0].p = token, logit, 0.0
+        candidates = lc.llama_token_data_array(self._one, 1, -1, False)
+        lc.llama_sampler_apply(self._grammar, ctypes.byref(candidates))
+        return math.isfinite(self._one[0].logit)
 
     def free(self) -> None:
+        self._grammar = None
         if self.chain:
             llama().llama_sampler_free(self.chain)
             self.chain = None
