@@ -142,6 +142,7 @@ class Activity:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start = 0.0
+        self._width = 0  # of the line drawn last, to blank it
         self.elapsed_s = 0.0
 
     def __enter__(self) -> Self:
@@ -154,8 +155,10 @@ class Activity:
     def _tick(self) -> None:
         frame = 0
         while True:
-            self.stream.write(f"\r{self.label} {_SPINNER[frame % len(_SPINNER)]} {_clock(time.monotonic() - self._start)}")
+            text = f"{self.label} {_SPINNER[frame % len(_SPINNER)]} {_clock(time.monotonic() - self._start)}"
+            self.stream.write("\r" + text)
             self.stream.flush()
+            self._width = len(text)
             frame += 1
             if self._stop.wait(_REDRAW_S):
                 return
@@ -167,5 +170,5 @@ class Activity:
         self._stop.set()
         self._thread.join()
         outcome = "failed" if exc_type is not None else "done"
-        self.stream.write(f"\r{self.label}: {outcome} in {self.elapsed_s:.1f} s\n")
+        self.stream.write("\r" + f"{self.label}: {outcome} in {self.elapsed_s:.1f} s".ljust(self._width) + "\n")
         self.stream.flush()
