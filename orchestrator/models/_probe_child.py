@@ -23,9 +23,11 @@ HANG_ENV = "ORCHESTRATOR_PROBE_TEST_SLEEP_S"
 
 
 def _limit_memory(limit: int) -> None:
-    """Caps this process's address space, so a file that asks for absurd buffers fails here."""
-    import resource
-
+    """Caps this process's address space, so a file that asks for absurd buffers fails here (POSIX only)."""
+    try:
+        import resource
+    except ImportError:  # Windows: the time limit still applies
+        return
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
