@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from orchestrator import cli_graph, cli_route, cli_serve
+from orchestrator import cli_graph, cli_models_check, cli_route, cli_serve
 from orchestrator.errors import OrchestratorError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest, SamplingParams, TokenDelta
 
@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     info = msub.add_parser("info", help="GGUF metadata, read without loading the model")
     info.add_argument("model")
     info.add_argument("--json", action="store_true")
+    cli_models_check.add_parser(msub)
 
     gen = sub.add_parser("generate", help="generate text with a local model")
     gen.add_argument("model", help="catalogue name or path to a .gguf file")
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_route.add_parsers(sub)
 
     bench = sub.add_parser("bench", help="run a benchmark from bench/")
+    bench.add_argument("--plot", metavar="FILE.png", help="draw the ratios of the bench's final JSON line as a bar chart (also after NAME)")
     bench.add_argument("name")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return p
@@ -112,6 +114,8 @@ def _models(args: argparse.Namespace) -> int:
             bar.close()
         print(path)
         return 0
+    if args.models_command == "check":
+        return cli_models_check.run(args)
     if args.models_command == "info":
         from orchestrator.models.catalogue import resolve_model
         from orchestrator.models.gguf import read_gguf
@@ -148,7 +152,8 @@ def _generate(args: argparse.Namespace) -> int:
     config = EngineConfig(
         n_ctx=args.n_ctx, type_k=args.kv_type, type_v=args.kv_type, max_sequences=max(16, args.n), draft_model=draft
     )
-    with LocalEngine(args.model, config) as engine:
+    name = Path(args.model).stem if args.model.endswith(".gguf") else args.model  # as LocalEngine names it
+    with LocalEngine(_prepared(args.model), config, name=name) as engine:
         handle = engine.submit(request)
         if args.json or args.n > 1:
             completion = handle.result()
@@ -169,6 +174,18 @@ def _generate(args: argparse.Namespace) -> int:
             print(f"--- choice {choice.index} ({choice.tokens} tokens, {choice.finish_reason})")
             print(choice.text)
     return 0
+
+
+def _prepared(model: str) -> Path:
+    """Resolves a model with a progress bar: a first use may assemble it from parts or check its sha256."""
+    from orchestrator.models.catalogue import resolve_model
+    from orchestrator.progress import ProgressBar
+
+    bar = ProgressBar(f"preparing {model}")
+    try:
+        return resolve_model(model, progress=bar)
+    finally:
+        bar.close()
 
 
 def _request_from_args(args: argparse.Namespace) -> GenerationRequest:
@@ -249,9 +266,11 @@ def completion_json(completion: Completion, *, n: int = 1) -> dict:
 
 def _quantize(args: argparse.Namespace) -> int:
     from orchestrator.models.quantize import quantize_model
+    from orchestrator.progress import Activity
 
     print(f"quantizing {args.src} to {args.type} ...", file=sys.stderr)
-    info = quantize_model(args.src, args.dst, args.type, overwrite=args.force)
+    with Activity(f"quantizing {args.src} to {args.type}"):  # a spinner and the time: llama.cpp reports no fraction
+        info = quantize_model(args.src, args.dst, args.type, overwrite=args.force)
     size = Path(info.path).stat().st_size / 2**20
     print(f"{info.path}: {info.file_type}, {size:.0f} MiB")
     return 0
@@ -292,8 +311,15 @@ def _bench(args: argparse.Namespace) -> int:
     if not script.is_file():
         known = sorted(p.stem for p in bench_dir.glob("*.py") if not p.stem.startswith("_")) if bench_dir.is_dir() else []
         raise OrchestratorError(f"no benchmark named {args.name!r} (known: {', '.join(known) or 'none; run from a source checkout'})")
-    sys.argv = [str(script), *args.args]
-    runpy.run_path(str(script), run_name="__main__")
+    from orchestrator.bench_plots import plot_ratios, pop_plot_flag, run_capturing_json
+
+    plot, rest = pop_plot_flag(args.args, args.plot)  # checked before a long run starts
+    sys.argv = [str(script), *rest]
+    if plot is None:
+        runpy.run_path(str(script), run_name="__main__")
+        return 0
+    result = run_capturing_json(lambda: runpy.run_path(str(script), run_name="__main__"))
+    print(f"plot: {plot_ratios(result, plot)}", file=sys.stderr)
     return 0
 
 
