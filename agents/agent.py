@@ -22,7 +22,7 @@ from tools.validation import validate_arguments
 
 __all__ = ["Agent"]
 
-_ANSWER_TEXT = {"type": "string", "maxLength": 600}
+_ANSWER_TEXT = {"type": "string", "minLength": 1, "maxLength": 600}
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ def agent_loop(agent: Agent, task: str) -> Generator[ModelTurn | RunTools, Any, 
     answer_now = False
     for step in range(1, agent.max_steps + 1):
         if agent.ground_arguments and agent.tools:  # the conversation grew: narrow the arguments to it again
-            turn_grammar = decision_grammars(agent, [task, *(m.content for m in messages if m.role == "tool")])[0]
+            turn_grammar = decision_grammars(agent, [task, *(m.content.removesuffix(_NEXT) for m in messages if m.role == "tool")])[0]
         grammar = last_grammar if step == agent.max_steps or answer_now else turn_grammar
         retries = 0
         while True:
@@ -207,6 +207,9 @@ def _answer(agent: Agent, value: Any) -> Any:
         raise ToolCallError(f'answer field "{where}": {err["msg"]}') from None
 
 
+_NEXT = 'If this answers the request, reply {"answer": ...} now.'
+
+
 def _observation(outcomes: list[ToolResult]) -> str:
     lines = []
     for r in outcomes:
@@ -217,6 +220,7 @@ def _observation(outcomes: list[ToolResult]) -> str:
             lines.append(f"{r.call.tool.name} returned: {text}")
         else:
             lines.append(f"{r.call.tool.name} failed: {r.error}")
+    lines.append(_NEXT)
     return "\n".join(lines)
 
 

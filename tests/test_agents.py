@@ -87,7 +87,8 @@ def test_call_then_answer_and_the_grammar_is_sent() -> None:
     assert result.calls[0].ok and result.calls[0].value == 5
     first = backend.requests[0]
     assert first.grammar and '"\\"add\\""' in first.grammar and "Tools you can call:\n- add(a: integer, b: integer): Add two integers." in first.messages[0].content
-    assert backend.requests[1].messages[-1].role == "tool" and backend.requests[1].messages[-1].content == "add returned: 5"
+    assert backend.requests[1].messages[-1].role == "tool" and backend.requests[1].messages[-1].content.splitlines() == [
+        "add returned: 5", 'If this answers the request, reply {"answer": ...} now.']
     assert [e.kind for e in events if e.kind != "token"] == ["tool_started", "tool_finished", "final"]
 
 
@@ -351,7 +352,7 @@ def test_strings_in_calls_are_capped_so_a_call_ends_within_max_tokens() -> None:
     turn, last = decision_grammars(Agent("a", "x", tools=(calc,), max_tokens=200))
     assert "char{0,50}" in turn.replace(" ", "") and "{0,500}" not in turn  # 200 // 4
     assert ("a-very-long-unit-name-" * 3) in turn  # enum values are left whole
-    assert "{0,184}" in last.replace(" ", "") and "{0,600}" not in turn + last  # a text answer: 200 - 16
+    assert "{1,184}" in last.replace(" ", "") and "{0,600}" not in turn + last  # a text answer: 200 - 16
     small = decision_grammars(Agent("a", "x", tools=(calc,), max_tokens=40))[0]
     assert "char{0,32}" in small.replace(" ", "")
 
