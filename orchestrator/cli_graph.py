@@ -42,6 +42,9 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("--points", type=int, default=None, help="sot: number of outline points")
     run.add_argument("--samples", type=int, default=None, help="vote: number of samples")
     run.add_argument("--run-id", default=None)
+    run.add_argument("--larger", default=None, metavar="MODEL",
+                     help="route each generation: --model first, escalated to MODEL below --cascade confidence")
+    run.add_argument("--cascade", type=float, default=0.5, metavar="T", help="with --larger: the confidence threshold (0-1)")
     _common(run)
 
     resume = sub.add_parser("resume", help="finish a run that was interrupted or failed")
@@ -92,10 +95,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.samples is not None:
         kwargs["n"] = args.samples
     model = args.model or DEFAULT_MODEL
-    factory = json.dumps({"ref": ref, "kwargs": kwargs, "backends": {"default": model}})
+    if not 0.0 <= args.cascade <= 1.0:
+        raise ConfigError("--cascade must lie between 0 and 1")
+    backend: Any = {"route": [model, args.larger], "cascade": args.cascade} if args.larger else model
+    factory = json.dumps({"ref": ref, "kwargs": kwargs, "backends": {"default": backend}})
     graph, _ = build_from_factory(factory)
     value: Any = args.text if input_name == "documents" else " ".join(args.text)
-    return _drive(args, graph, {"default": model}, lambda runner, on_event: runner.run(
+    return _drive(args, graph, {"default": backend}, lambda runner, on_event: runner.run(
         graph, {input_name: value}, run_id=args.run_id, on_event=on_event, factory=factory))
 
 
@@ -111,11 +117,13 @@ def _resume(args: argparse.Namespace) -> int:
         args.run_id, graph, rerun_uncertain=args.rerun, on_event=on_event))
 
 
-def _drive(args: argparse.Namespace, graph: Any, models: dict[str, str], start: Callable[..., Any]) -> int:
-    """Loads the models, runs or resumes, prints the output (and the summary with --json)."""
+def _drive(args: argparse.Namespace, graph: Any, models: dict[str, Any], start: Callable[..., Any]) -> int:
+    """Loads the models, runs or resumes, prints the output (and the summary with --json).
+
+    A backend is a model (catalogue name or path), or ``{"route": [small, larger], "cascade": T}``:
+    a ``Router`` that runs ``small`` and escalates answers below confidence ``T`` to ``larger``."""
     import anyio
 
-    from orchestrator.backends.local import LocalBackend
     from orchestrator.engine import EngineConfig, LocalEngine
     from orchestrator.scheduler import Runner
     from orchestrator.store import RunStore
@@ -128,10 +136,12 @@ def _drive(args: argparse.Namespace, graph: Any, models: dict[str, str], start: 
         detail = f" ({event.text})" if event.text and event.kind != "run_started" else ""
         print(f"[{time.perf_counter() - t0:6.2f}s] {event.kind.replace('_', ' ')} {event.node or event.run_id}{detail}", file=sys.stderr)
 
-    engines = {name: LocalEngine(model, EngineConfig(n_ctx=8192, max_sequences=16), name=str(model)) for name, model in models.items()}
+    wanted = [m for spec in models.values() for m in (spec["route"] if isinstance(spec, dict) else [spec])]
+    engines = {m: LocalEngine(m, EngineConfig(n_ctx=8192, max_sequences=16), name=str(m)) for m in dict.fromkeys(wanted)}
     try:
+        backends = {name: _backend(spec, engines) for name, spec in models.items()}
         with RunStore(args.store or default_store_path()) as store:
-            runner = Runner({n: LocalBackend(e) for n, e in engines.items()}, store=store)
+            runner = Runner(backends, store=store)
             result = anyio.run(start, runner, on_event)
     finally:
         for engine in engines.values():
@@ -141,9 +151,26 @@ def _drive(args: argparse.Namespace, graph: Any, models: dict[str, str], start: 
     else:
         out = result.output
         print(out if isinstance(out, str) else json.dumps(out, ensure_ascii=False, indent=2))
+        for key, node in result.nodes.items():
+            if "route" in node.info:
+                r = node.info["route"]
+                print(f"route {key}: {r['backend']} ({r['policy']}: {r['reason']})", file=sys.stderr)
         print(f"run {result.run_id}: {result.status} in {result.wall_s:.1f} s; prefill {result.prefill_computed} tokens computed, "
               f"{result.prefill_reused} reused; critical path {' -> '.join(result.critical_path)}", file=sys.stderr)
     return 0
+
+
+def _backend(spec: Any, engines: dict[str, Any]) -> Any:
+    from orchestrator.backends.local import LocalBackend
+
+    if not isinstance(spec, dict):
+        return LocalBackend(engines[spec])
+    from orchestrator.router import Router
+    from policies.cascade import CascadePolicy, CascadeSettings
+    from policies.privacy import PrivacyPolicy
+
+    tiers = [LocalBackend(engines[m]) for m in spec["route"]]
+    return Router(tiers, policies=[PrivacyPolicy(), CascadePolicy(CascadeSettings(threshold=float(spec["cascade"])))])
 
 
 def _runs(args: argparse.Namespace) -> int:

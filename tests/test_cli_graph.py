@@ -65,3 +65,23 @@ def test_kill_9_mid_run_then_resume_from_the_cli(tmp_path: Path) -> None:
     assert all(summary["nodes"][k]["resumed"] for k in committed)  # not recomputed
     nodes = RunStore(store).nodes("k")
     assert all(json.dumps(nodes[k].output, ensure_ascii=False, separators=(",", ":")) == v for k, v in committed.items())
+
+
+@pytest.mark.model
+@pytest.mark.timeout(300)
+def test_run_with_a_cascade_routes_every_generation_and_shows_where_it_went(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], smollm2_path: Path) -> None:
+    # The patterns send chat messages, and gemma3-270m (a base model) has no chat template: the
+    # larger tier here is a second engine on the smollm2 file, named by its path.
+    larger = str(smollm2_path)
+    store = tmp_path / "runs.sqlite3"
+    args = ["run", "map-reduce", "The cat sat on the mat.", "Dogs bark at night.", "--store", str(store), "--run-id", "routed",
+            "--larger", larger, "--cascade", "1.0"]  # threshold 1: every answer escalates
+    assert main(args + ["--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    routes = [n["route"] for n in summary["nodes"].values() if "route" in n]
+    assert routes and all(r["backend"] == larger and r["policy"] for r in routes), routes
+    with RunStore(store) as s:
+        assert json.loads(s.run("routed").factory)["backends"]["default"] == {"route": ["smollm2-135m", larger], "cascade": 1.0}
+    assert main(["run", "vote", "2 + 2 =", "--store", str(store), "--larger", larger, "--cascade", "7"]) == 1
+    assert "--cascade" in capsys.readouterr().err
