@@ -61,6 +61,94 @@ def _graph_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
             "   `orchestrator run sot ...` a killed run finishes with `orchestrator resume RUN_ID`")
 
 
+def _agent_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
+    """An agent with two tools on the small model: grammar-constrained, grounded calls."""
+    import anyio
+
+    from agents.agent import Agent
+    from orchestrator.agent_runner import AgentEvent, run_agent
+    from orchestrator.backends.local import LocalBackend
+    from tools.builtin import calculator
+    from tools.tool import tool
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Current weather in a city.
+
+        Args:
+            city: City name, e.g. "Paris".
+        """
+        return f"{city}: 18 degrees, light rain"  # a canned reply: the demo opens no socket
+
+    def calls(name: str, **arguments: object) -> dict:
+        return {"calls": [{"name": name, "arguments": arguments}]}
+
+    agent = Agent(
+        "assistant", "You are a helpful assistant.", tools=(get_weather, calculator), ground_arguments=True,
+        examples=(("Is it cold in Oslo?", calls("get_weather", city="Oslo")), ("What is 6 * 7?", calls("calculator", expression="6 * 7"))),
+    )
+
+    def show(event: AgentEvent) -> None:
+        if event.kind == "tool_started":
+            say(f"   -> tool {event.tool} started")
+        elif event.kind == "tool_finished":
+            say(f"   <- tool {event.tool} finished" + (f" with error: {event.error}" if event.error else ""))
+
+    for task in ("What's the weather in Lisbon?", "What is 12 * 34?"):
+        say(f"   user: {task}")
+        start = time.perf_counter()
+        result = anyio.run(lambda: run_agent(agent, task, LocalBackend(engine), on_event=show))
+        for r in result.calls:
+            say(f"   call {r.call.tool.name}({', '.join(f'{k}={v!r}' for k, v in r.call.arguments.items())}) = {r.value!r}")
+        say(f"   answer: {str(result.output)[:100]!r}  ({result.steps} model turns, {time.perf_counter() - start:.1f} s)")
+    say("   every turn was decoded under a grammar made from the tool schemas, so each call parsed and\n"
+        "   validated; with ground_arguments the city had to be words of the request")
+
+
+def _routing_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
+    """Routing decisions as data: privacy, a remote that is down, a confidence cascade."""
+    import anyio
+
+    from orchestrator.backends.base import complete
+    from orchestrator.backends.local import LocalBackend
+    from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
+    from orchestrator.router import Router
+    from policies.cascade import CascadePolicy, CascadeSettings
+    from policies.connectivity import ConnectivityPolicy
+    from policies.privacy import PrivacyPolicy
+
+    def show(decision: object) -> None:
+        d = decision  # a RouteDecision
+        say(f"   -> {d.backend} (decided by {d.policy}: {d.reason})")  # type: ignore[attr-defined]
+        for step in d.trail:  # type: ignore[attr-defined]
+            say(f"      {step.policy:<12} {step.action:<8} {step.reason}")
+
+    # A "cloud" tier at a loopback port where nothing listens: the demo never leaves this machine.
+    cloud = RemoteBackend(RemoteEndpoint(base_url="http://127.0.0.1:9/v1", model="large", name="cloud"))
+    local = LocalBackend(engine)
+    router = Router([cloud, local], policies=[PrivacyPolicy(allow_egress=True), ConnectivityPolicy()])
+    private = _chat("Draft a reply to jane.doe@example.com about the invoice.", max_tokens=8)
+    say("   a request holding an e-mail address (decided, not run):")
+    show(router.decide(private))
+    say("   a plain request; egress is granted, but the cloud server is down:")
+    done = anyio.run(lambda: complete(router, _chat(_QUESTIONS[0], max_tokens=16)))
+    say(f"   answer {done.text.strip()!r}")
+    assert done.route is not None
+    show(done.route)
+
+    say("   a confidence cascade (smollm2-135m, then gemma3-270m): the small model answers with token\n"
+        "   log-probabilities; an answer below the confidence threshold escalates")
+    with LocalEngine("gemma3-270m", EngineConfig(n_ctx=1024, max_sequences=2)) as larger:
+        router = Router([local, LocalBackend(larger)], policies=[PrivacyPolicy(), CascadePolicy(CascadeSettings(threshold=0.5))])
+        for question in ("The capital of France is", "The author of the novel Middlemarch is"):
+            request = GenerationRequest(prompt=question, max_tokens=6, stop=("\n", "."))
+            done = anyio.run(lambda: complete(router, request))
+            assert done.route is not None
+            step = done.route.trail[-1]
+            say(f"   {question!r:<42} -> {done.route.backend}: {done.text.strip()[:40]!r}")
+            say(f"      {step.policy} {step.action}: {step.reason}")
+
+
 def run_demo(out: TextIO, model: str = DEFAULT_MODEL) -> int:
     def say(line: str = "") -> None:
         out.write(line + "\n")
@@ -147,6 +235,12 @@ def run_demo(out: TextIO, model: str = DEFAULT_MODEL) -> int:
 
         say("\n== 6. a task graph: Skeleton-of-Thought, the outline's points expanded as parallel branches")
         _graph_demo(engine, say)
+
+        say("\n== 7. an agent with tools: grammar-constrained, grounded tool calls on the small model")
+        _agent_demo(engine, say)
+
+        say("\n== 8. routing: each decision is data (backend, deciding policy, reason, trail)")
+        _routing_demo(engine, say)
 
         s = engine.stats()
         say(
