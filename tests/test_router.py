@@ -337,3 +337,33 @@ def test_egress_refusal_opens_no_socket_to_a_real_remote_backend():
             go(router, req("IBAN GB82 WEST 1234 5698 7654 32"))
         with pytest.raises(BlockingIOError):
             listener.accept()  # nobody connected
+
+
+def test_agent_steps_are_routed_and_private_tasks_stay_on_the_device() -> None:
+    import json
+
+    from agents.agent import Agent
+    from orchestrator.agent_runner import run_agent
+    from tools.tool import tool
+
+    @tool
+    def lookup(name: str) -> str:
+        """Look a contact up."""
+        return f"{name}: room 12"
+
+    def agent_reply(request: GenerationRequest) -> str:  # a call, then an answer once a tool result is in
+        done = any(m.role == "tool" for m in request.messages or ())
+        return json.dumps({"answer": "room 12"} if done else {"calls": [{"name": "lookup", "arguments": {"name": "Ana"}}]})
+
+    local = Located(agent_reply, name="small", location="local")
+    remote = Located(agent_reply, name="cloud", location="remote")
+    decisions: list = []
+    router = Router([remote, local], policies=[PrivacyPolicy(allow_egress=True), ConnectivityPolicy()], on_decision=decisions.append)
+    agent = Agent("a", "Be brief.", tools=(lookup,), model="auto")
+
+    result = anyio.run(lambda: run_agent(agent, "Where is Ana?", {"auto": router}))
+    assert result.output == "room 12" and len(remote.requests) == 2 and local.requests == []  # both steps went out
+    result = anyio.run(lambda: run_agent(agent, "Where is Ana? Her mail is ana@example.org", {"auto": router}))
+    assert result.output == "room 12" and len(remote.requests) == 2 and len(local.requests) == 2  # both steps stayed local
+    assert [d.backend for d in decisions] == ["cloud", "cloud", "small", "small"]
+    assert decisions[-1].data_classes == ("email",)
