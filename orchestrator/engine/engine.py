@@ -483,11 +483,14 @@ class LocalEngine:
                 token = s.sampler.sample(self._ctx, idx)
                 logprob = s.sampler.logprob(self._ctx, idx, token) if s.logprobs is not None else None
                 s.accept(token, self._model.piece(token), self._model.is_eog(token), self.max_positions, logprob)
-        # 5. finished sequences leave the batch; their requests complete
-        for seq in [s for s in self._live if s.finish is not None]:
+        # 5. finished sequences leave the batch, then their requests complete (all of a request's
+        # slots are free by the time its caller has the result)
+        finished = [s for s in self._live if s.finish is not None]
+        for seq in finished:
             self._release(seq)
-            if seq.job.done:
-                self._complete(seq.job)
+        for job in dict.fromkeys(s.job for s in finished):
+            if job.done:
+                self._complete(job)
 
     def _spawn_choices(self, leader: Sequence) -> list[Sequence]:
         """Choices 1..n-1 share the leader's prompt cells and sample from its logits."""
