@@ -8,7 +8,9 @@ Small models (smollm2-135m) follow examples far more than instructions, so the p
 2. worked examples as earlier user/assistant turns: a request, then the one-line JSON call it
    needs. They come from ``agent.examples`` (written by the developer) and, for each tool the
    developer gave none for, one example made from the tool's schema (these first, so the
-   developer's are nearest the task). By default all of them, in that order, so every task's prompt starts the same and an engine's prefix cache keeps it;
+   developer's are nearest the task). The developer's come in rounds: each tool's first
+   example, then each tool's second, so no one tool holds the last turns the model leans on.
+   By default all of them, in that order, so every task's prompt starts the same and an engine's prefix cache keeps it;
    with ``agent.max_examples = k`` only the k whose words overlap most with the task, the
    closest last (for agents with too many tools to show them all);
 3. the task, as the last user message.
@@ -27,15 +29,17 @@ points from run to run, since a different KV-cache layout flips this model's nea
   as the shared start of the prompt is not prefilled again). Chosen as the default: no less
   accurate overall, twice as fast. Repeating the closest example after all of them fell to
   18-21% (held-out).
-The remaining errors are mostly copied values (an argument taken from an example instead of the
-request) and a bias toward the tool of the last example.
+The remaining errors were mostly copied values (an argument taken from an example instead of the
+request) and a bias toward the tool of the last example. Against the first: grounded arguments
+(``agents.grounding``): 50% -> 58% (benchmark). Against the second: the examples in rounds
+instead of grouped by tool: 58% -> 75% with grounded arguments, 50% -> 52% without.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agents.agent import Agent
@@ -103,7 +107,18 @@ def tool_examples(agent: Agent) -> list[tuple[str, str]]:
     the developer's (better ones nearer the task: the model leans on the last examples most)."""
     shown = {c["name"] for _, reply in agent.examples for c in json.loads(reply).get("calls", [])}
     made = [_schema_example(t) for t in agent.tools if t.name not in shown]
-    return [m for m in made if m is not None] + list(agent.examples)
+    return [m for m in made if m is not None] + _round_robin(agent.examples)
+
+
+def _round_robin(examples: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The examples in rounds: each tool's first, then each tool's second, and so on (tools in
+    order of first appearance), so that no one tool holds the last turns the model leans on."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for example in examples:
+        calls = json.loads(example[1]).get("calls", [])
+        groups.setdefault(calls[0]["name"] if calls else "", []).append(example)
+    rounds = max((len(g) for g in groups.values()), default=0)
+    return [g[i] for i in range(rounds) for g in groups.values() if i < len(g)]
 
 
 def _schema_example(tool: Any) -> tuple[str, str] | None:

@@ -272,6 +272,18 @@ def test_examples_are_turns_the_closest_last_and_limited() -> None:
     assert [m.content for m in first[1:-1:2]] == [q for q, _ in examples]
 
 
+def test_examples_come_in_rounds_so_no_tool_holds_the_last_turns() -> None:
+    def call(name: str, **arguments: Any) -> dict:
+        return {"calls": [{"name": name, "arguments": arguments}]}
+
+    examples = (("Rain in Oslo?", call("get_weather", city="Oslo")), ("Rain in Rome?", call("get_weather", city="Rome")),
+                ("Timer 5.", call("set_timer", minutes=5)), ("Timer 9.", call("set_timer", minutes=9)),
+                ("Add 1 and 2.", call("add", a=1, b=2)))
+    agent = Agent("a", "x", tools=(get_weather, set_timer, add), examples=examples)
+    asked = [m.content for m in prompt_messages(agent, "t")[1:-1:2]]
+    assert asked == ["Rain in Oslo?", "Timer 5.", "Add 1 and 2.", "Rain in Rome?", "Timer 9."]
+
+
 def test_tools_without_an_example_get_one_from_their_schema() -> None:
     agent = Agent("a", "x", tools=(get_weather, set_timer, book_table),
                   examples=(("Weather in Oslo?", '{"calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}'),))
