@@ -16,13 +16,16 @@ import queue
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Sequence as Seq
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.engine.config import EngineConfig
 from orchestrator.engine.draft_model import DraftModel
+from orchestrator.engine.embedder import EmbeddingQueue, EmbedJob, embed_tokens
 from orchestrator.engine.handle import RequestHandle
 from orchestrator.engine.ledger import KVLedger, common_prefix_len
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
@@ -119,6 +122,7 @@ class LocalEngine:
         self._live: list[Sequence] = []
         self._waiting: deque[Job] = deque()
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._embeds = EmbeddingQueue(self._model, threads=cfg.threads)
         self._meter = EnergyMeter()
         self._spec = Speculator(
             ctx=self._ctx, model=self._model, ledger=self._ledger, batch=self._batch,
@@ -183,6 +187,20 @@ class LocalEngine:
     async def agenerate(self, request: GenerationRequest) -> Completion:
         return await self.submit(request).completion()
 
+    def embed(self, texts: Seq[str]) -> np.ndarray:
+        """Mean-pooled, L2-normalised embeddings of ``texts`` from this engine's model, float32 of
+        shape ``(len(texts), n_embd)``; each text cut to its first 512 tokens. Blocks; thread-safe;
+        runs on the worker between decode steps (see ``orchestrator.engine.embedder``)."""
+        with self._submit_lock:  # the model stays loaded while its tokenizer runs
+            if self._closing:
+                raise EngineError(f"engine {self.name} is closed")
+            tokens = embed_tokens(self._model, texts)
+            if not tokens:
+                return np.zeros((0, self._model.n_embd), dtype=np.float32)
+            job = EmbedJob(tokens)
+            self._inbox.put(job)
+        return job.future.result()
+
     def tokenize(self, text: str) -> list[int]:
         return self._model.tokenize(text, add_special=False, parse_special=True)
 
@@ -211,6 +229,7 @@ class LocalEngine:
             self._closing = True
         self._inbox.put(_CLOSE)
         self._thread.join()
+        self._embeds.close()
         self._spec.close()
         self._batch.free()
         self._ctx.free()
@@ -289,7 +308,7 @@ class LocalEngine:
     # ------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            self._read_inbox(block=not (self._live or self._waiting))
+            self._read_inbox(block=not (self._live or self._waiting or self._embeds))
             if self._closing:
                 break
             try:
@@ -297,6 +316,8 @@ class LocalEngine:
                 self._admit()
                 if self._live:
                     self._step()
+                if self._embeds:
+                    self._embeds.step()  # one pack of texts between decode steps
             except Exception as exc:  # a native failure: fail the batch, keep serving
                 log.exception("decode step failed on %s", self.name)
                 self._fail_live(exc if isinstance(exc, EngineError) else EngineError(str(exc)))
@@ -304,6 +325,7 @@ class LocalEngine:
         self._fail_live(closed)
         while self._waiting:
             self._fail_job(self._waiting.popleft(), closed)
+        self._embeds.fail_all(closed)
         while True:  # requests that raced with close()
             try:
                 item = self._inbox.get_nowait()
@@ -311,6 +333,8 @@ class LocalEngine:
                 break
             if isinstance(item, Job):
                 self._fail_job(item, closed)
+            elif isinstance(item, EmbedJob):
+                item.future.set_exception(closed)
 
     def _read_inbox(self, block: bool) -> None:
         item = self._inbox.get() if block else None
@@ -319,6 +343,8 @@ class LocalEngine:
                 self._closing = True
             elif isinstance(item, Job):
                 self._waiting.append(item)
+            elif isinstance(item, EmbedJob):
+                self._embeds.add(item)
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:

@@ -63,6 +63,7 @@ class NativeModel:
         self.vocab = lc.llama_model_get_vocab(self.ptr)
         self.n_vocab = lc.llama_vocab_n_tokens(self.vocab)
         self.n_ctx_train = lc.llama_model_n_ctx_train(self.ptr)
+        self.n_embd = lc.llama_model_n_embd(self.ptr)
         self.bos = lc.llama_vocab_bos(self.vocab)
         self.eos = lc.llama_vocab_eos(self.vocab)
         self.add_bos = bool(lc.llama_vocab_get_add_bos(self.vocab))
@@ -131,6 +132,7 @@ class NativeContext:
         type_v: str,
         flash_attn: str,
         kv_unified: bool = True,
+        embeddings: bool = False,
     ) -> None:
         lc = llama()
         if type_k not in _KV_TYPES or type_v not in _KV_TYPES:
@@ -148,6 +150,9 @@ class NativeContext:
         p.kv_unified = kv_unified  # one cell pool: seq_cp shares cells instead of copying
         p.swa_full = True  # keep sliding-window layers' cells so prefixes stay copyable
         p.no_perf = True
+        if embeddings:  # hidden states mean-pooled per sequence, instead of logits
+            p.embeddings = True
+            p.pooling_type = lc.LLAMA_POOLING_TYPE_MEAN
         self.ptr = lc.llama_init_from_model(model.ptr, p)
         if not self.ptr:
             raise ModelLoadError(f"llama.cpp could not create a context for {model.path}")
@@ -165,6 +170,17 @@ class NativeContext:
     def seq_rm(self, seq: int, p0: int = -1, p1: int = -1) -> None:
         if not llama().llama_memory_seq_rm(self.memory, seq, p0, p1):
             raise EngineError(f"llama_memory_seq_rm refused to trim sequence {seq}")
+
+    def clear(self) -> None:
+        """Forgets every sequence's cells."""
+        llama().llama_memory_clear(self.memory, True)
+
+    def pooled_embedding(self, seq: int, n_embd: int) -> np.ndarray:
+        """A copy of sequence ``seq``'s pooled embedding after a decode (embeddings contexts only)."""
+        ptr = llama().llama_get_embeddings_seq(self.ptr, seq)
+        if not ptr:
+            raise EngineError(f"llama.cpp returned no pooled embedding for sequence {seq}")
+        return np.ctypeslib.as_array(ptr, shape=(n_embd,)).astype(np.float64)
 
     def free(self) -> None:
         if self.ptr:
