@@ -17,7 +17,12 @@ Routers, each a score per task computed without the answer key (low score = esca
   answer's logprob features (mean, min, first token, length). Both are scored out of fold
   (``--folds``-fold cross-validation, so no task is scored by a model trained on it); the
   threshold for a 30% escalation target comes from ``calibrate_threshold`` on the training
-  folds and the held-out share it gives is reported. No prompt embedding is used;
+  folds and the held-out share it gives is reported;
+- ``learned-pre+emb`` / ``learned-post+emb``: the same two plus the small model's own embedding
+  (``LocalEngine.embed``: mean-pooled, L2-normalised, 576 numbers for smollm2) of the task's
+  text without the few-shot prefix (what a chat app's last user message would be),
+  reduced to ``--emb-components`` numbers (default 8) by a ``PCAProjection`` fitted inside each
+  training fold only, so the held-out fold leaks nothing into it;
 - ``vote-agreement``: the share of the self-consistency samples that agree with the vote
   (costs the extra samples);
 - ``prompt-length``: longer prompts escalate first; ``random``: seeded uniform.
@@ -36,7 +41,8 @@ Nothing is cached between runs. ``--quick`` takes every third task and 3 samples
 cuts the list further (for development). Each engine runs llama.cpp on one thread by default
 (``--threads``): quality is measured, not speed, and one thread degrades gracefully when other
 processes share the cores (two threads waiting on each other slowed a quick run ~4x here).
-Measured here (shared 2 cores): quick ~1 min, full ~2 min.
+Measured here (shared 2 cores): quick ~1 min, full ~2.5 min (of which ~20 s embed the 132 tasks:
+an embedding costs a prefill of the text, not the sub-millisecond policy decision timed below).
 Prints a table, then one JSON line.
 """
 
@@ -63,6 +69,7 @@ from orchestrator.types import Completion, GenerationRequest, SamplingParams  # 
 from policies.cascade import CascadePolicy, CascadeSettings, confidence, judge_answer, logprob_stats  # noqa: E402
 from policies.evaluation import DEFAULT_SHARES, apgr, auroc, quality_curve  # noqa: E402
 from policies.learned import LearnedPolicy, LogisticRouter, calibrate_threshold, local_features  # noqa: E402
+from policies.projection import PCAProjection  # noqa: E402
 
 __all__ = ["bench", "main"]
 
@@ -130,9 +137,22 @@ def post_features(task: Task, logprobs: tuple[float, ...]) -> np.ndarray:
     return np.concatenate([pre_features(task), extra])
 
 
-def cross_validated(X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> tuple[np.ndarray, list[float]]:
+def embed_text(task: Task) -> str:
+    """What the embedding router embeds: the task itself, without its kind's few-shot prefix."""
+    return task.body.replace(" | ", "\n")
+
+
+def embed_tasks(engine: LocalEngine, tasks: list[Task]) -> tuple[np.ndarray, float]:
+    t0 = time.perf_counter()
+    return engine.embed([embed_text(t) for t in tasks]), time.perf_counter() - t0
+
+
+def cross_validated(
+    X: np.ndarray, y: np.ndarray, folds: int, seed: int, *, embeddings: np.ndarray | None = None, components: int = 0
+) -> tuple[np.ndarray, list[float]]:
     """Out-of-fold P(small right) for every task, and the held-out escalation share of a threshold
-    calibrated on each training fold for ``TARGET_SHARE``."""
+    calibrated on each training fold for ``TARGET_SHARE``. With ``embeddings``, each fold appends
+    their projection on ``components`` principal components fitted on its training tasks only."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y))
     scores = np.zeros(len(y))
@@ -140,9 +160,13 @@ def cross_validated(X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> tupl
     for k in range(folds):
         test = order[k::folds]
         train = np.setdiff1d(order, test)
-        model = LogisticRouter(l2=1.0).fit(X[train], y[train])
-        threshold = calibrate_threshold(model.predict_proba(X[train]), TARGET_SHARE)
-        scores[test] = model.predict_proba(X[test])
+        Xk = X
+        if embeddings is not None:
+            projection = PCAProjection(components).fit(embeddings[train])
+            Xk = np.hstack([X, projection.transform(embeddings)])
+        model = LogisticRouter(l2=1.0).fit(Xk[train], y[train])
+        threshold = calibrate_threshold(model.predict_proba(Xk[train]), TARGET_SHARE)
+        scores[test] = model.predict_proba(Xk[test])
         shares.append(float(np.mean(scores[test] < threshold)))
     return scores, shares
 
@@ -198,6 +222,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     with LocalEngine(SMALL, cfg, name=SMALL) as small_engine, LocalEngine(LARGER, cfg, name=LARGER) as large_engine:
         small, timings["small_s"] = run_greedy(small_engine, tasks, logprobs=True)
         log(f"{SMALL} greedy: {timings['small_s']:.1f}s")
+        embeddings, timings["embed_s"] = embed_tasks(small_engine, tasks)
+        log(f"{SMALL} embeddings of {len(tasks)} tasks: {timings['embed_s']:.1f}s")
         votes, timings["vote_s"] = run_votes(small_engine, tasks, samples)
         log(f"{SMALL} self-consistency x{samples}: {timings['vote_s']:.1f}s")
         larger, timings["larger_s"] = run_greedy(large_engine, tasks, logprobs=False)
@@ -224,6 +250,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     if both:
         scores["learned-pre"], held_out_shares["learned-pre"] = cross_validated(pre, small_ok, args.folds, args.seed)
         scores["learned-post"], held_out_shares["learned-post"] = cross_validated(post, small_ok, args.folds, args.seed)
+        emb = {"embeddings": embeddings, "components": args.emb_components}
+        scores["learned-pre+emb"], held_out_shares["learned-pre+emb"] = cross_validated(pre, small_ok, args.folds, args.seed, **emb)
+        scores["learned-post+emb"], held_out_shares["learned-post+emb"] = cross_validated(post, small_ok, args.folds, args.seed, **emb)
     scores["vote-agreement"] = np.array([agree for _, agree in votes])
     scores["prompt-length"] = -np.array([prompt_tokens_estimate(t) for t in tasks], dtype=float)
     scores["random"] = np.random.default_rng(args.seed + 1).random(len(tasks))
@@ -265,6 +294,7 @@ def summarise(args, tasks, samples, small, small_ok, tiers, routers, oracle, ove
         "large_accuracy": args.large_accuracy,
         "seed": args.seed,
         "folds": args.folds,
+        "emb_components": args.emb_components,
         "accuracy": {"small": round(float(small_ok.mean()), 4), **{k: round(float(v.mean()), 4) for k, v in tiers.items()}},
         "small_by_group": {k: f"{int(sum(v))}/{len(v)}" for k, v in sorted(by_group.items())},
         "small_answer_tokens_mean": round(statistics.mean(c.tokens for c in small), 2),
@@ -324,12 +354,13 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=0, help="self-consistency samples per task (default 5, quick 3)")
     p.add_argument("--large-accuracy", type=float, default=0.95, help="accuracy of the stand-in large tier")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the learned routers")
+    p.add_argument("--emb-components", type=int, default=8, help="principal components of the task embedding kept by the +emb routers")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="llama.cpp threads per engine (1: robust on a shared machine; quality, not speed, is measured)")
     p.add_argument("--decisions", type=int, default=5000, help="policy decisions timed")
     args = p.parse_args()
-    if not 0.0 < args.large_accuracy <= 1.0 or args.folds < 2 or args.samples < 0 or args.limit < 0:
-        p.error("need 0 < --large-accuracy <= 1, --folds >= 2, --samples >= 0, --limit >= 0")
+    if not 0.0 < args.large_accuracy <= 1.0 or args.folds < 2 or args.samples < 0 or args.limit < 0 or args.emb_components < 1:
+        p.error("need 0 < --large-accuracy <= 1, --folds >= 2, --samples >= 0, --limit >= 0, --emb-components >= 1")
     t0 = time.perf_counter()
     out = bench(args)
     out["timings_s"]["total"] = round(time.perf_counter() - t0, 1)
