@@ -6,6 +6,8 @@ prefilling prompt together in a single ``llama_decode``. Requests join and
 leave at any step. A new prompt that starts with tokens already in the KV
 cache (of a live sequence, or of a finished one kept as a cached prefix)
 shares those cells (``llama_memory_seq_cp``) instead of recomputing them.
+Between steps the worker also runs embedding jobs (``embed``), one pack of
+texts at a time, in a second context of its own (``embedder.py``).
 """
 
 from __future__ import annotations
