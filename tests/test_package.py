@@ -79,6 +79,9 @@ ROOT = Path(__file__).resolve().parent.parent
         "orchestrator.cli_models_check",
         "orchestrator.progress",
         "orchestrator.bench_plots",
+        "orchestrator.engine.embedder",
+        "orchestrator.route_features",
+        "policies.projection",
     ],
 )
 def test_every_name_in_all_exists(module):
