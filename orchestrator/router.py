@@ -19,6 +19,8 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 
+import anyio
+
 from orchestrator.backend_stats import BackendStats
 from orchestrator.backends.base import Backend
 from orchestrator.errors import ConfigError, EngineError, RemoteUnavailableError
@@ -142,7 +144,10 @@ class Router:
     # ------------------------------------------------------------------ running
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | Completion]:
-        decision = self.decide(request)
+        if self.featurize is not None:  # features may need the model (an embedding): keep the event loop free
+            decision = await anyio.to_thread.run_sync(self.decide, request)
+        else:
+            decision = self.decide(request)
         log.debug("route %s: %s by %s (%s)", self.name, decision.backend, decision.policy, decision.reason)
         if decision.escalate_to is not None:
             completion = await self._cascade(request, decision)
