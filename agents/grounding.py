@@ -114,9 +114,8 @@ def _literal(s: dict[str, Any], values: list[Any]) -> dict[str, Any]:
     return {**keep, "enum": values}
 
 
-def _within(n: int | float, s: Mapping[str, Any]) -> bool:
-    if "minimum" in s and n < s["minimum"] or "maximum" in s and n > s["maximum"]:
-        return False
-    if "exclusiveMinimum" in s and n <= s["exclusiveMinimum"] or "exclusiveMaximum" in s and n >= s["exclusiveMaximum"]:
-        return False
-    return True
+def _within(n: float, s: Mapping[str, Any]) -> bool:
+    return not (
+        ("minimum" in s and n < s["minimum"]) or ("maximum" in s and n > s["maximum"])
+        or ("exclusiveMinimum" in s and n <= s["exclusiveMinimum"]) or ("exclusiveMaximum" in s and n >= s["exclusiveMaximum"])
+    )

@@ -97,7 +97,7 @@ def _agent_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
     for task in ("What's the weather in Lisbon?", "What is 12 * 34?"):
         say(f"   user: {task}")
         start = time.perf_counter()
-        result = anyio.run(lambda: run_agent(agent, task, LocalBackend(engine), on_event=show))
+        result = anyio.run(lambda task=task: run_agent(agent, task, LocalBackend(engine), on_event=show))
         for r in result.calls:
             say(f"   call {r.call.tool.name}({', '.join(f'{k}={v!r}' for k, v in r.call.arguments.items())}) = {r.value!r}")
         say(f"   answer: {str(result.output)[:100]!r}  ({result.steps} model turns, {time.perf_counter() - start:.1f} s)")
@@ -142,7 +142,7 @@ def _routing_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
         router = Router([local, LocalBackend(larger)], policies=[PrivacyPolicy(), CascadePolicy(CascadeSettings(threshold=0.5))])
         for question in ("The capital of France is", "The author of the novel Middlemarch is"):
             request = GenerationRequest(prompt=question, max_tokens=6, stop=("\n", "."))
-            done = anyio.run(lambda: complete(router, request))
+            done = anyio.run(lambda request=request: complete(router, request))
             assert done.route is not None
             step = done.route.trail[-1]
             say(f"   {question!r:<42} -> {done.route.backend}: {done.text.strip()[:40]!r}")
