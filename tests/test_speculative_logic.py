@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.engine.speculative import (
-    HybridDrafter,
     Acceptance,
     PromptLookupDrafter,
     StepCostModel,
@@ -95,24 +94,3 @@ def test_sampling_distribution_follows_the_chain_rules():
     assert np.allclose(sampling_distribution(logits, temperature=1.0, min_p=0.35), [0.625, 0.375, 0, 0])
     hot = sampling_distribution(logits, temperature=2.0)
     assert hot[3] > 0.05 and abs(hot.sum() - 1) < 1e-9
-
-
-class _Fixed:
-    def __init__(self, tokens: list[int]) -> None:
-        self.tokens, self.asked, self.closed = tokens, 0, False
-
-    def propose(self, history, k):
-        self.asked += 1
-        return self.tokens[:k]
-
-    def close(self) -> None:
-        self.closed = True
-
-
-def test_hybrid_copies_where_three_tokens_repeat_and_asks_the_model_elsewhere() -> None:
-    model = _Fixed([90, 91])
-    hybrid = HybridDrafter(PromptLookupDrafter(min_ngram=3), model)
-    assert hybrid.propose([1, 2, 3, 4, 5, 1, 2, 3], 2) == [4, 5] and model.asked == 0  # "1 2 3" repeats: copy
-    assert hybrid.propose([1, 2, 3, 4, 5, 9, 2, 3], 2) == [90, 91] and model.asked == 1  # only "2 3" repeats: the model
-    hybrid.close()
-    assert model.closed

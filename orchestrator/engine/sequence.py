@@ -29,7 +29,7 @@ class Job:
     prefill_computed: int = 0
     prefill_reused: int = 0
     seqs: list[Sequence] = field(default_factory=list)
-    spec_mode: str | None = None  # "prompt-lookup", "draft" or "auto" (both: copy, else the draft model) when it speculates
+    spec_mode: str | None = None  # "prompt-lookup" or "draft" when the request speculates
     spec_note: str | None = None
 
     @property

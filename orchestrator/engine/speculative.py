@@ -28,7 +28,6 @@ __all__ = [
     "StepCostModel",
     "choose_draft_length",
     "expected_tokens",
-    "HybridDrafter",
 ]
 
 
@@ -69,25 +68,6 @@ class PromptLookupDrafter:
                     if follow:
                         return follow
         return []
-
-
-@dataclass(frozen=True)
-class HybridDrafter:
-    """``auto`` with a draft model: the prompt's own continuation where the text is being copied
-    (an n-gram of at least ``lookup.min_ngram`` tokens matches earlier), else the draft model.
-
-    Copying costs no draft step and runs long; the draft model covers the rest. The speculator
-    asks ``lookup`` first with its cheaper draft length, then ``model``.
-    """
-
-    lookup: PromptLookupDrafter
-    model: Drafter
-
-    def propose(self, history: Sequence[int], k: int) -> list[int]:
-        return self.lookup.propose(history, k) or self.model.propose(history, k)
-
-    def close(self) -> None:
-        self.model.close()
 
 
 def expected_tokens(alpha: float, k: int) -> float:

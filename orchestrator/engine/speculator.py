@@ -18,7 +18,6 @@ from orchestrator.engine.sequence import Job, Sequence
 from orchestrator.engine.speculative import (
     Acceptance,
     Drafter,
-    HybridDrafter,
     PromptLookupDrafter,
     StepCostModel,
     accept_or_resample,
@@ -32,7 +31,6 @@ log = logging.getLogger(__name__)
 _MAX_DRAFT = 12
 _PROBE_AFTER = 8  # steps without a draft after which one short draft re-measures acceptance
 _DRAFT_COST_PRIOR = 0.35  # a draft step / a target step, before it is measured (design card: 0.3-0.4)
-_COPY_NGRAM = 3  # auto with a draft model drafts from the prompt only where this many tokens repeat
 
 
 class Speculator:
@@ -93,24 +91,21 @@ class Speculator:
         if asked == "draft" and self.draft_model is None:
             return None, "off: " + (self.draft_error or "this engine has no draft model (EngineConfig.draft_model)")
         if asked == "auto":
-            return ("auto" if self.draft_model is not None else "prompt-lookup"), None
+            return ("draft" if self.draft_model is not None else "prompt-lookup"), None
         return asked, None
 
     def _drafter(self, mode: str | None) -> Drafter | None:
         if mode == "prompt-lookup":
             return PromptLookupDrafter()
-        if mode in ("draft", "auto") and self.draft_model is not None:
-            slot = self.draft_model.slot()
-            if slot is None or mode == "draft":
-                return slot
-            return HybridDrafter(PromptLookupDrafter(min_ngram=_COPY_NGRAM), slot)
+        if mode == "draft" and self.draft_model is not None:
+            return self.draft_model.slot()
         return None
 
     @staticmethod
     def _acceptance_prior(mode: str | None) -> Acceptance:
         # A draft model of the same family usually agrees with its target; an n-gram
         # found in the prompt is a weaker bet.
-        return Acceptance(prior_rate=0.8 if mode in ("draft", "auto") else 0.6)
+        return Acceptance(prior_rate=0.8 if mode == "draft" else 0.6)
 
     def _calibrate(self) -> None:
         """Times one 1-row and one 8-row step once, so the first drafts already know what rows cost."""
@@ -128,16 +123,8 @@ class Speculator:
     def draft(self, seq: Sequence, spare: int) -> list[int]:
         """Tokens to verify after ``seq``'s pending one: as many as pay off, as room allows."""
         assert seq.drafter is not None
-        room = min(spare, seq.job.max_tokens - len(seq.out) - 1, self.max_positions - seq.n_past - 2)
         per_token = self._costs.extra_row_cost()
-        if isinstance(seq.drafter, HybridDrafter) and room > 0:
-            # copying from the prompt costs only the verify rows: try it first, with its own length
-            k = self._draft_length or choose_draft_length(seq.acceptance.rate, per_token, _MAX_DRAFT)
-            copied = seq.drafter.lookup.propose(seq.job.prompt + seq.out, min(max(k, 1), room))
-            if copied:
-                seq.idle_draft_steps = 0
-                return copied
-        if seq.job.spec_mode in ("draft", "auto") and self.draft_model is not None:  # drafting itself costs draft steps
+        if seq.job.spec_mode == "draft" and self.draft_model is not None:  # drafting itself costs draft steps
             one_row = self._costs.one_row_seconds()
             spent = self.draft_model.seconds_per_token
             per_token += spent / one_row if spent and one_row else _DRAFT_COST_PRIOR
@@ -147,11 +134,10 @@ class Speculator:
             if seq.idle_draft_steps < _PROBE_AFTER:
                 return []
             k = 2  # a short probe: acceptance may have come back (e.g. the text started quoting)
-        k = min(k, room)
+        k = min(k, spare, seq.job.max_tokens - len(seq.out) - 1, self.max_positions - seq.n_past - 2)
         if k <= 0:
             return []
-        drafter = seq.drafter.model if isinstance(seq.drafter, HybridDrafter) else seq.drafter
-        draft = drafter.propose(seq.job.prompt + seq.out, k)
+        draft = seq.drafter.propose(seq.job.prompt + seq.out, k)
         if draft:
             seq.idle_draft_steps = 0
         return draft
