@@ -180,3 +180,15 @@ def test_doctor_measures_a_compatible_pair_and_refuses_an_incompatible_one(smoll
     assert main(["doctor", "draft", "smollm2-135m", "gemma3-270m"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "tokenizer types differ" in err and err.count("\n") == 1
+
+
+def test_auto_without_a_draft_model_drafts_only_where_three_tokens_repeat(smollm2_path):
+    """Explicit prompt-lookup drafts from any 1-token match; auto only from a repeated 3-gram,
+    so free text costs it (almost) no rejected rows."""
+    with LocalEngine(smollm2_path, EngineConfig(n_ctx=2048, prefix_cache_slots=0, draft_length=4)) as engine:
+        story = "Write a short story about a fox who learns to sail.\n"
+        lookup = engine.generate(GenerationRequest(prompt=story, max_tokens=64, speculative="prompt-lookup")).speculative
+        auto = engine.generate(GenerationRequest(prompt=story, max_tokens=64, speculative="auto")).speculative
+        copy = engine.generate(GenerationRequest(prompt=COPY_PROMPT, max_tokens=48, speculative="auto")).speculative
+    assert auto.mode == "prompt-lookup" and auto.drafted < lookup.drafted
+    assert copy.accepted > 0 and copy.acceptance_rate > auto.acceptance_rate
