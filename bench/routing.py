@@ -14,7 +14,8 @@ Routers, each a score per task computed without the answer key (low score = esca
   mean token probability); ``cascade-min``: the least likely token's probability;
 - ``learned-pre``: ``policies.learned.LogisticRouter`` on what is known before the small model
   runs (estimated prompt tokens, task kind); ``learned-post``: the same plus the small
-  answer's logprob features (mean, min, first token, length). Both are scored out of fold
+  answer's logprob features (mean, min, first token, length); ``learned-post+copy``: plus
+  whether the answer appears word for word in the task's own text (a grounded answer). Both are scored out of fold
   (``--folds``-fold cross-validation, so no task is scored by a model trained on it); the
   threshold for a 30% escalation target comes from ``calibrate_threshold`` on the training
   folds and the held-out share it gives is reported;
@@ -137,6 +138,12 @@ def post_features(task: Task, logprobs: tuple[float, ...]) -> np.ndarray:
     return np.concatenate([pre_features(task), extra])
 
 
+def copied(task: Task, answer: str) -> float:
+    """1 when the small answer appears word for word in the task's own text (a grounded answer)."""
+    a = " ".join(answer.split()).casefold().strip(" .")
+    return float(bool(a) and a in " ".join(task.body.split()).casefold())
+
+
 def embed_text(task: Task) -> str:
     """What the embedding router embeds: the task itself, without its kind's few-shot prefix."""
     return task.body.replace(" | ", "\n")
@@ -241,6 +248,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     logprobs = [c.choices[0].logprobs or () for c in small]
     pre = np.stack([pre_features(t) for t in tasks])
     post = np.stack([post_features(t, lp) for t, lp in zip(tasks, logprobs)])
+    post_copy = np.column_stack([post, [copied(t, c.text) for t, c in zip(tasks, small)]])
     scores: dict[str, np.ndarray] = {
         "cascade": np.array([confidence(lp) for lp in logprobs]),
         "cascade-min": np.array([logprob_stats(lp).min_token_prob for lp in logprobs]),
@@ -253,6 +261,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         emb = {"embeddings": embeddings, "components": args.emb_components}
         scores["learned-pre+emb"], held_out_shares["learned-pre+emb"] = cross_validated(pre, small_ok, args.folds, args.seed, **emb)
         scores["learned-post+emb"], held_out_shares["learned-post+emb"] = cross_validated(post, small_ok, args.folds, args.seed, **emb)
+        scores["learned-post+copy"], held_out_shares["learned-post+copy"] = cross_validated(post_copy, small_ok, args.folds, args.seed)
     scores["vote-agreement"] = np.array([agree for _, agree in votes])
     scores["prompt-length"] = -np.array([prompt_tokens_estimate(t) for t in tasks], dtype=float)
     scores["random"] = np.random.default_rng(args.seed + 1).random(len(tasks))
