@@ -3,7 +3,7 @@ and task graphs from async code (anyio); ``orchestrator.sync_facade.SyncOrchestr
 for threads and GUI code.
 
     async with Orchestrator({"small": "smollm2-135m"}) as orch:
-        print((await orch.generate("Say hi", max_tokens=8)).text)
+        reply = (await orch.generate("Say hi", max_tokens=8)).text
         async for event in orch.stream("Tell a story", cancel=button_handle): ...
 
 Models are given as catalogue names or ``.gguf`` paths (loaded on first use, in a worker

@@ -18,6 +18,8 @@ import time
 
 __all__ = ["main"]
 
+log = logging.getLogger("orchestrator.probe")
+
 HANG_ENV = "ORCHESTRATOR_PROBE_TEST_SLEEP_S"
 """Test hook: the child sleeps this many seconds before loading (simulates a hang)."""
 
@@ -32,12 +34,12 @@ def _limit_memory(limit: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (1, 2):
-        print("usage: python -m orchestrator.models._probe_child PATH [MEMORY_LIMIT_BYTES]", file=sys.stderr)
-        return 3
-    path = argv[0]
     # 1. Only errors reach stderr: the parent keeps its tail as the reason.
     logging.basicConfig(level=logging.ERROR, format="%(message)s", stream=sys.stderr)
+    if len(argv) not in (1, 2):
+        log.error("usage: python -m orchestrator.models._probe_child PATH [MEMORY_LIMIT_BYTES]")
+        return 3
+    path = argv[0]
     hang = os.environ.get(HANG_ENV)
     if hang:
         time.sleep(float(hang))
@@ -62,7 +64,7 @@ def main(argv: list[str]) -> int:
         batch.add([token], 0, 0, True)
         ctx.decode(batch)
     except OrchestratorError as exc:
-        print(str(exc), file=sys.stderr)
+        log.error("%s", exc)
         return 2
     desc = ctypes.create_string_buffer(256)
     lc.llama_model_desc(model.ptr, desc, len(desc))
@@ -79,7 +81,8 @@ def main(argv: list[str]) -> int:
     batch.free()
     ctx.free()
     model.free()
-    print(json.dumps(facts), flush=True)
+    sys.stdout.write(json.dumps(facts) + "\n")  # the one line the parent reads
+    sys.stdout.flush()
     return 0
 
 
