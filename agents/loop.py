@@ -126,9 +126,10 @@ def agent_loop(agent: Agent, task: str) -> Generator[ModelTurn | RunTools, Any, 
     results: list[ToolResult] = []
     answered: set[str] = set()  # calls that ran and succeeded, with idempotent tools
     answer_now = False
+    observed: list[str] = []  # what the tools returned, as the model read it (arguments are grounded on these too)
     for step in range(1, agent.max_steps + 1):
         if agent.ground_arguments and agent.tools:  # the conversation grew: narrow the arguments to it again
-            turn_grammar = decision_grammars(agent, [task, *(m.content.removesuffix(_NEXT) for m in messages if m.role == "tool")])[0]
+            turn_grammar = decision_grammars(agent, [task, *observed])[0]
         grammar = last_grammar if step == agent.max_steps or answer_now else turn_grammar
         retries = 0
         while True:
@@ -163,7 +164,8 @@ def agent_loop(agent: Agent, task: str) -> Generator[ModelTurn | RunTools, Any, 
         outcomes: list[ToolResult] = yield RunTools(decision)
         results += outcomes
         answered.update(_call_key(r.call) for r in outcomes if r.ok and r.call.tool.idempotent)
-        messages.append(ChatMessage(role="tool", content=_observation(outcomes)))
+        observed.append(_observation(outcomes))
+        messages.append(ChatMessage(role="tool", content=f"{observed[-1]}\n{_NEXT}"))
     raise AgentError(f"agent {agent.name!r} gave no answer in {agent.max_steps} steps", agent=agent.name)  # pragma: no cover - the last turn must answer
 
 
@@ -220,7 +222,6 @@ def _observation(outcomes: list[ToolResult]) -> str:
             lines.append(f"{r.call.tool.name} returned: {text}")
         else:
             lines.append(f"{r.call.tool.name} failed: {r.error}")
-    lines.append(_NEXT)
     return "\n".join(lines)
 
 

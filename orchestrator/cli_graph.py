@@ -162,15 +162,11 @@ def _drive(args: argparse.Namespace, graph: Any, models: dict[str, Any], start: 
 
 def _backend(spec: Any, engines: dict[str, Any]) -> Any:
     from orchestrator.backends.local import LocalBackend
+    from orchestrator.router import tiered_router
 
     if not isinstance(spec, dict):
         return LocalBackend(engines[spec])
-    from orchestrator.router import Router
-    from policies.cascade import CascadePolicy, CascadeSettings
-    from policies.privacy import PrivacyPolicy
-
-    tiers = [LocalBackend(engines[m]) for m in spec["route"]]
-    return Router(tiers, policies=[PrivacyPolicy(), CascadePolicy(CascadeSettings(threshold=float(spec["cascade"])))])
+    return tiered_router([LocalBackend(engines[m]) for m in spec["route"]], cascade=float(spec["cascade"]))
 
 
 def _runs(args: argparse.Namespace) -> int:

@@ -104,19 +104,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def router_over(backends: dict[str, Any], name: str, *, allow_egress: bool = False, cascade: float | None = None) -> Any:
-    """A ``Router`` named ``name`` over ``backends`` in their order: privacy (egress only if
-    allowed), connectivity, and a confidence cascade when ``cascade`` is given."""
-    from orchestrator.router import Router
-    from policies.cascade import CascadePolicy, CascadeSettings
-    from policies.connectivity import ConnectivityPolicy
-    from policies.privacy import PrivacyPolicy
+    """A router named ``name`` over the served ``backends`` in their order (see ``tiered_router``)."""
+    from orchestrator.router import tiered_router
 
     if name in backends:
         raise ConfigError(f"--router {name!r}: a model already has that name")
-    policies: list[Any] = [PrivacyPolicy(allow_egress=allow_egress), ConnectivityPolicy()]
-    if cascade is not None:
-        policies.append(CascadePolicy(CascadeSettings(threshold=cascade)))
-    return Router(list(backends.values()), policies=policies, name=name)
+    return tiered_router(list(backends.values()), name=name, allow_egress=allow_egress, cascade=cascade)
 
 
 COMMANDS = {"serve": _serve}

@@ -31,12 +31,12 @@ from orchestrator.types import (
     RouteStep,
     TokenDelta,
 )
-from policies.cascade import CascadeSettings, CascadeVerdict, judge_answer
+from policies.cascade import CascadePolicy, CascadeSettings, CascadeVerdict, judge_answer
 from policies.connectivity import ConnectivityPolicy
 from policies.privacy import PrivacyPolicy, check_labels
 from policies.routing import Candidate, RouteRequest, RoutingPolicy, decide
 
-__all__ = ["Router", "Validator", "backend_available", "backend_location"]
+__all__ = ["Router", "Validator", "backend_available", "backend_location", "tiered_router"]
 
 log = logging.getLogger(__name__)
 
@@ -237,3 +237,14 @@ class Router:
             kept = decision.model_copy(update={"trail": tuple(trail), "policy": "router",
                                                "reason": f"kept {decision.backend}'s answer: the escalation target was unavailable"})
             return small.model_copy(update={"route": kept})
+
+
+def tiered_router(backends: Sequence[Backend], *, name: str = "router", allow_egress: bool = False,
+                  cascade: float | None = None) -> Router:
+    """A ``Router`` over ``backends`` in preference order with the usual policies: privacy (no
+    egress unless ``allow_egress``), connectivity, and, with ``cascade``, a confidence cascade
+    that escalates answers below that threshold to the next tier."""
+    policies: list[RoutingPolicy] = [PrivacyPolicy(allow_egress=allow_egress), ConnectivityPolicy()]
+    if cascade is not None:
+        policies.append(CascadePolicy(CascadeSettings(threshold=cascade)))
+    return Router(backends, policies=policies, name=name)
