@@ -31,7 +31,12 @@ from orchestrator.types import (
     RouteStep,
     TokenDelta,
 )
-from policies.cascade import CascadePolicy, CascadeSettings, CascadeVerdict, judge_answer
+from policies.cascade import (
+    CascadePolicy,
+    CascadeSettings,
+    CascadeVerdict,
+    judge_answer,
+)
 from policies.connectivity import ConnectivityPolicy
 from policies.privacy import PrivacyPolicy, check_labels
 from policies.routing import Candidate, RouteRequest, RoutingPolicy, decide
