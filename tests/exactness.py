@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NEAR_TIE", "same_or_near_tie", "top2_gap"]
+__all__ = ["NEAR_TIE", "reference_llama", "same_or_near_tie", "top2_gap"]
 
 # In logits. llama.cpp's CPU kernels give slightly different logits for a one-row
 # batch (decoding alone) than for a multi-row one (decoding in a batch): measured
@@ -15,12 +15,22 @@ __all__ = ["NEAR_TIE", "same_or_near_tie", "top2_gap"]
 NEAR_TIE = 0.5
 
 
-def top2_gap(model_path, tokens: list[int]) -> float:
-    """Gap between the two best next-token logits after ``tokens``, from an independent reference."""
+def reference_llama(model_path, n_ctx: int):
+    """llama-cpp-python's high-level ``Llama``, computing the way the engine does.
+
+    Flash attention on, in micro-batches of at most 63 rows (see
+    ``orchestrator.engine.native``), logits for every position.
+    """
     from llama_cpp import Llama
 
-    n_ctx = max(1024, len(tokens) + 8)
-    llm = Llama(model_path=str(model_path), n_ctx=n_ctx, logits_all=True, flash_attn=False, verbose=False)
+    return Llama(
+        model_path=str(model_path), n_ctx=n_ctx, n_batch=512, n_ubatch=63, logits_all=True, flash_attn=True, verbose=False
+    )
+
+
+def top2_gap(model_path, tokens: list[int]) -> float:
+    """Gap between the two best next-token logits after ``tokens``, from an independent reference."""
+    llm = reference_llama(model_path, max(1024, len(tokens) + 8))
     llm.eval(tokens)
     logits = np.array(llm.scores[len(tokens) - 1])
     a, b = np.sort(logits)[-2:][::-1]

@@ -16,6 +16,7 @@ import pytest
 from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.engine.sampling import log_softmax_at
 from orchestrator.types import GenerationRequest, SamplingParams
+from tests.exactness import reference_llama
 
 pytestmark = pytest.mark.model
 
@@ -35,10 +36,8 @@ def log_softmax(rows: np.ndarray) -> np.ndarray:
 
 def reference_log_softmax(model_path, prompt: list[int], generated: tuple[int, ...]) -> np.ndarray:
     """Rows of log-softmax: row i is the distribution of generated token i."""
-    from llama_cpp import Llama
-
     tokens = list(prompt) + list(generated)
-    llm = Llama(model_path=str(model_path), n_ctx=max(512, len(tokens) + 8), logits_all=True, verbose=False)
+    llm = reference_llama(model_path, max(512, len(tokens) + 8))
     try:
         # batches shaped like the engine's: the prompt at once, then one token per step
         llm.eval(list(prompt))

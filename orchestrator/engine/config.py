@@ -17,13 +17,16 @@ class EngineConfig(BaseModel):
 
     ``n_ctx`` is the number of KV cells shared by all sequences (llama.cpp's
     unified KV cache); one sequence may use at most ``min(n_ctx, n_ctx_train)``
-    positions. Quantized KV (``q8_0``/``q4_0``) shrinks memory per token; a
-    quantized V cache needs flash attention, so ``"auto"`` turns it on for one,
-    and ``"off"`` with a quantized V is refused. Otherwise ``"auto"`` leaves it
-    off: on llama.cpp's CPU backend it moves logits by up to ~1.5 and makes them
-    depend on how a prompt is split into batches, which would break exact
-    prefix reuse (measured on smollm2-135m); without it, any split of a prompt
-    into multi-row chunks gives bit-identical logits.
+    positions. Quantized KV (``q8_0``/``q4_0``) shrinks memory per token and
+    needs flash attention, so ``"off"`` with a quantized V is refused.
+    ``flash_attn="auto"`` turns flash attention on, in micro-batches below 64
+    rows: there llama.cpp's CPU kernels compute every row the same way whatever
+    else the batch holds, so a prompt's logits do not depend on how it is split
+    (exact prefix reuse), and a verified draft's rows equal decoding them one by
+    one (exact speculation). The exception, in llama.cpp's source: a lone
+    one-row step over 512 or more KV cells splits its attention across
+    threads, which sums in another order. It is also 15-20% faster here for
+    one sequence. ``"off"`` makes one-row steps differ from multi-row ones.
     ``kv_budget_bytes`` caps the KV cache's memory (default: half of the
     memory available when the engine starts). ``draft_model`` loads a second,
     cheaper model with the same vocabulary to propose tokens for requests that
@@ -62,7 +65,5 @@ class EngineConfig(BaseModel):
 
     @property
     def flash(self) -> Literal["on", "off"]:
-        """Flash attention as passed to llama.cpp: ``auto`` means on only for a quantized V cache."""
-        if self.flash_attn == "auto":
-            return "on" if self.type_v != "f16" else "off"
-        return self.flash_attn
+        """Flash attention as passed to llama.cpp: ``auto`` means on."""
+        return "off" if self.flash_attn == "off" else "on"

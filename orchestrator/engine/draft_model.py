@@ -50,7 +50,7 @@ class DraftModel:
             check_vocab_compatible(target, self.model)
             self._ctx = NativeContext(
                 self.model, n_ctx=n_ctx, n_batch=n_batch, n_seq_max=n_seq_max, n_threads=threads,
-                type_k="f16", type_v="f16", flash_attn="off",
+                type_k="f16", type_v="f16", flash_attn="on",
             )
         except BaseException:
             self.model.free()

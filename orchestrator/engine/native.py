@@ -115,6 +115,12 @@ class NativeModel:
 
 _KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8}
 _FLASH = {"auto": -1, "off": 0, "on": 1}
+# llama.cpp's CPU flash attention computes each query row on its own, the same way
+# whatever else is in the batch, except in batches of 64 rows or more (GGML_FA_TILE_Q),
+# which it tiles with sums in another order. Micro-batches below that keep a prompt's
+# logits independent of how it is split, and a verified draft's rows equal to decoding
+# them one by one.
+_FLASH_EXACT_UBATCH = 63
 
 
 class NativeContext:
@@ -140,7 +146,7 @@ class NativeContext:
         p = lc.llama_context_default_params()
         p.n_ctx = n_ctx
         p.n_batch = n_batch
-        p.n_ubatch = n_batch
+        p.n_ubatch = min(n_batch, _FLASH_EXACT_UBATCH) if flash_attn == "on" else n_batch
         p.n_seq_max = n_seq_max
         p.n_threads = n_threads
         p.n_threads_batch = n_threads
