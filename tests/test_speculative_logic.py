@@ -4,33 +4,75 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.engine.prompt_lookup import Lookup, PromptLookupDrafter
 from orchestrator.engine.speculative import (
     Acceptance,
-    PromptLookupDrafter,
+    AcceptanceByMatch,
     StepCostModel,
     choose_draft_length,
     expected_tokens,
 )
 
 
-def test_prompt_lookup_proposes_what_followed_the_last_ngram():
-    d = PromptLookupDrafter(max_ngram=3)
+def test_prompt_lookup_proposes_what_followed_the_match():
+    d = PromptLookupDrafter()
     history = [1, 2, 3, 4, 5, 6, 9, 1, 2, 3]
     assert d.propose(history, 3) == [4, 5, 6]
-    assert d.propose(history, 10) == [4, 5, 6, 9, 1, 2, 3]
+    assert d.lookup(history, 10) == Lookup([4, 5, 6, 9, 1, 2, 3], 3)
     assert d.propose(history, 0) == []
 
 
-def test_prompt_lookup_prefers_the_longest_and_latest_match():
-    d = PromptLookupDrafter(max_ngram=2)
-    # "7 8" occurs twice; the later occurrence wins. "8" alone would match position 1 too.
-    assert d.propose([7, 8, 1, 7, 8, 2, 5, 7, 8], 1) == [2]
-    assert d.propose([3, 8, 1, 9, 8], 2) == [1, 9]  # falls back to the unigram "8"
+def test_prompt_lookup_prefers_the_longest_then_the_latest_match():
+    d = PromptLookupDrafter()
+    # "5 7 8" matches 3 tokens at the start; the later "7 8" only 2
+    assert d.lookup([5, 7, 8, 1, 7, 8, 2, 5, 7, 8], 1) == Lookup([1], 3)
+    d = PromptLookupDrafter()
+    # two matches of equal length: the later one wins
+    assert d.lookup([7, 8, 1, 7, 8, 2, 4, 7, 8], 1) == Lookup([2], 2)
+    assert PromptLookupDrafter().lookup([3, 8, 1, 9, 8], 2) == Lookup([1, 9], 1)
+
+
+def test_prompt_lookup_min_and_max_match():
+    history = [3, 8, 1, 9, 8]
+    assert PromptLookupDrafter(min_match=2).propose(history, 2) == []  # a 1-token match is not enough
+    long = list(range(40)) + list(range(30))
+    found = PromptLookupDrafter(max_match=8).lookup(long, 2)
+    assert found == Lookup([30, 31], 8)  # compared only 8 tokens back
+
+
+def test_prompt_lookup_follows_a_growing_history_and_a_new_one():
+    d = PromptLookupDrafter()
+    history = [1, 2, 3, 4]
+    assert d.propose(history, 2) == []
+    for token in (9, 1, 2):  # the generated text quotes the prompt
+        history.append(token)
+    assert d.propose(history, 2) == [3, 4]
+    assert d.propose([6, 5, 6], 1) == [5]  # another history: the index starts again
+
+
+def test_prompt_lookup_searches_only_its_window():
+    history = [1, 2, 3] + [0] * 50 + [1, 2]
+    assert PromptLookupDrafter().propose(history, 1) == [3]
+    assert PromptLookupDrafter(window=20).propose(history, 1) == []
 
 
 def test_prompt_lookup_without_a_match_proposes_nothing():
     assert PromptLookupDrafter().propose([1, 2, 3, 4], 4) == []
     assert PromptLookupDrafter().propose([], 4) == []
+
+
+def test_acceptance_is_kept_per_match_length():
+    a = AcceptanceByMatch()
+    assert a.group(1) is not a.group(3)
+    assert a.group(3) is a.group(4) and a.group(17) is a.group(500)
+    assert a.group(1).rate < a.group(8).rate < a.group(20).rate  # the priors trust longer matches more
+    for _ in range(10):
+        a.group(20).update(8, 0)  # long matches turn out wrong for this text
+    assert a.group(20).rate < 0.3
+    assert a.group(2).rate == pytest.approx(0.5)  # other groups keep their own rate
+    # with the cost of a row here, a long match drafts and a one-token match does not
+    assert choose_draft_length(AcceptanceByMatch().group(20).rate, 0.55, 16) >= 2
+    assert choose_draft_length(AcceptanceByMatch().group(1).rate, 0.55, 16) == 0
 
 
 def test_expected_tokens():
@@ -94,3 +136,18 @@ def test_sampling_distribution_follows_the_chain_rules():
     assert np.allclose(sampling_distribution(logits, temperature=1.0, min_p=0.35), [0.625, 0.375, 0, 0])
     hot = sampling_distribution(logits, temperature=2.0)
     assert hot[3] > 0.05 and abs(hot.sum() - 1) < 1e-9
+
+
+def test_lookup_speedup_bound():
+    from orchestrator.engine.prompt_lookup import lookup_speedup_bound
+
+    quote = list(range(100, 140))
+    # an output that quotes the prompt whole: with free rows, one step drafts 16 and keeps 17
+    free = lookup_speedup_bound(quote, quote, 0.0)
+    assert free > 8
+    assert lookup_speedup_bound(quote, quote, 0.5) < free  # rows that cost leave less to gain
+    # an output the prompt never saw: nothing to draft, the bound is plain decoding
+    assert lookup_speedup_bound(quote, list(range(500, 520)), 0.0) == 1.0
+    assert lookup_speedup_bound(quote, [], 0.3) == 1.0
+    # rows as dear as a whole step: drafting never beats decoding one token at a time
+    assert lookup_speedup_bound(quote, quote, 1.0) == pytest.approx(1.0, abs=0.05)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.engine.handle import RequestHandle
 from orchestrator.engine.sampling import Sampler
-from orchestrator.engine.speculative import Acceptance, Drafter
+from orchestrator.engine.speculative import Acceptance, AcceptanceByMatch, Drafter
 from orchestrator.engine.text import StopMatcher, Utf8Stream
 from orchestrator.types import Choice, FinishReason, GenerationRequest, TokenDelta
 
@@ -59,7 +59,8 @@ class Sequence:
     energy_j: float = 0.0
     # speculation (drafter is None when the request does not speculate)
     drafter: Drafter | None = None
-    acceptance: Acceptance = field(default_factory=Acceptance)
+    acceptance: Acceptance | AcceptanceByMatch = field(default_factory=Acceptance)
+    draft_group: Acceptance | None = None  # the rate the draft in flight updates
     drafted: int = 0
     accepted: int = 0
     target_steps: int = 0

@@ -14,11 +14,12 @@ import time
 from orchestrator.engine.draft_model import DraftModel
 from orchestrator.engine.ledger import KVLedger
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
+from orchestrator.engine.prompt_lookup import PromptLookupDrafter
 from orchestrator.engine.sequence import Job, Sequence
 from orchestrator.engine.speculative import (
     Acceptance,
+    AcceptanceByMatch,
     Drafter,
-    PromptLookupDrafter,
     StepCostModel,
     accept_or_resample,
     choose_draft_length,
@@ -28,7 +29,7 @@ __all__ = ["Speculator"]
 
 log = logging.getLogger(__name__)
 
-_MAX_DRAFT = 12
+_MAX_DRAFT = 16
 _PROBE_AFTER = 8  # steps without a draft after which one short draft re-measures acceptance
 _DRAFT_COST_PRIOR = 0.35  # a draft step / a target step, before it is measured (design card: 0.3-0.4)
 
@@ -98,16 +99,16 @@ class Speculator:
         if mode == "prompt-lookup":
             # auto drafts from the prompt only where 3 tokens repeat: a 1-token match in free
             # text is rarely accepted, and a rejected row costs 0.4-0.75 of a step here on Q4_1
-            return PromptLookupDrafter(min_ngram=3 if auto else 1)
+            return PromptLookupDrafter(min_match=3 if auto else 1)
         if mode == "draft" and self.draft_model is not None:
             return self.draft_model.slot()
         return None
 
     @staticmethod
-    def _acceptance_prior(mode: str | None) -> Acceptance:
-        # A draft model of the same family usually agrees with its target; an n-gram
-        # found in the prompt is a weaker bet.
-        return Acceptance(prior_rate=0.8 if mode == "draft" else 0.6)
+    def _acceptance_prior(mode: str | None) -> Acceptance | AcceptanceByMatch:
+        # A draft model of the same family usually agrees with its target; a prompt
+        # lookup is as good as the match behind it.
+        return Acceptance(prior_rate=0.8) if mode == "draft" else AcceptanceByMatch()
 
     def _calibrate(self) -> None:
         """Times one 1-row and one 8-row step once, so the first drafts already know what rows cost."""
@@ -125,24 +126,39 @@ class Speculator:
     def draft(self, seq: Sequence, spare: int) -> list[int]:
         """Tokens to verify after ``seq``'s pending one: as many as pay off, as room allows."""
         assert seq.drafter is not None
-        per_token = self._costs.extra_row_cost()
-        if seq.job.spec_mode == "draft" and self.draft_model is not None:  # drafting itself costs draft steps
-            one_row = self._costs.one_row_seconds()
-            spent = self.draft_model.seconds_per_token
-            per_token += spent / one_row if spent and one_row else _DRAFT_COST_PRIOR
-        k = self._draft_length or choose_draft_length(seq.acceptance.rate, per_token, _MAX_DRAFT)
-        if k == 0:
-            seq.idle_draft_steps += 1
-            if seq.idle_draft_steps < _PROBE_AFTER:
-                return []
-            k = 2  # a short probe: acceptance may have come back (e.g. the text started quoting)
-        k = min(k, spare, seq.job.max_tokens - len(seq.out) - 1, self.max_positions - seq.n_past - 2)
-        if k <= 0:
+        room = min(spare, seq.job.max_tokens - len(seq.out) - 1, self.max_positions - seq.n_past - 2, _MAX_DRAFT)
+        if room <= 0:
             return []
-        draft = seq.drafter.propose(seq.job.prompt + seq.out, k)
-        if draft:
+        per_token = self._costs.extra_row_cost()
+        history = seq.job.prompt + seq.out
+        if isinstance(seq.drafter, PromptLookupDrafter):  # look first: the match's length says how far to trust it
+            found = seq.drafter.lookup(history, room)
+            if not found.tokens:
+                return []
+            assert isinstance(seq.acceptance, AcceptanceByMatch)
+            seq.draft_group = seq.acceptance.group(found.match)
+            k = self._draft_length_for(seq, seq.draft_group, per_token)
+            return found.tokens[:k]
+        # a draft model: choose the length first, since each drafted token costs a draft step
+        assert isinstance(seq.acceptance, Acceptance)
+        one_row = self._costs.one_row_seconds()
+        spent = self.draft_model.seconds_per_token if self.draft_model is not None else None
+        per_token += spent / one_row if spent and one_row else _DRAFT_COST_PRIOR
+        seq.draft_group = seq.acceptance
+        k = min(self._draft_length_for(seq, seq.acceptance, per_token), room)
+        return seq.drafter.propose(history, k) if k > 0 else []
+
+    def _draft_length_for(self, seq: Sequence, acceptance: Acceptance, per_token: float) -> int:
+        """The draft length that pays at this acceptance and cost; now and then a short probe instead of none."""
+        k = self._draft_length or choose_draft_length(acceptance.rate, per_token, _MAX_DRAFT)
+        if k > 0:
             seq.idle_draft_steps = 0
-        return draft
+            return k
+        seq.idle_draft_steps += 1
+        if seq.idle_draft_steps < _PROBE_AFTER:
+            return 0
+        seq.idle_draft_steps = 0
+        return 2  # a short probe: acceptance may have come back (e.g. the text started quoting)
 
     def verify(self, seq: Sequence, fed: list[int], draft: list[int], last_idx: int) -> None:
         """Keeps the drafted tokens the target accepts, plus one token of its own.
@@ -180,7 +196,8 @@ class Speculator:
         seq.n_past += kept
         seq.drafted += len(draft)
         seq.accepted += kept - 1
-        seq.acceptance.update(len(draft), kept - 1)
+        if seq.draft_group is not None:
+            seq.draft_group.update(len(draft), kept - 1)
         seq.target_steps += 1
         # every verified row holds the target's raw logits, so accepted draft tokens get logprobs too
         for i, token in enumerate(chosen):
