@@ -132,7 +132,7 @@ async def run_once(path: Path, cfg: EngineConfig, mode: str, question: str, poin
         s1 = engine.stats()
         # Prompt tokens as the engine built them (chat template + tokenizer), for the near-tie
         # check; the engine keeps no public helper for that. Outside the timed run.
-        seqs = {k: (label(req), engine._prompt_tokens(req), ids, finish) for k, (req, ids, finish) in backend.records.items()}
+        seqs = {k: (label(req), engine.prompt_tokens(req), ids, finish) for k, (req, ids, finish) in backend.records.items()}
     finally:
         engine.close()
     nodes = result.nodes

@@ -8,7 +8,11 @@ alternating and repeated (median reported):
   auto: the engine with speculation on;
 - llama-cpp-python's ``LlamaPromptLookupDecoding`` (num_pred_tokens=10, its
   default), run in its own process, as the state of the art baseline.
-Tasks are input-grounded (the answer copies from the prompt) or open-ended.
+Tasks are input-grounded (the answer copies from the prompt) or open-ended,
+each one user message in the model's chat template; the baseline gets the same
+prompt tokens. The "bound" column is the most prompt lookup could gain on the
+plain output at the row cost measured in the run (every draft length chosen
+knowing the output): what the drafter and this CPU leave to gain.
 Greedy identity of the speculative output against plain is checked in the
 same run. Prints a table, then one JSON line.
 """
@@ -27,7 +31,8 @@ from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.errors import ModelNotFoundError
 from orchestrator.models.catalogue import cache_dir_for, resolve_model
 from orchestrator.models.quantize import quantize_model
-from orchestrator.types import GenerationRequest
+from orchestrator.engine.prompt_lookup import lookup_speedup_bound
+from orchestrator.types import ChatMessage, GenerationRequest
 
 CODE = '''def summarize_orders(orders):
     totals = {}
@@ -46,13 +51,21 @@ REPORT = (
     "The final visit, to Cedar Marsh on 26 March, recorded 58 herons, 11 egrets and a single bittern. "
     "Water levels were high at Cedar Marsh and low at Alder Creek."
 )
+# One user message each, in the model's chat template: that is how an instruct model is
+# used, and only then does smollm2-135m actually do the grounded tasks (quote, copy).
 TASKS = {
-    "code-edit": ("grounded", f"Rename the variable `totals` to `spend` in this function and return the full code.\n\n{CODE}\nRenamed code:\n"),
-    "extraction": ("grounded", f"Report:\n{REPORT}\n\nList every visit with its place, date and counts, copying the wording of the report.\n1."),
-    "quote-summary": ("grounded", f"Text:\n{REPORT}\n\nSummarise the text by quoting its sentences in order.\nSummary: \""),
-    "story": ("open", "Write a short story about a fox who learns to sail.\n"),
-    "explain": ("open", "Explain why the seasons change over a year.\n"),
+    "code-edit": ("grounded", f"Rename the variable `totals` to `spend` in this Python function. Reply with the full code only.\n\n```python\n{CODE}```"),
+    "extraction": ("grounded", f"List every visit in this report with its place, date and counts, copying the report's wording.\n\nReport:\n{REPORT}"),
+    "quote-summary": ("grounded", f"Summarise this text by quoting its sentences in order.\n\nText:\n{REPORT}"),
+    "story": ("open", "Write a short story about a fox who learns to sail."),
+    "explain": ("open", "Explain why the seasons change over a year."),
 }
+
+
+def request(task: str, tokens: int, speculative: str = "off") -> GenerationRequest:
+    return GenerationRequest(
+        messages=(ChatMessage(role="user", content=TASKS[task][1]),), max_tokens=tokens, speculative=speculative
+    )
 
 _LLAMA_PLD = r"""
 import json, sys, time
@@ -78,7 +91,8 @@ class LlamaPromptLookup:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
 
-    def rate(self, prompt: str, tokens: int) -> float:
+    def rate(self, prompt: list[int], tokens: int) -> float:
+        """Tokens per second for this prompt (token ids, exactly what our engine reads)."""
         assert self.proc.stdin and self.proc.stdout
         self.proc.stdin.write(json.dumps([prompt, tokens]) + "\n")
         self.proc.stdin.flush()
@@ -108,21 +122,22 @@ def bench_target(label: str, path: Path, draft: str | None, reps: int, tokens: i
     rates: dict[str, dict[str, list[float]]] = {t: {m: [] for m in modes} for t in TASKS}
     stats: dict[str, dict] = {}
     identical: dict[str, bool] = {}
+    plain_out: dict[str, list[int]] = {}
     cfg = EngineConfig(n_ctx=2048, prefix_cache_slots=0, n_threads=threads, draft_model=draft)
     baseline = LlamaPromptLookup(path, threads)
     with LocalEngine(path, cfg, name=label) as engine:
         engine.generate(GenerationRequest(prompt="warm up", max_tokens=4))
-        baseline.rate("warm up", 4)
+        baseline.rate(engine.tokenize("warm up"), 4)
         for rep in range(reps):
-            for task, (_, prompt) in TASKS.items():
+            for task in TASKS:
                 outputs = {}
                 for mode in modes:
                     if mode == "llama-pld":
-                        rates[task][mode].append(baseline.rate(prompt, tokens))
+                        rates[task][mode].append(baseline.rate(engine.prompt_tokens(request(task, tokens)), tokens))
                         continue
                     spec = "off" if mode == "plain" else mode
                     start = time.perf_counter()
-                    done = engine.generate(GenerationRequest(prompt=prompt, max_tokens=tokens, speculative=spec))
+                    done = engine.generate(request(task, tokens, spec))
                     rates[task][mode].append(done.tokens / (time.perf_counter() - start))
                     outputs[mode] = done.choices[0].token_ids
                     if done.speculative is not None:
@@ -131,7 +146,11 @@ def bench_target(label: str, path: Path, draft: str | None, reps: int, tokens: i
                             "drafted": s.drafted, "accepted": s.accepted, "tokens_per_step": round(s.tokens_per_step, 2)
                         }
                 identical[task] = all(out == outputs["plain"] for out in outputs.values())
+                plain_out[task] = outputs["plain"]
             print(f"  {label} rep {rep + 1}/{reps} done", file=sys.stderr)
+        row_cost = engine.step_costs.extra_row_cost()
+        # what prompt lookup could do at best on each plain output, at the row cost measured in this run
+        bounds = {t: lookup_speedup_bound(engine.prompt_tokens(request(t, tokens)), out, row_cost) for t, out in plain_out.items()}
     baseline.close()
     result = {}
     for task, per_mode in rates.items():
@@ -140,6 +159,8 @@ def bench_target(label: str, path: Path, draft: str | None, reps: int, tokens: i
             "kind": TASKS[task][0],
             "tok_s": {m: round(v, 1) for m, v in med.items()},
             "x_plain": {m: round(v / med["plain"], 2) for m, v in med.items()},
+            "prompt_lookup_bound": round(bounds[task], 2),
+            "extra_row_cost": round(row_cost, 3),
             "greedy_identical": identical[task],
             "speculation": stats[task],
         }
@@ -161,11 +182,11 @@ def main() -> None:
         label = f"smollm2-135m-{target}"
         results[label] = bench_target(label, make_path(), draft, args.reps, args.tokens, args.threads)
 
-    print(f"\n{'target':<18} {'task':<14} {'kind':<9} {'plain tok/s':>11}  x plain (median)                                   identical")
+    print(f"\n{'target':<18} {'task':<14} {'kind':<9} {'plain tok/s':>11}  x plain (median)                                         bound  identical")
     for target, tasks in results.items():
         for task, r in tasks.items():
             ratios = "  ".join(f"{m}={x:.2f}x" for m, x in r["x_plain"].items() if m != "plain")
-            print(f"{target:<18} {task:<14} {r['kind']:<9} {r['tok_s']['plain']:>11.1f}  {ratios:<50} {r['greedy_identical']}")
+            print(f"{target:<18} {task:<14} {r['kind']:<9} {r['tok_s']['plain']:>11.1f}  {ratios:<56} {r['prompt_lookup_bound']:.2f}x  {r['greedy_identical']}")
     print(json.dumps({"bench": "speculative", "reps": args.reps, "tokens": args.tokens, "threads": args.threads, "results": results}))
 
 

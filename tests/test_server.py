@@ -476,5 +476,5 @@ def test_32_concurrent_requests_on_smollm2(smollm2, smollm2_path):
         alone = anyio.run(complete, LocalBackend(smollm2), request)
         # Batched with 31 others vs alone: greedy output is the same, or splits only at a near-tie
         # of the two best logits (llama.cpp's kernels differ by batch shape; see tests/exactness.py).
-        assert same_or_near_tie(smollm2_path, smollm2._prompt_tokens(request), served_completion.choices[0].token_ids,
+        assert same_or_near_tie(smollm2_path, smollm2.prompt_tokens(request), served_completion.choices[0].token_ids,
                                 alone.choices[0].token_ids), prompt

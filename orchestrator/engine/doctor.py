@@ -67,9 +67,9 @@ def diagnose_draft(target: str | Path, draft: str | Path, *, probe_length: int =
                 if done.speculative is not None:
                     drafted += done.speculative.drafted
                     accepted += done.speculative.accepted
-        costs = engine._spec.costs
+        costs = engine.step_costs
         one_row = costs.one_row_seconds() or 0.0
-        draft_step = engine._spec.draft_model.seconds_per_token if engine._spec.draft_model else 0.0
+        draft_step = engine.draft_seconds_per_token or 0.0
     alpha = accepted / drafted if drafted else 0.0
     row_cost = costs.extra_row_cost()
     draft_cost = draft_step / one_row if one_row else 0.0

@@ -33,6 +33,7 @@ from orchestrator.engine.ledger import KVLedger, common_prefix_len
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
 from orchestrator.engine.sampling import Sampler
 from orchestrator.engine.sequence import Job, Sequence
+from orchestrator.engine.speculative import StepCostModel
 from orchestrator.engine.speculator import Speculator
 from orchestrator.errors import (
     CapacityError,
@@ -149,7 +150,7 @@ class LocalEngine:
             return self._submit(request)
 
     def _submit(self, request: GenerationRequest) -> RequestHandle:
-        prompt = self._prompt_tokens(request)
+        prompt = self.prompt_tokens(request)
         if not prompt:
             raise RequestError("the prompt is empty")
         if len(prompt) >= self.max_positions:
@@ -202,6 +203,17 @@ class LocalEngine:
             job = EmbedJob(tokens)
             self._inbox.put(job)
         return job.future.result()
+
+    @property
+    def step_costs(self) -> StepCostModel:
+        """How a decode step's time grows with its rows, as measured so far; speculation sizes drafts by it."""
+        return self._spec.costs
+
+    @property
+    def draft_seconds_per_token(self) -> float | None:
+        """The draft model's measured time per drafted token (None: no draft model, or none drafted yet)."""
+        draft = self._spec.draft_model
+        return draft.seconds_per_token or None if draft is not None else None
 
     def tokenize(self, text: str) -> list[int]:
         return self._model.tokenize(text, add_special=False, parse_special=True)
@@ -294,7 +306,8 @@ class LocalEngine:
             log.warning("ignoring the chat template of %s: %s", self.name, exc)
             return None
 
-    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+    def prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        """The tokens the model reads for this request: the raw prompt, or the messages in the chat template."""
         if request.messages is None:
             assert request.prompt is not None
             return self._model.tokenize(request.prompt, add_special=True, parse_special=True)
