@@ -2,7 +2,7 @@
 
 For each target (the shipped smollm2-135m Q4_1, and its F32 requantization,
 made once into the model cache), each task and each mode, in one run,
-alternating and repeated (median reported):
+alternating in a rotating order and repeated (median reported):
 - plain: the engine's greedy decoding;
 - prompt-lookup, draft (the F32 target only, drafted by the shipped Q4_1) and
   auto: the engine with speculation on;
@@ -131,7 +131,8 @@ def bench_target(label: str, path: Path, draft: str | None, reps: int, tokens: i
         for rep in range(reps):
             for task in TASKS:
                 outputs = {}
-                for mode in modes:
+                shift = (rep + list(TASKS).index(task)) % len(modes)  # each mode takes every place in the order
+                for mode in modes[shift:] + modes[:shift]:
                     if mode == "llama-pld":
                         rates[task][mode].append(baseline.rate(engine.prompt_tokens(request(task, tokens)), tokens))
                         continue

@@ -154,6 +154,36 @@ def test_draft_model_speculation_is_exact_and_accepts(smollm2_path):
     assert same_or_near_tie(smollm2_path, prompt, spec.choices[0].token_ids, plain.choices[0].token_ids)
 
 
+def test_auto_quotes_by_lookup_beside_a_draft_model(smollm2_path, monkeypatch):
+    """auto with a draft model: while the output quotes the prompt, lookup drafts for free.
+
+    Here the draft is the target itself, so a model draft costs as much as a
+    target step and seldom pays: the draft mode only probes now and then,
+    while auto's lookup drafts carry the quotation.
+    """
+    from orchestrator.engine.draft_model import DraftModel
+
+    calls = Counter()
+    propose = DraftModel.propose
+
+    def counted(self, slot, history, k):
+        drafted = propose(self, slot, history, k)
+        calls[mode] += len(drafted)  # tokens the draft model decoded
+        return drafted
+
+    monkeypatch.setattr(DraftModel, "propose", counted)
+    cfg = EngineConfig(n_ctx=2048, prefix_cache_slots=0, draft_model=str(smollm2_path))
+    outputs, stats = {}, {}
+    with LocalEngine(smollm2_path, cfg) as engine:
+        for mode in ("off", "draft", "auto"):
+            done = engine.generate(GenerationRequest(prompt=COPY_PROMPT, max_tokens=48, speculative=mode))
+            outputs[mode], stats[mode] = done.choices[0].token_ids, done.speculative
+    assert outputs["auto"] == outputs["draft"] == outputs["off"]  # exact, with flash attention's row-alike kernels
+    assert calls["off"] == 0 and calls["draft"] == stats["draft"].drafted  # draft mode: every draft from the model
+    assert stats["auto"].drafted > calls["auto"]  # auto: some drafts came from lookup, not the model
+    assert stats["auto"].accepted > stats["draft"].accepted
+
+
 def test_incompatible_draft_is_a_typed_error_naming_the_mismatch(smollm2_path, gemma3_path):
     from orchestrator.errors import IncompatibleDraftError
 

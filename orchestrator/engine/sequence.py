@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.engine.handle import RequestHandle
 from orchestrator.engine.sampling import Sampler
+from orchestrator.engine.prompt_lookup import PromptLookupDrafter
 from orchestrator.engine.speculative import Acceptance, AcceptanceByMatch, Drafter
 from orchestrator.engine.text import StopMatcher, Utf8Stream
 from orchestrator.types import Choice, FinishReason, GenerationRequest, TokenDelta
@@ -59,7 +60,9 @@ class Sequence:
     energy_j: float = 0.0
     # speculation (drafter is None when the request does not speculate)
     drafter: Drafter | None = None
-    acceptance: Acceptance | AcceptanceByMatch = field(default_factory=Acceptance)
+    acceptance: Acceptance = field(default_factory=Acceptance)  # of the draft model's drafts
+    lookup: PromptLookupDrafter | None = None  # prompt lookup: the drafter, or beside a draft model (auto)
+    match_acceptance: AcceptanceByMatch | None = None  # of lookup drafts, by match length
     draft_group: Acceptance | None = None  # the rate the draft in flight updates
     drafted: int = 0
     accepted: int = 0

@@ -19,7 +19,6 @@ from orchestrator.engine.sequence import Job, Sequence
 from orchestrator.engine.speculative import (
     Acceptance,
     AcceptanceByMatch,
-    Drafter,
     StepCostModel,
     accept_or_resample,
     choose_draft_length,
@@ -63,9 +62,25 @@ class Speculator:
         self._calibrated = False
 
     def attach(self, seq: Sequence) -> None:
-        """Gives a sequence that just went live its drafter and acceptance prior."""
-        seq.drafter = self._drafter(seq.job.spec_mode, auto=seq.job.request.speculative == "auto")
-        seq.acceptance = self._acceptance_prior(seq.job.spec_mode)
+        """Gives a sequence that just went live its drafters and acceptance priors.
+
+        ``prompt-lookup``: lookup only. ``draft``: the draft model only.
+        ``auto``: the draft model, but where a long match in the text so far
+        drafts for free (a quotation under way), lookup; without a draft model,
+        lookup on matches of 3 tokens or more.
+        """
+        mode, auto = seq.job.spec_mode, seq.job.request.speculative == "auto"
+        if mode == "prompt-lookup" or (mode == "draft" and auto):
+            # auto drafts from the prompt only where 3 tokens repeat: a 1-token match in free
+            # text is rarely accepted, and a rejected row costs 0.4-0.75 of a step here on Q4_1
+            seq.lookup = PromptLookupDrafter(min_match=3 if auto else 1)
+            seq.match_acceptance = AcceptanceByMatch()
+        if mode == "draft" and self.draft_model is not None:
+            seq.drafter = self.draft_model.slot()
+            # a draft model of the same family usually agrees with its target
+            seq.acceptance = Acceptance(prior_rate=0.8)
+        if seq.drafter is None:  # lookup's own mode, or every draft slot taken
+            seq.drafter = seq.lookup
 
     @property
     def costs(self) -> StepCostModel:
@@ -95,21 +110,6 @@ class Speculator:
             return ("draft" if self.draft_model is not None else "prompt-lookup"), None
         return asked, None
 
-    def _drafter(self, mode: str | None, *, auto: bool = False) -> Drafter | None:
-        if mode == "prompt-lookup":
-            # auto drafts from the prompt only where 3 tokens repeat: a 1-token match in free
-            # text is rarely accepted, and a rejected row costs 0.4-0.75 of a step here on Q4_1
-            return PromptLookupDrafter(min_match=3 if auto else 1)
-        if mode == "draft" and self.draft_model is not None:
-            return self.draft_model.slot()
-        return None
-
-    @staticmethod
-    def _acceptance_prior(mode: str | None) -> Acceptance | AcceptanceByMatch:
-        # A draft model of the same family usually agrees with its target; a prompt
-        # lookup is as good as the match behind it.
-        return Acceptance(prior_rate=0.8) if mode == "draft" else AcceptanceByMatch()
-
     def _calibrate(self) -> None:
         """Times one 1-row and one 8-row step once, so the first drafts already know what rows cost."""
         slot = self._scratch
@@ -131,16 +131,19 @@ class Speculator:
             return []
         per_token = self._costs.extra_row_cost()
         history = seq.job.prompt + seq.out
-        if isinstance(seq.drafter, PromptLookupDrafter):  # look first: the match's length says how far to trust it
-            found = seq.drafter.lookup(history, room)
-            if not found.tokens:
-                return []
-            assert isinstance(seq.acceptance, AcceptanceByMatch)
-            seq.draft_group = seq.acceptance.group(found.match)
-            k = self._draft_length_for(seq, seq.draft_group, per_token)
-            return found.tokens[:k]
+        if seq.lookup is not None and seq.match_acceptance is not None:  # look first: free, and the match says how far to trust it
+            found = seq.lookup.lookup(history, room)
+            group = seq.match_acceptance.group(found.match)
+            if seq.drafter is seq.lookup:
+                if not found.tokens:
+                    return []
+                seq.draft_group = group
+                return found.tokens[: self._draft_length_for(seq, group, per_token)]
+            k = choose_draft_length(group.rate, per_token, _MAX_DRAFT) if found.tokens else 0
+            if k > 0:  # beside a draft model: a match good enough to pay on its own
+                seq.draft_group = group
+                return found.tokens[:k]
         # a draft model: choose the length first, since each drafted token costs a draft step
-        assert isinstance(seq.acceptance, Acceptance)
         one_row = self._costs.one_row_seconds()
         spent = self.draft_model.seconds_per_token if self.draft_model is not None else None
         per_token += spent / one_row if spent and one_row else _DRAFT_COST_PRIOR
