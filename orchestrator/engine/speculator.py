@@ -72,7 +72,7 @@ class Speculator:
         mode, auto = seq.job.spec_mode, seq.job.request.speculative == "auto"
         if mode == "prompt-lookup" or (mode == "draft" and auto):
             # auto drafts from the prompt only where 3 tokens repeat: a 1-token match in free
-            # text is rarely accepted, and a rejected row costs 0.4-0.75 of a step here on Q4_1
+            # text is rarely accepted, and a rejected row costs 0.5-0.8 of a step here on Q4_1
             seq.lookup = PromptLookupDrafter(min_match=3 if auto else 1)
             seq.match_acceptance = AcceptanceByMatch()
         if mode == "draft" and self.draft_model is not None:
@@ -131,7 +131,8 @@ class Speculator:
             return []
         per_token = self._costs.extra_row_cost()
         history = seq.job.prompt + seq.out
-        if seq.lookup is not None and seq.match_acceptance is not None:  # look first: free, and the match says how far to trust it
+        # look first: lookup drafts are free, and the match's length says how far to trust them
+        if seq.lookup is not None and seq.match_acceptance is not None:
             found = seq.lookup.lookup(history, room)
             group = seq.match_acceptance.group(found.match)
             if seq.drafter is seq.lookup:
