@@ -9,7 +9,7 @@ call, stops the work from any thread (a local model at its next token).
     with SyncOrchestrator({"small": "smollm2-135m"}) as orch:
         stream = orch.stream("Tell me a story", max_tokens=64, on_event=show)
         stop_button.on_click(stream.cancel)
-        print(stream.result().finish_reason)
+        status_bar.set_text(stream.result().finish_reason)
 """
 
 from __future__ import annotations
