@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 from orchestrator.engine import EngineConfig, LocalEngine
+from orchestrator.engine.prompt_lookup import lookup_speedup_bound
 from orchestrator.errors import ModelNotFoundError
 from orchestrator.models.catalogue import cache_dir_for, resolve_model
 from orchestrator.models.quantize import quantize_model
-from orchestrator.engine.prompt_lookup import lookup_speedup_bound
 from orchestrator.types import ChatMessage, GenerationRequest
 
 CODE = '''def summarize_orders(orders):
@@ -66,6 +66,7 @@ def request(task: str, tokens: int, speculative: str = "off") -> GenerationReque
     return GenerationRequest(
         messages=(ChatMessage(role="user", content=TASKS[task][1]),), max_tokens=tokens, speculative=speculative
     )
+
 
 _LLAMA_PLD = r"""
 import json, sys, time
@@ -146,7 +147,8 @@ def bench_target(label: str, path: Path, draft: str | None, reps: int, tokens: i
                         stats.setdefault(task, {})[mode] = {
                             "drafted": s.drafted, "accepted": s.accepted, "tokens_per_step": round(s.tokens_per_step, 2)
                         }
-                identical[task] = all(out == outputs["plain"] for out in outputs.values())
+                # identical in every repetition, not only the last
+                identical[task] = identical.get(task, True) and all(out == outputs["plain"] for out in outputs.values())
                 plain_out[task] = outputs["plain"]
             print(f"  {label} rep {rep + 1}/{reps} done", file=sys.stderr)
         row_cost = engine.step_costs.extra_row_cost()

@@ -6,10 +6,11 @@ import numpy as np
 
 __all__ = ["NEAR_TIE", "reference_llama", "same_or_near_tie", "top2_gap"]
 
-# In logits. llama.cpp's CPU kernels give slightly different logits for a one-row
-# batch (decoding alone) than for a multi-row one (decoding in a batch): measured
-# on smollm2-135m, up to ~0.8 on some vocabulary entry, ~0.01-0.4 between the top two
-# at the points where outputs diverged. A divergence where the best two are closer
+# In logits. llama.cpp's CPU kernels give slightly different logits by batch shape:
+# without flash attention a one-row batch differs from a multi-row one; with it (the
+# engine's default), micro-batches of 64 rows or more and a lone row over 512 or more
+# KV cells differ. Measured on smollm2-135m: up to ~0.8 on some vocabulary entry,
+# ~0.01-0.4 between the top two at the points where outputs diverged. A divergence where the best two are closer
 # than this is numerical, not a bug; a bug (wrong KV, wrong positions) shows up as
 # a divergence where one token clearly won.
 NEAR_TIE = 0.5

@@ -213,7 +213,9 @@ class LocalEngine:
     def draft_seconds_per_token(self) -> float | None:
         """The draft model's measured time per drafted token (None: no draft model, or none drafted yet)."""
         draft = self._spec.draft_model
-        return draft.seconds_per_token or None if draft is not None else None
+        if draft is None or not draft.seconds_per_token:
+            return None
+        return draft.seconds_per_token
 
     def tokenize(self, text: str) -> list[int]:
         return self._model.tokenize(text, add_special=False, parse_special=True)

@@ -40,12 +40,13 @@ class PromptLookupDrafter:
     max_match: int = 32
     window: int = 4096
     max_candidates: int = 64
-    _indexed: list[int] = field(default_factory=list, repr=False)
     _positions: dict[int, list[int]] = field(default_factory=dict, repr=False)
+    _indexed: int = field(default=0, repr=False)  # how many leading tokens of the history are indexed
+    _last: int = field(default=-1, repr=False)  # the last of them
 
     def close(self) -> None:
-        self._indexed.clear()
         self._positions.clear()
+        self._indexed, self._last = 0, -1
 
     def propose(self, history: Sequence[int], k: int) -> list[int]:
         return self.lookup(history, k).tokens
@@ -77,14 +78,11 @@ class PromptLookupDrafter:
         return Lookup(list(history[best_start : best_start + k]), best_len)
 
     def _index(self, history: Sequence[int]) -> None:
-        done = len(self._indexed)
-        if done > len(history) or (done and history[done - 1] != self._indexed[-1]):
+        if self._indexed > len(history) or (self._indexed and history[self._indexed - 1] != self._last):
             self.close()  # not the history indexed so far: start again
-            done = 0
-        for pos in range(done, len(history)):
-            token = history[pos]
-            self._indexed.append(token)
-            self._positions.setdefault(token, []).append(pos)
+        for pos in range(self._indexed, len(history)):
+            self._positions.setdefault(history[pos], []).append(pos)
+        self._indexed, self._last = len(history), history[-1]
 
 
 def lookup_speedup_bound(prompt: Sequence[int], output: Sequence[int], extra_row_cost: float, k_max: int = 16) -> float:

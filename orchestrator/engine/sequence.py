@@ -62,7 +62,7 @@ class Sequence:
     drafter: Drafter | None = None
     acceptance: Acceptance = field(default_factory=Acceptance)  # of the draft model's drafts
     lookup: PromptLookupDrafter | None = None  # prompt lookup: the drafter, or beside a draft model (auto)
-    match_acceptance: AcceptanceByMatch | None = None  # of lookup drafts, by match length
+    match_acceptance: AcceptanceByMatch = field(default_factory=AcceptanceByMatch)  # of lookup drafts, by length
     draft_group: Acceptance | None = None  # the rate the draft in flight updates
     drafted: int = 0
     accepted: int = 0

@@ -18,7 +18,6 @@ from orchestrator.engine.prompt_lookup import PromptLookupDrafter
 from orchestrator.engine.sequence import Job, Sequence
 from orchestrator.engine.speculative import (
     Acceptance,
-    AcceptanceByMatch,
     StepCostModel,
     accept_or_resample,
     choose_draft_length,
@@ -74,7 +73,6 @@ class Speculator:
             # auto drafts from the prompt only where 3 tokens repeat: a 1-token match in free
             # text is rarely accepted, and a rejected row costs 0.5-0.8 of a step here on Q4_1
             seq.lookup = PromptLookupDrafter(min_match=3 if auto else 1)
-            seq.match_acceptance = AcceptanceByMatch()
         if mode == "draft" and self.draft_model is not None:
             seq.drafter = self.draft_model.slot()
             # a draft model of the same family usually agrees with its target
@@ -132,7 +130,7 @@ class Speculator:
         per_token = self._costs.extra_row_cost()
         history = seq.job.prompt + seq.out
         # look first: lookup drafts are free, and the match's length says how far to trust them
-        if seq.lookup is not None and seq.match_acceptance is not None:
+        if seq.lookup is not None:
             found = seq.lookup.lookup(history, room)
             group = seq.match_acceptance.group(found.match)
             if seq.drafter is seq.lookup:
