@@ -1,7 +1,7 @@
 """Pure parts of the built-in graph patterns: reading outlines and plans, voting.
 
 No I/O here: these functions turn model text into data, and the graphs in
-``orchestrator.patterns`` wire them between generation steps.
+``orchestrator.taskgraph.patterns`` wire them between generation steps.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.fake import ScriptedBackend
-from orchestrator.graph import Generate
+from orchestrator.taskgraph.graph import Generate
 from orchestrator.types import Completion, GenerationRequest
 
 Spec = dict[str, list[str]]  # node -> its parents, in topological order
@@ -128,9 +128,9 @@ class Bench:
 class Ours(Bench):
     def __init__(self, store_dir: Path) -> None:
         super().__init__(store_dir)
-        from orchestrator.graph import TaskGraph
-        from orchestrator.scheduler import Runner
-        from orchestrator.store import RunStore
+        from orchestrator.taskgraph.graph import TaskGraph
+        from orchestrator.taskgraph.scheduler import Runner
+        from orchestrator.taskgraph.store import RunStore
 
         self.graphs = {}
         for g, spec in SPECS.items():

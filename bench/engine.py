@@ -19,7 +19,7 @@ import time
 
 from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.models.catalogue import resolve_model
-from orchestrator.progress import StepProgress
+from orchestrator.cli.progress import StepProgress
 from orchestrator.types import GenerationRequest
 
 # Continuations rather than instructions: both models keep writing to max_tokens,

@@ -1,6 +1,6 @@
 """orchestrator bench parallel: Skeleton-of-Thought, expansions batched in parallel vs one at a time.
 
-The pattern is ``orchestrator.patterns.skeleton_of_thought(points=8)`` (its own prompts and token
+The pattern is ``orchestrator.taskgraph.patterns.skeleton_of_thought(points=8)`` (its own prompts and token
 limits) on smollm2-135m, greedy (temperature 0). Two modes differ only in the ``Runner``'s limit
 for the backend:
 - ``parallel``: ``limits={"default": 16}``: the 8 expansions run at once, so the engine decodes
@@ -80,8 +80,8 @@ import anyio
 from orchestrator.backends.local import LocalBackend
 from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.models.catalogue import resolve_model
-from orchestrator.patterns import skeleton_of_thought
-from orchestrator.scheduler import Runner
+from orchestrator.taskgraph.patterns import skeleton_of_thought
+from orchestrator.taskgraph.scheduler import Runner
 from orchestrator.types import Completion, GenerationRequest, TokenDelta
 
 MODEL = "smollm2-135m"

@@ -31,7 +31,7 @@ from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.engine.prompt_lookup import lookup_speedup_bound
 from orchestrator.errors import ModelNotFoundError
 from orchestrator.models.catalogue import cache_dir_for, resolve_model
-from orchestrator.models.quantize import quantize_model
+from orchestrator.engine.quantize import quantize_model
 from orchestrator.types import ChatMessage, GenerationRequest
 
 CODE = '''def summarize_orders(orders):

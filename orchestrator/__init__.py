@@ -58,10 +58,10 @@ if TYPE_CHECKING:
     from orchestrator.backends import Backend, LocalBackend, RemoteBackend, RemoteEndpoint, ScriptedBackend, complete
     from orchestrator.engine import EngineConfig, LocalEngine
     from orchestrator.facade import CancelHandle, Orchestrator
-    from orchestrator.graph import Generate, Input, Loop, Ref, Retry, Subgraph, TaskGraph
-    from orchestrator.runs import RunEvent, RunResult
-    from orchestrator.scheduler import RunControl, Runner
-    from orchestrator.store import RunStore
+    from orchestrator.taskgraph.graph import Generate, Input, Loop, Ref, Retry, Subgraph, TaskGraph
+    from orchestrator.taskgraph.runs import RunEvent, RunResult
+    from orchestrator.taskgraph.scheduler import RunControl, Runner
+    from orchestrator.taskgraph.store import RunStore
     from orchestrator.sync_facade import SyncOrchestrator
 
 __version__ = "0.1.0"
@@ -147,18 +147,18 @@ _LAZY = {
     "complete": "orchestrator.backends",
     "EngineConfig": "orchestrator.engine",
     "LocalEngine": "orchestrator.engine",
-    "TaskGraph": "orchestrator.graph",
-    "Generate": "orchestrator.graph",
-    "Input": "orchestrator.graph",
-    "Ref": "orchestrator.graph",
-    "Retry": "orchestrator.graph",
-    "Subgraph": "orchestrator.graph",
-    "Loop": "orchestrator.graph",
-    "Runner": "orchestrator.scheduler",
-    "RunControl": "orchestrator.scheduler",
-    "RunStore": "orchestrator.store",
-    "RunResult": "orchestrator.runs",
-    "RunEvent": "orchestrator.runs",
+    "TaskGraph": "orchestrator.taskgraph.graph",
+    "Generate": "orchestrator.taskgraph.graph",
+    "Input": "orchestrator.taskgraph.graph",
+    "Ref": "orchestrator.taskgraph.graph",
+    "Retry": "orchestrator.taskgraph.graph",
+    "Subgraph": "orchestrator.taskgraph.graph",
+    "Loop": "orchestrator.taskgraph.graph",
+    "Runner": "orchestrator.taskgraph.scheduler",
+    "RunControl": "orchestrator.taskgraph.scheduler",
+    "RunStore": "orchestrator.taskgraph.store",
+    "RunResult": "orchestrator.taskgraph.runs",
+    "RunEvent": "orchestrator.taskgraph.runs",
 }
 
 

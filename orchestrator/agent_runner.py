@@ -21,8 +21,8 @@ from typing import Any, Literal
 from agents.loop import AgentResult, ModelTurn, RunTools, ToolCall, ToolResult, agent_loop
 from orchestrator.backends.base import Backend
 from orchestrator.errors import ConfigError, EngineError
-from orchestrator.graph import TaskGraph
-from orchestrator.scheduler import Runner
+from orchestrator.taskgraph.graph import TaskGraph
+from orchestrator.taskgraph.scheduler import Runner
 from orchestrator.types import Completion, TokenDelta
 from policies.approvals import decide_approval
 

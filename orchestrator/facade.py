@@ -206,9 +206,9 @@ class Orchestrator:
     async def run_graph(self, graph: Any, inputs: Mapping[str, Any] | None = None, *, models: Sequence[str] | None = None,
                         cancel: CancelHandle | None = None, store: Any = None, limits: Mapping[str, int] | None = None,
                         failure: str = "fail_fast", **options: Any) -> Any:
-        """Runs a ``TaskGraph`` with ``orchestrator.scheduler.Runner`` on ``models`` (default: all,
+        """Runs a ``TaskGraph`` with ``orchestrator.taskgraph.scheduler.Runner`` on ``models`` (default: all,
         plus ``"default"``); ``options`` go to ``Runner.run``."""
-        from orchestrator.scheduler import Runner
+        from orchestrator.taskgraph.scheduler import Runner
 
         names = list(models) if models is not None else self.models
         backends = {n: await self.backend(n) for n in names}

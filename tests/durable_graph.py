@@ -13,9 +13,9 @@ from functools import partial
 
 import anyio
 
-from orchestrator.graph import Input, TaskGraph
-from orchestrator.scheduler import Runner
-from orchestrator.store import RunStore
+from orchestrator.taskgraph.graph import Input, TaskGraph
+from orchestrator.taskgraph.scheduler import Runner
+from orchestrator.taskgraph.store import RunStore
 
 
 def _log(key: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.bench_plots import (
+from orchestrator.cli.plots import (
     JsonLineTap,
     find_ratios,
     last_json_object,
@@ -22,7 +22,7 @@ from orchestrator.bench_plots import (
 )
 from orchestrator.cli import main
 from orchestrator.errors import ConfigError
-from orchestrator.progress import Activity, ProgressBar, StepProgress
+from orchestrator.cli.progress import Activity, ProgressBar, StepProgress
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,8 +13,8 @@ import pytest
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-import orchestrator.chat_template as chat_template_module
-from orchestrator.chat_template import CHATML_TEMPLATE, ChatTemplate, TemplateLimits
+import orchestrator.engine.chat_template as chat_template_module
+from orchestrator.engine.chat_template import CHATML_TEMPLATE, ChatTemplate, TemplateLimits
 from orchestrator.errors import ChatTemplateError, ConfigError, OrchestratorError, RequestError
 
 # SmolLM2-135M-Instruct's template, as its GGUF file carries it (used when the file is absent).

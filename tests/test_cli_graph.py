@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.store import RunStore
+from orchestrator.taskgraph.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "How can a small team make its software more reliable?"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backend_stats import BackendStats, Measured
+from orchestrator.routing.backend_stats import BackendStats, Measured
 from orchestrator.cli import main
 
 REMOTE = ["--remote", "http://127.0.0.1:9/v1", "--remote-model", "big"]  # port 9: nothing listens, nothing connects

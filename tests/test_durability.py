@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 from orchestrator.errors import UnsafeResumeError
-from orchestrator.scheduler import Runner
-from orchestrator.store import RunStore
+from orchestrator.taskgraph.scheduler import Runner
+from orchestrator.taskgraph.store import RunStore
 from tests.durable_graph import build
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -113,8 +113,8 @@ def test_embed_on_a_closed_engine_raises(smollm2_path):
 
 def test_learned_router_decides_on_embedding_features(engine):
     from orchestrator.backends import ScriptedBackend
-    from orchestrator.route_features import embedding_featurizer
-    from orchestrator.router import Router
+    from orchestrator.routing.features import embedding_featurizer
+    from orchestrator.routing.router import Router
     from policies.learned import LearnedPolicy, LogisticRouter
     from policies.privacy import PrivacyPolicy
     from policies.projection import PCAProjection

@@ -24,7 +24,7 @@ from orchestrator.errors import (
     RunCancelledError,
 )
 from orchestrator.facade import CancelHandle, Orchestrator
-from orchestrator.graph import Generate, Input, TaskGraph
+from orchestrator.taskgraph.graph import Generate, Input, TaskGraph
 from orchestrator.sync_facade import SyncOrchestrator
 from orchestrator.types import Completion, GenerationRequest, SamplingParams, TokenDelta
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import ConfigError, GraphError
-from orchestrator.graph import Generate, Input, Loop, Ref, Retry, Subgraph, TaskGraph
+from orchestrator.taskgraph.graph import Generate, Input, Loop, Ref, Retry, Subgraph, TaskGraph
 
 
 def one(x: str) -> str:

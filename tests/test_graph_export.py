@@ -10,10 +10,10 @@ import pytest
 
 from orchestrator.backends.fake import ScriptedBackend
 from orchestrator.errors import ConfigError, NodeFailedError, StoreError
-from orchestrator.graph import Generate, Input, Loop, Ref, Subgraph, TaskGraph
-from orchestrator.graph_export import run_png, run_svg, show_run, to_mermaid
-from orchestrator.scheduler import RunControl, Runner
-from orchestrator.store import RunStore
+from orchestrator.taskgraph.graph import Generate, Input, Loop, Ref, Subgraph, TaskGraph
+from orchestrator.taskgraph.export import run_png, run_svg, show_run, to_mermaid
+from orchestrator.taskgraph.scheduler import RunControl, Runner
+from orchestrator.taskgraph.store import RunStore
 
 pytestmark = pytest.mark.timeout(60)
 

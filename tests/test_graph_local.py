@@ -5,9 +5,9 @@ from __future__ import annotations
 import anyio
 
 from orchestrator.backends.local import LocalBackend
-from orchestrator.graph import Generate, Input, TaskGraph
-from orchestrator.runs import RunEvent
-from orchestrator.scheduler import RunControl, Runner
+from orchestrator.taskgraph.graph import Generate, Input, TaskGraph
+from orchestrator.taskgraph.runs import RunEvent
+from orchestrator.taskgraph.scheduler import RunControl, Runner
 
 _CONTEXT = (
     "Notes from the team meeting. The release moves to Friday. Tests for the parser are flaky on Windows. "

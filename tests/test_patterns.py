@@ -11,8 +11,8 @@ import pytest
 from agents.patterns import PlannedCall, extract_answer, majority_vote, parse_outline, parse_plan, resolve_arguments
 from orchestrator.backends.fake import ScriptedBackend
 from orchestrator.errors import NodeFailedError, PlanError
-from orchestrator.patterns import map_reduce, plan_and_execute, self_consistency, skeleton_of_thought
-from orchestrator.scheduler import Runner
+from orchestrator.taskgraph.patterns import map_reduce, plan_and_execute, self_consistency, skeleton_of_thought
+from orchestrator.taskgraph.scheduler import Runner
 from orchestrator.types import GenerationRequest
 
 

@@ -18,10 +18,10 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.errors import ConfigError, ModelFileError, ModelLoadError
-from orchestrator.models._probe_child import HANG_ENV
+from orchestrator.engine._probe_child import HANG_ENV
 from orchestrator.models.catalogue import pinned_model
 from orchestrator.models.gguf import read_gguf
-from orchestrator.models.probe import check_loadable, needs_probe, probe_load
+from orchestrator.engine.probe import check_loadable, needs_probe, probe_load
 
 pytestmark = pytest.mark.timeout(60)
 

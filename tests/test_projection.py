@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from orchestrator.errors import ConfigError
-from orchestrator.route_features import embedding_featurizer, text_to_embed
+from orchestrator.routing.features import embedding_featurizer, text_to_embed
 from orchestrator.types import ChatMessage, GenerationRequest
 from policies.projection import PCAProjection
 

@@ -7,7 +7,7 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.errors import ConfigError, ModelFileError
-from orchestrator.models.quantize import quantize_model
+from orchestrator.engine.quantize import quantize_model
 from orchestrator.types import GenerationRequest
 
 pytestmark = pytest.mark.model

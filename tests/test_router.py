@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 import anyio
 import pytest
 
-from orchestrator.backend_stats import BackendStats, Measured
+from orchestrator.routing.backend_stats import BackendStats, Measured
 from orchestrator.backends.base import complete
 from orchestrator.backends.fake import ScriptedBackend
 from orchestrator.errors import (
@@ -17,10 +17,10 @@ from orchestrator.errors import (
     RemoteUnavailableError,
     RoutingError,
 )
-from orchestrator.graph import Generate, TaskGraph
-from orchestrator.hedge import Hedged
-from orchestrator.router import Router, backend_available
-from orchestrator.scheduler import Runner
+from orchestrator.taskgraph.graph import Generate, TaskGraph
+from orchestrator.routing.hedge import Hedged
+from orchestrator.routing.router import Router, backend_available
+from orchestrator.taskgraph.scheduler import Runner
 from orchestrator.types import (
     Choice,
     Completion,

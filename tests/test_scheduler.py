@@ -20,10 +20,10 @@ from orchestrator.errors import (
     StoreError,
     UnsafeResumeError,
 )
-from orchestrator.graph import Generate, Input, Loop, Ref, Retry, Subgraph, TaskGraph
-from orchestrator.runs import RunEvent
-from orchestrator.scheduler import RunControl, Runner
-from orchestrator.store import RunStore
+from orchestrator.taskgraph.graph import Generate, Input, Loop, Ref, Retry, Subgraph, TaskGraph
+from orchestrator.taskgraph.runs import RunEvent
+from orchestrator.taskgraph.scheduler import RunControl, Runner
+from orchestrator.taskgraph.store import RunStore
 
 
 def run(fn: Callable[[], Awaitable[Any]]) -> Any:

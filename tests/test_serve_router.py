@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from orchestrator.backends.fake import ScriptedBackend
-from orchestrator.cli_serve import router_over
+from orchestrator.cli.serve import router_over
 from orchestrator.errors import ConfigError
 from orchestrator.server import BackgroundServer, ServerConfig
 

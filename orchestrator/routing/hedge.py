@@ -20,7 +20,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from orchestrator.backends.base import Backend, complete
 from orchestrator.errors import ConfigError, OrchestratorError, RoutingError
-from orchestrator.router import Validator
+from orchestrator.routing.router import Validator
 from orchestrator.types import (
     Completion,
     GenerationRequest,

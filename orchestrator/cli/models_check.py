@@ -3,7 +3,7 @@
     orchestrator models check ~/Downloads/some-model.gguf --json
 
 reads the header in pure Python, says whether the file is a catalogue model matching
-its pinned sha256, and probe-loads it in a child process (``orchestrator.models.probe``)
+its pinned sha256, and probe-loads it in a child process (``orchestrator.engine.probe``)
 so that a file that would crash llama.cpp is reported instead of crashing anything.
 Exit status: 0 when it loads, 1 when the header or the probe fails.
 """
@@ -33,7 +33,7 @@ def check_model(model: str, *, timeout_s: float | None = None) -> dict[str, Any]
     """The report: ``header`` facts, the ``pinned`` catalogue name (or None), the ``probe`` facts, and ``error``."""
     from orchestrator.models.catalogue import pinned_model, resolve_model
     from orchestrator.models.gguf import read_gguf
-    from orchestrator.models.probe import DEFAULT_TIMEOUT_S, probe_load
+    from orchestrator.engine.probe import DEFAULT_TIMEOUT_S, probe_load
 
     report: dict[str, Any] = {"model": model, "header": None, "pinned": None, "probe": None, "error": None}
     try:

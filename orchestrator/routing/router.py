@@ -21,7 +21,7 @@ from contextlib import aclosing
 
 import anyio
 
-from orchestrator.backend_stats import BackendStats
+from orchestrator.routing.backend_stats import BackendStats
 from orchestrator.backends.base import Backend
 from orchestrator.errors import ConfigError, EngineError, RemoteUnavailableError
 from orchestrator.types import (

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from agents.patterns import PlannedCall, extract_answer, majority_vote, parse_outline, parse_plan, resolve_arguments
-from orchestrator.graph import Generate, Input, Subgraph, TaskGraph
+from orchestrator.taskgraph.graph import Generate, Input, Subgraph, TaskGraph
 from orchestrator.types import ChatMessage, GenerationRequest, SamplingParams
 
 __all__ = ["PATTERNS", "map_reduce", "plan_and_execute", "self_consistency", "skeleton_of_thought"]

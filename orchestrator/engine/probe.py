@@ -4,7 +4,7 @@ llama.cpp is C++: a hostile or broken file that gets past the pure-Python header
 check can still abort the process (a failed ``GGML_ASSERT`` is ``SIGABRT``) or
 fault in a kernel. ``probe_load`` first validates the header in Python
 (``ModelFileError``), then loads the file in ``python -m
-orchestrator.models._probe_child`` (weights memory-mapped, a 64-cell context, one
+orchestrator.engine._probe_child`` (weights memory-mapped, a 64-cell context, one
 decoded token) under a time and address-space limit. A crash, a timeout or a
 refusal becomes ``ModelLoadError`` naming the signal or reason; the child is
 killed and reaped on every path out, so none is left behind.
@@ -96,7 +96,7 @@ def probe_load(
     limit = default_memory_limit(info.file_size) if memory_limit is None else memory_limit
     if limit < 0:
         raise ConfigError(f"memory_limit must be >= 0, got {limit}")
-    cmd = [sys.executable, "-m", "orchestrator.models._probe_child", p, *([str(limit)] if limit else [])]
+    cmd = [sys.executable, "-m", "orchestrator.engine._probe_child", p, *([str(limit)] if limit else [])]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_ROOT, env.get("PYTHONPATH"))))
     env["GGML_NO_BACKTRACE"] = "1"  # ggml would otherwise attach a debugger to print one

@@ -37,9 +37,9 @@ from orchestrator.errors import (
     RunError,
     UnsafeResumeError,
 )
-from orchestrator.graph import Generate, Input, Loop, Node, Ref, Subgraph, TaskGraph
-from orchestrator.runs import NodeReport, RunEvent, RunResult, critical_path
-from orchestrator.store import RunStore, to_json
+from orchestrator.taskgraph.graph import Generate, Input, Loop, Node, Ref, Subgraph, TaskGraph
+from orchestrator.taskgraph.runs import NodeReport, RunEvent, RunResult, critical_path
+from orchestrator.taskgraph.store import RunStore, to_json
 from orchestrator.types import Completion, TokenDelta
 
 __all__ = ["RunControl", "Runner"]

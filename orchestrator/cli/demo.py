@@ -39,9 +39,9 @@ def _graph_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
     import anyio
 
     from orchestrator.backends.local import LocalBackend
-    from orchestrator.patterns import skeleton_of_thought
-    from orchestrator.scheduler import Runner
-    from orchestrator.store import RunStore
+    from orchestrator.taskgraph.patterns import skeleton_of_thought
+    from orchestrator.taskgraph.scheduler import Runner
+    from orchestrator.taskgraph.store import RunStore
 
     question = "How can a small team make its software more reliable?"
     with tempfile.TemporaryDirectory() as tmp, RunStore(Path(tmp) / "runs.sqlite3") as store:
@@ -112,7 +112,7 @@ def _routing_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
     from orchestrator.backends.base import complete
     from orchestrator.backends.local import LocalBackend
     from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
-    from orchestrator.router import Router
+    from orchestrator.routing.router import Router
     from policies.cascade import CascadePolicy, CascadeSettings
     from policies.connectivity import ConnectivityPolicy
     from policies.privacy import PrivacyPolicy

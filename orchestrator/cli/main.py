@@ -9,7 +9,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from orchestrator import cli_graph, cli_models_check, cli_route, cli_serve
+from orchestrator.cli import graph as cli_graph
+from orchestrator.cli import models_check as cli_models_check
+from orchestrator.cli import route as cli_route
+from orchestrator.cli import serve as cli_serve
 from orchestrator.errors import OrchestratorError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest, SamplingParams, TokenDelta
 
@@ -102,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _models(args: argparse.Namespace) -> int:
     from orchestrator.models.catalogue import list_models
-    from orchestrator.progress import ProgressBar
+    from orchestrator.cli.progress import ProgressBar
 
     if args.models_command == "pull":
         from orchestrator.models.pull import pull_model
@@ -179,7 +182,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _prepared(model: str) -> Path:
     """Resolves a model with a progress bar: a first use may assemble it from parts or check its sha256."""
     from orchestrator.models.catalogue import resolve_model
-    from orchestrator.progress import ProgressBar
+    from orchestrator.cli.progress import ProgressBar
 
     bar = ProgressBar(f"preparing {model}")
     try:
@@ -265,8 +268,8 @@ def completion_json(completion: Completion, *, n: int = 1) -> dict:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from orchestrator.models.quantize import quantize_model
-    from orchestrator.progress import Activity
+    from orchestrator.engine.quantize import quantize_model
+    from orchestrator.cli.progress import Activity
 
     print(f"quantizing {args.src} to {args.type} ...", file=sys.stderr)
     with Activity(f"quantizing {args.src} to {args.type}"):  # a spinner and the time: llama.cpp reports no fraction
@@ -298,7 +301,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from orchestrator.demo import run_demo
+    from orchestrator.cli.demo import run_demo
 
     return run_demo(sys.stdout)
 
@@ -311,7 +314,7 @@ def _bench(args: argparse.Namespace) -> int:
     if not script.is_file():
         known = sorted(p.stem for p in bench_dir.glob("*.py") if not p.stem.startswith("_")) if bench_dir.is_dir() else []
         raise OrchestratorError(f"no benchmark named {args.name!r} (known: {', '.join(known) or 'none; run from a source checkout'})")
-    from orchestrator.bench_plots import plot_ratios, pop_plot_flag, run_capturing_json
+    from orchestrator.cli.plots import plot_ratios, pop_plot_flag, run_capturing_json
 
     plot, rest = pop_plot_flag(args.args, args.plot)  # checked before a long run starts
     sys.argv = [str(script), *rest]

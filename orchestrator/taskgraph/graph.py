@@ -1,6 +1,6 @@
 """Task graphs: nodes are steps, edges carry one node's output to another's input.
 
-A ``TaskGraph`` is plain data on a ``networkx.DiGraph``; ``orchestrator.scheduler`` runs it.
+A ``TaskGraph`` is plain data on a ``networkx.DiGraph``; ``orchestrator.taskgraph.scheduler`` runs it.
 Everything that can be checked before running is checked when a node is added or when the
 graph is validated: duplicate names, unbound parameters, unknown nodes, cycles.
 

@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 import networkx as nx
 
 from orchestrator.errors import ConfigError
-from orchestrator.store import NodeRecord, RunRecord, RunStore
+from orchestrator.taskgraph.store import NodeRecord, RunRecord, RunStore
 
 __all__ = ["run_png", "run_svg", "show_run", "to_mermaid"]
 

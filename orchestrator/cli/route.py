@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from orchestrator.backend_stats import BackendStats
+from orchestrator.routing.backend_stats import BackendStats
 from orchestrator.errors import ConfigError
 from orchestrator.types import GenerationRequest, RouteDecision
 from policies.budgets import BudgetPolicy
@@ -154,7 +154,7 @@ def _run_routed(args: argparse.Namespace, request: GenerationRequest, stats: Bac
     from orchestrator.backends.local import LocalBackend
     from orchestrator.engine import LocalEngine
     from orchestrator.models.catalogue import DEFAULT_MODEL
-    from orchestrator.router import Router
+    from orchestrator.routing.router import Router
 
     engines = [LocalEngine(name, name=name) for name in (args.model or DEFAULT_MODEL, args.larger) if name is not None]
     try:

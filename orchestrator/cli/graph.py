@@ -22,9 +22,9 @@ from orchestrator.errors import ConfigError, StoreError
 __all__ = ["COMMANDS", "add_parsers", "build_from_factory", "default_store_path"]
 
 _PATTERN_FACTORIES = {
-    "sot": ("orchestrator.patterns:skeleton_of_thought", "question"),
-    "map-reduce": ("orchestrator.patterns:map_reduce", "documents"),
-    "vote": ("orchestrator.patterns:self_consistency", "question"),
+    "sot": ("orchestrator.taskgraph.patterns:skeleton_of_thought", "question"),
+    "map-reduce": ("orchestrator.taskgraph.patterns:map_reduce", "documents"),
+    "vote": ("orchestrator.taskgraph.patterns:self_consistency", "question"),
 }
 
 
@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from orchestrator.store import RunStore
+    from orchestrator.taskgraph.store import RunStore
 
     with RunStore(args.store or default_store_path()) as store:
         record = store.run(args.run_id)
@@ -125,8 +125,8 @@ def _drive(args: argparse.Namespace, graph: Any, models: dict[str, Any], start: 
     import anyio
 
     from orchestrator.engine import EngineConfig, LocalEngine
-    from orchestrator.scheduler import Runner
-    from orchestrator.store import RunStore
+    from orchestrator.taskgraph.scheduler import Runner
+    from orchestrator.taskgraph.store import RunStore
 
     t0 = time.perf_counter()
 
@@ -162,7 +162,7 @@ def _drive(args: argparse.Namespace, graph: Any, models: dict[str, Any], start: 
 
 def _backend(spec: Any, engines: dict[str, Any]) -> Any:
     from orchestrator.backends.local import LocalBackend
-    from orchestrator.router import tiered_router
+    from orchestrator.routing.router import tiered_router
 
     if not isinstance(spec, dict):
         return LocalBackend(engines[spec])
@@ -170,7 +170,7 @@ def _backend(spec: Any, engines: dict[str, Any]) -> Any:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from orchestrator.store import RunStore
+    from orchestrator.taskgraph.store import RunStore
 
     with RunStore(args.store or default_store_path()) as store:
         rows = store.runs(args.limit)
@@ -181,8 +181,8 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from orchestrator.graph_export import show_run
-    from orchestrator.store import RunStore
+    from orchestrator.taskgraph.export import show_run
+    from orchestrator.taskgraph.store import RunStore
 
     with RunStore(args.store or default_store_path()) as store:
         text = show_run(store, args.run_id, args.format, args.out)  # writes --out itself

@@ -105,7 +105,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def router_over(backends: dict[str, Any], name: str, *, allow_egress: bool = False, cascade: float | None = None) -> Any:
     """A router named ``name`` over the served ``backends`` in their order (see ``tiered_router``)."""
-    from orchestrator.router import tiered_router
+    from orchestrator.routing.router import tiered_router
 
     if name in backends:
         raise ConfigError(f"--router {name!r}: a model already has that name")

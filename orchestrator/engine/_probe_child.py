@@ -1,6 +1,6 @@
 """The child side of ``probe_load``: load one GGUF with llama.cpp, print one JSON line, exit.
 
-Run as ``python -m orchestrator.models._probe_child PATH [MEMORY_LIMIT_BYTES]``. It loads
+Run as ``python -m orchestrator.engine._probe_child PATH [MEMORY_LIMIT_BYTES]``. It loads
 the weights (memory-mapped), makes a 64-cell context and decodes one token, so that
 shape, type and graph errors show up here and not in the application. A native crash
 kills only this process; the parent maps its exit to ``ModelLoadError``. Exit codes:
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     # 1. Only errors reach stderr: the parent keeps its tail as the reason.
     logging.basicConfig(level=logging.ERROR, format="%(message)s", stream=sys.stderr)
     if len(argv) not in (1, 2):
-        log.error("usage: python -m orchestrator.models._probe_child PATH [MEMORY_LIMIT_BYTES]")
+        log.error("usage: python -m orchestrator.engine._probe_child PATH [MEMORY_LIMIT_BYTES]")
         return 3
     path = argv[0]
     hang = os.environ.get(HANG_ENV)
