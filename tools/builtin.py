@@ -31,6 +31,7 @@ __all__ = ["calculator", "current_time", "read_file_tool"]
 MAX_EXPRESSION_CHARS = 500
 MAX_EXPRESSION_NODES = 200
 MAX_INT_BITS = 400  # about 120 digits: plenty for arithmetic, far from a memory bomb
+MAX_ROUND_DIGITS = 400  # round(x, n) computes 10**abs(n): round(1, -10**8) never returned
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -111,7 +112,10 @@ def _evaluate(node: ast.AST) -> int | float:
         if not fewest <= len(node.args) <= most:
             count = f"{fewest} to {most} arguments" if most > fewest else f"{fewest} argument" + ("s" if fewest > 1 else "")
             raise _CalcError(f"{node.func.id}() takes {count}")
-        return _apply(fn, *(_evaluate(a) for a in node.args), label=node.func.id)
+        args = [_evaluate(a) for a in node.args]
+        if node.func.id == "round" and len(args) == 2:
+            _check_round_digits(args[1])
+        return _apply(fn, *args, label=node.func.id)
     raise _CalcError(f"'{ast.unparse(node)[:30]}' is not allowed; use {_ALLOWED}")
 
 
@@ -124,6 +128,14 @@ def _check_power(base: int | float, exponent: int | float) -> None:
     exact = isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1
     if exact and exponent * math.log2(abs(base)) > MAX_INT_BITS:
         raise _CalcError(f"result too large: a power of more than {MAX_INT_BITS} bits")
+
+
+def _check_round_digits(ndigits: int | float) -> None:
+    """Refuses ``round``'s digit counts that would make it build a huge power of ten."""
+    if not isinstance(ndigits, int):
+        raise _CalcError("round(): the number of digits must be a whole number")
+    if abs(ndigits) > MAX_ROUND_DIGITS:
+        raise _CalcError(f"round(): the number of digits must lie between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}")
 
 
 def _apply(fn: Callable[..., Any], *args: Any, label: str = "") -> int | float:
