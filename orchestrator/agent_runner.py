@@ -23,7 +23,7 @@ from orchestrator.backends.base import Backend
 from orchestrator.errors import ConfigError, EngineError
 from orchestrator.taskgraph.graph import TaskGraph
 from orchestrator.taskgraph.scheduler import Runner
-from orchestrator.tool_threads import run_in_daemon_thread
+from orchestrator.taskgraph.daemon_threads import run_in_daemon_thread
 from orchestrator.types import Completion, TokenDelta
 from policies.approvals import decide_approval
 
@@ -159,7 +159,7 @@ def _node_name(call: ToolCall) -> str:
 
 def _invoker(call: ToolCall, context: Mapping[str, Any]) -> Callable[[], Any]:
     """A graph step for the call: async tools run on the loop, sync ones in a daemon thread
-    (``orchestrator.tool_threads``: one that outlives its timeout is logged and never holds up exit)."""
+    (``orchestrator.taskgraph.daemon_threads``: one that outlives its timeout is logged and never holds up exit)."""
     kwargs = call.tool.bind(call.kwargs, context)
     if call.tool.is_async:
         async def invoke_async() -> Any:

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from orchestrator.errors import ToolCallError
-from orchestrator.tool_threads import abandoned_calls, run_in_daemon_thread
+from orchestrator.taskgraph.daemon_threads import abandoned_calls, run_in_daemon_thread
 from tools.builtin import MAX_ROUND_DIGITS, calculator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ def test_an_abandoned_call_is_reported_and_its_end_logged(caplog):
             await run_in_daemon_thread(slow, name="slow#1")
         assert "slow#1" in abandoned_calls()
 
-    caplog.set_level(logging.WARNING, logger="orchestrator.tool_threads")
+    caplog.set_level(logging.WARNING, logger="orchestrator.taskgraph.daemon_threads")
     anyio.run(main)
     assert any("still running" in r.message for r in caplog.records)
     release.set()
