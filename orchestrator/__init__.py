@@ -40,6 +40,7 @@ from orchestrator.errors import (
     ToolCallError,
     ToolDefinitionError,
     ToolExecutionError,
+    UnknownFactoryError,
     UnsafeResumeError,
 )
 from orchestrator.types import (
@@ -131,6 +132,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolExecutionError",
     "ToolSpec",
+    "UnknownFactoryError",
     "UnsafeResumeError",
     "complete",
 ]

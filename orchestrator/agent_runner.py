@@ -23,6 +23,7 @@ from orchestrator.backends.base import Backend
 from orchestrator.errors import ConfigError, EngineError
 from orchestrator.taskgraph.graph import TaskGraph
 from orchestrator.taskgraph.scheduler import Runner
+from orchestrator.taskgraph.daemon_threads import run_in_daemon_thread
 from orchestrator.types import Completion, TokenDelta
 from policies.approvals import decide_approval
 
@@ -157,16 +158,20 @@ def _node_name(call: ToolCall) -> str:
 
 
 def _invoker(call: ToolCall, context: Mapping[str, Any]) -> Callable[[], Any]:
-    """A graph step for the call: async tools run on the loop, sync ones in a worker thread."""
+    """A graph step for the call: async tools run on the loop, sync ones in a daemon thread
+    (``orchestrator.taskgraph.daemon_threads``: one that outlives its timeout is logged and never holds up exit)."""
     kwargs = call.tool.bind(call.kwargs, context)
     if call.tool.is_async:
         async def invoke_async() -> Any:
             return await call.tool.fn(**kwargs)
         return invoke_async
 
-    def invoke() -> Any:
-        return call.tool.fn(**kwargs)
-    return invoke
+    async def invoke_in_thread() -> Any:
+        result = await run_in_daemon_thread(lambda: call.tool.fn(**kwargs), name=f"{call.tool.name}#{call.id}")
+        if inspect.isawaitable(result):  # a plain function that hands back a coroutine (a wrapped async tool)
+            result = await result
+        return result
+    return invoke_in_thread
 
 
 def _short(error: str) -> str:

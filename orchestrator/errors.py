@@ -26,6 +26,7 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     │   ├── RunCancelledError    the run, or the branch a result needed, was cancelled
     │   └── UnsafeResumeError    resuming would silently repeat a side effect that may have happened
     ├── StoreError               the run store is unreadable, or holds no such run
+    │   └── UnknownFactoryError  a stored run names a graph factory that is not registered (never imported)
     ├── AgentError               an agent ended without an answer: wrong replies past its retries and escalation
     ├── ToolExecutionError       a tool raised while running; the model sees a short reason, never a stack trace
     ├── RemoteError              a remote OpenAI-compatible server failed; ``endpoint`` and ``status`` say where and how
@@ -69,6 +70,7 @@ __all__ = [
     "ToolCallError",
     "ToolDefinitionError",
     "ToolExecutionError",
+    "UnknownFactoryError",
     "UnsafeResumeError",
 ]
 
@@ -167,6 +169,11 @@ class UnsafeResumeError(RunError):
 
 class StoreError(OrchestratorError):
     """The run store cannot be read or written, or holds no such run."""
+
+
+class UnknownFactoryError(StoreError):
+    """A stored run names a graph factory that no code registered. A store is data: the name is
+    looked up in ``orchestrator.taskgraph.factories``, never imported."""
 
 
 class ToolDefinitionError(ConfigError):

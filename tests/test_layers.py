@@ -42,7 +42,6 @@ LONG_MODULES: dict[str, str] = {
 }
 LONG_FUNCTIONS: dict[str, str] = {
     "orchestrator.cli.demo.run_demo": "to split",
-    "orchestrator.models.gguf._build_info": "to split",
 }
 
 

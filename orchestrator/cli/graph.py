@@ -8,7 +8,6 @@ rebuild its graph (a factory reference and its arguments, as JSON), never pickle
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -72,17 +71,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
-def build_from_factory(factory: str) -> tuple[Any, dict[str, str]]:
-    """Rebuilds a graph from a run's factory record: ``{"ref": "module:function", "kwargs": {...},
-    "backends": {"default": MODEL}}`` (or a bare ``"module:function"``)."""
-    try:
-        spec = json.loads(factory) if factory.lstrip().startswith("{") else {"ref": factory}
-        module_name, _, attr = spec["ref"].partition(":")
-        fn: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
-        graph = fn(**spec.get("kwargs", {}))
-    except (ValueError, KeyError, TypeError, ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot rebuild the graph from {factory!r}: {exc}") from exc
-    return graph, dict(spec.get("backends", {}))
+def build_from_factory(factory: str) -> tuple[Any, dict[str, Any]]:
+    """Rebuilds a graph from a run's factory record: ``{"ref": NAME, "kwargs": {...},
+    "backends": {"default": MODEL}}`` (or a bare ``NAME``). Only registered factories are used
+    (``orchestrator.taskgraph.factories``); nothing the record names is imported."""
+    from orchestrator.taskgraph.factories import build_from_record
+
+    return build_from_record(factory)
 
 
 def _run(args: argparse.Namespace) -> int:

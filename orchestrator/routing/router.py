@@ -41,7 +41,7 @@ from policies.connectivity import ConnectivityPolicy
 from policies.privacy import PrivacyPolicy, check_labels
 from policies.routing import Candidate, RouteRequest, RoutingPolicy, decide
 
-__all__ = ["Router", "Validator", "backend_available", "backend_location", "tiered_router"]
+__all__ = ["DECIDE_IN_THREAD_CHARS", "Router", "Validator", "backend_available", "backend_location", "tiered_router"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,12 @@ Validator = Callable[[Completion], str | None]
 """Says what is wrong with an answer (a short reason), or ``None`` when it is acceptable."""
 
 Featurize = Callable[[GenerationRequest], Sequence[float]]
+
+DECIDE_IN_THREAD_CHARS = 32_768
+"""Requests with more text than this are decided in a worker thread: the privacy detectors scan
+the whole text (linear time, still some milliseconds per 100 KB), and the event loop must keep
+serving other requests meanwhile. Shorter ones are decided on the loop, without a thread hop."""
+_DECIDE_THREADS = 2  # per router: large decisions at once; more wait their turn
 
 
 def backend_location(backend: object) -> str:
@@ -117,6 +123,7 @@ class Router:
         self.featurize = featurize
         self.validator = validator
         self.on_decision = on_decision
+        self._decide_limiter = anyio.CapacityLimiter(_DECIDE_THREADS)
 
     def labelled(self, *labels: str) -> Router:
         """The same router (same backends and stats) marking its requests with more data classes."""
@@ -149,8 +156,12 @@ class Router:
     # ------------------------------------------------------------------ running
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | Completion]:
-        if self.featurize is not None:  # features may need the model (an embedding): keep the event loop free
+        # Features may need the model (an embedding), and a long text takes the detectors a while:
+        # either way the decision runs in a worker thread so that the event loop stays free.
+        if self.featurize is not None:  # concurrent embeddings batch in the engine: the default pool
             decision = await anyio.to_thread.run_sync(self.decide, request)
+        elif _text_chars(request) > DECIDE_IN_THREAD_CHARS:
+            decision = await anyio.to_thread.run_sync(self.decide, request, limiter=self._decide_limiter)
         else:
             decision = self.decide(request)
         log.debug("route %s: %s by %s (%s)", self.name, decision.backend, decision.policy, decision.reason)
@@ -242,6 +253,12 @@ class Router:
             kept = decision.model_copy(update={"trail": tuple(trail), "policy": "router",
                                                "reason": f"kept {decision.backend}'s answer: the escalation target was unavailable"})
             return small.model_copy(update={"route": kept})
+
+
+def _text_chars(request: GenerationRequest) -> int:
+    """How much text the policies will read: the prompt or the messages, and the tools' descriptions."""
+    parts = [request.prompt] if request.prompt is not None else [m.content for m in request.messages or ()]
+    return sum(len(p or "") for p in parts) + sum(len(t.name) + len(t.description or "") for t in request.tools)
 
 
 def tiered_router(backends: Sequence[Backend], *, name: str = "router", allow_egress: bool = False,
