@@ -26,7 +26,7 @@ from orchestrator.taskgraph.scheduler import Runner
 from orchestrator.types import Completion, TokenDelta
 from policies.approvals import decide_approval
 
-__all__ = ["AgentEvent", "run_agent"]
+__all__ = ["AgentEvent", "Approver", "run_agent"]
 
 log = logging.getLogger(__name__)
 
