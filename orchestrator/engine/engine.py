@@ -8,6 +8,10 @@ cache (of a live sequence, or of a finished one kept as a cached prefix)
 shares those cells (``llama_memory_seq_cp``) instead of recomputing them.
 Between steps the worker also runs embedding jobs (``embed``), one pack of
 texts at a time, in a second context of its own (``embedder.py``).
+
+Beside it: ``opening.py`` checks and loads the model, ``slots.py`` keeps the KV slots and
+cached prefixes, ``sequence.py`` the per-request state and its result, ``speculator.py``
+drafts and verifies.
 """
 
 from __future__ import annotations
