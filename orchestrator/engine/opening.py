@@ -32,7 +32,7 @@ from orchestrator.models.gguf import GGUFInfo, read_gguf
 if TYPE_CHECKING:
     from orchestrator.engine.chat_template import ChatTemplate
 
-__all__ = ["OpenedModel", "check_budget", "open_model"]
+__all__ = ["OpenedModel", "open_model"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def open_model(model: str | Path, cfg: EngineConfig, *, name: str | None, n_seq_
     name = name or (str(model) if not str(model).endswith(".gguf") else path.stem)
     # 3. the KV cache's memory
     kv_bytes_per_token = info.kv_bytes_per_token(cfg.type_k, cfg.type_v)
-    check_budget(cfg, kv_bytes_per_token)
+    _check_budget(cfg, kv_bytes_per_token)
     with ExitStack() as undo:  # on any failure below, frees what was loaded (last first)
         # 4. the weights, the context and the batch
         native = NativeModel(path)
@@ -95,7 +95,7 @@ def open_model(model: str | Path, cfg: EngineConfig, *, name: str | None, n_seq_
     )
 
 
-def check_budget(cfg: EngineConfig, kv_bytes_per_token: int) -> None:
+def _check_budget(cfg: EngineConfig, kv_bytes_per_token: int) -> None:
     """Raises ``CapacityError`` when a KV cache of ``cfg.n_ctx`` tokens would not fit the budget
     (``kv_budget_bytes``, or half the available memory)."""
     budget = cfg.kv_budget_bytes or (available_memory_bytes() or _DEFAULT_MEMORY) // 2
