@@ -27,7 +27,7 @@ from orchestrator.taskgraph.daemon_threads import run_in_daemon_thread
 from orchestrator.types import Completion, TokenDelta
 from policies.approvals import decide_approval
 
-__all__ = ["AgentEvent", "run_agent"]
+__all__ = ["AgentEvent", "Approver", "run_agent"]
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ __all__ = [
     "RouteDecision",
     "RouteStep",
     "SamplingParams",
+    "SpeculativeMode",
     "SpeculativeStats",
     "Timings",
     "TokenDelta",

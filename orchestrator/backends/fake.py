@@ -10,7 +10,7 @@ import anyio
 from orchestrator.errors import ConfigError
 from orchestrator.types import Choice, Completion, GenerationRequest, Timings, TokenDelta
 
-__all__ = ["ScriptedBackend"]
+__all__ = ["Reply", "ScriptedBackend"]
 
 Reply = str | Callable[[GenerationRequest], str]
 

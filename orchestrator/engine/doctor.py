@@ -22,7 +22,7 @@ from orchestrator.types import GenerationRequest
 
 __all__ = ["DraftReport", "diagnose_draft"]
 
-PROMPTS = (
+_PROMPTS = (
     "The history of the bicycle begins",
     "def fibonacci(n):\n",
     "Dear Anna,\n\nThis summer I",
@@ -58,7 +58,7 @@ def diagnose_draft(target: str | Path, draft: str | Path, *, probe_length: int =
         drafted = accepted = 0
         spent = {"off": 0.0, "draft": 0.0}
         made = {"off": 0, "draft": 0}
-        for prompt in PROMPTS:
+        for prompt in _PROMPTS:
             for mode in ("off", "draft"):  # alternating, so both see the same machine
                 start = time.perf_counter()
                 done = engine.generate(GenerationRequest(prompt=prompt, max_tokens=tokens, speculative=mode))

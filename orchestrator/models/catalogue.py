@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from orchestrator.errors import ModelFileError, ModelNotFoundError
 
 __all__ = [
+    "CACHE_ENV",
     "DEFAULT_MODEL",
     "KNOWN_MODELS",
     "KnownModel",

@@ -41,7 +41,7 @@ from policies.connectivity import ConnectivityPolicy
 from policies.privacy import PrivacyPolicy, check_labels
 from policies.routing import Candidate, RouteRequest, RoutingPolicy, decide
 
-__all__ = ["DECIDE_IN_THREAD_CHARS", "Router", "Validator", "backend_available", "backend_location", "tiered_router"]
+__all__ = ["DECIDE_IN_THREAD_CHARS", "Featurize", "Router", "Validator", "backend_available", "backend_location", "tiered_router"]
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from orchestrator.types import (
     ToolSpec,
 )
 
-__all__ = ["Prepared", "chat_response", "completion_response", "finish_reason", "prepare_chat", "prepare_completion", "usage"]
+__all__ = ["Prepared", "chat_response", "completion_response", "finish_reason", "prepare_chat", "prepare_completion", "route", "usage"]
 
 
 @dataclass(frozen=True)

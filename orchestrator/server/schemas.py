@@ -12,10 +12,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "MAX_CONTENT_CHARS",
+    "MAX_MESSAGES",
+    "MAX_TOOLS",
     "ChatBody",
     "ChatMessageIn",
     "CompletionBody",
     "ContentPart",
+    "FunctionCallIn",
     "FunctionDef",
     "NamedToolChoice",
     "ToolCallIn",
