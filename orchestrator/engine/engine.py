@@ -44,7 +44,7 @@ from orchestrator.errors import (
     RequestError,
 )
 from orchestrator.engine.metrics import EnergyMeter, available_memory_bytes
-from orchestrator.models.catalogue import resolve_model
+from orchestrator.models.catalogue import model_name, resolve_model
 from orchestrator.models.gguf import GGUFInfo, read_gguf
 from orchestrator.engine.probe import check_loadable
 from orchestrator.types import Choice, Completion, GenerationRequest, SpeculativeStats, Timings
@@ -93,7 +93,7 @@ class LocalEngine:
         path = resolve_model(model)
         self.info: GGUFInfo = read_gguf(path)  # hostile files fail here, before any native load
         check_loadable(path, cfg.probe, info=self.info)  # untrusted files load in a child first
-        self.name = name or (str(model) if not str(model).endswith(".gguf") else path.stem)
+        self.name = name or model_name(model)
         self.kv_bytes_per_token = self.info.kv_bytes_per_token(cfg.type_k, cfg.type_v)
         self._check_budget()
 
