@@ -41,7 +41,6 @@ LONG_MODULES: dict[str, str] = {
     "orchestrator.taskgraph.graph": "to split",
 }
 LONG_FUNCTIONS: dict[str, str] = {
-    "orchestrator.cli.demo.run_demo": "to split",
     "orchestrator.models.gguf._build_info": "to split",
 }
 
