@@ -10,9 +10,11 @@ Models are given as catalogue names or ``.gguf`` paths (loaded on first use, in 
 thread, once, and freed by ``aclose``) or as ready ``Backend`` values (a remote server, a router;
 not closed by the facade). ``"default"`` names the first model, so agents and graphs that use
 the default backend name run on it. A ``CancelHandle`` may be cancelled from any thread (a UI
-button): a local model stops at its next token and the stream ends with a completion whose
-``finish_reason`` is ``"cancelled"``. Importing this module loads no model and does not
-initialise llama.cpp.
+button): the stream ends with a completion whose ``finish_reason`` is ``"cancelled"``, a local
+model at its next token (the ``Backend`` contract, ``orchestrator.backends.base``). The command
+line and the demo go through this facade too: ``lazy_backend`` (a Router that loads only what it
+routes to), ``engine`` (an engine's stats and costs) and ``resume_graph`` are there for them.
+Importing this module loads no model and does not initialise llama.cpp.
 """
 
 from __future__ import annotations
