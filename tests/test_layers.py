@@ -39,7 +39,6 @@ LONG_MODULES: dict[str, str] = {
     "orchestrator.taskgraph.graph": "to split",
 }
 LONG_FUNCTIONS: dict[str, str] = {
-    "orchestrator.cli.demo.run_demo": "to split",
 }
 
 

@@ -26,7 +26,7 @@ from orchestrator.engine.metrics import available_memory_bytes
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
 from orchestrator.engine.probe import check_loadable
 from orchestrator.errors import CapacityError, ChatTemplateError, ModelError
-from orchestrator.models.catalogue import resolve_model
+from orchestrator.models.catalogue import model_name, resolve_model
 from orchestrator.models.gguf import GGUFInfo, read_gguf
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def open_model(model: str | Path, cfg: EngineConfig, *, name: str | None, n_seq_
     info = read_gguf(path)  # hostile files fail here, before any native load
     # 2. untrusted files load in a child first
     check_loadable(path, cfg.probe, info=info)
-    name = name or (str(model) if not str(model).endswith(".gguf") else path.stem)
+    name = name or model_name(model)
     # 3. the KV cache's memory
     kv_bytes_per_token = info.kv_bytes_per_token(cfg.type_k, cfg.type_v)
     _check_budget(cfg, kv_bytes_per_token)

@@ -22,8 +22,8 @@ from contextlib import aclosing
 import anyio
 
 from orchestrator.routing.backend_stats import BackendStats
-from orchestrator.backends.base import Backend
-from orchestrator.errors import ConfigError, EngineError, RemoteUnavailableError
+from orchestrator.backends.base import Backend, read_completion, stream
+from orchestrator.errors import ConfigError, RemoteUnavailableError
 from orchestrator.types import (
     Completion,
     GenerationRequest,
@@ -193,8 +193,8 @@ class Router:
         for i, name in enumerate(order):
             started = False
             try:
-                async with aclosing(self.backends[name].generate(request)) as stream:
-                    async for event in stream:
+                async with aclosing(stream(self.backends[name], request)) as events:  # checked: ends with a completion
+                    async for event in events:
                         if isinstance(event, Completion):
                             self.stats.observe(name, event.timings)
                             final = decision.model_copy(update={"backend": name, "trail": tuple(trail)}) if name != decision.backend else decision
@@ -209,14 +209,10 @@ class Router:
                 log.warning("%s unavailable (%s); falling back to %s", name, exc, nxt)
                 trail.append(RouteStep(policy="router", action="fallback", backend=nxt, reason=f"{name} unavailable: {exc}"))
                 decision = decision.model_copy(update={"policy": "router", "reason": f"fell back from {name}: unavailable"})
-        raise EngineError(f"routed backend {order[-1]} ended its stream without a completion")
+        raise ConfigError("nothing to route to: no backend in the order")
 
     async def _run(self, order: Sequence[str], request: GenerationRequest, decision: RouteDecision) -> Completion:
-        async with aclosing(self._stream(order, request, decision)) as stream:
-            async for event in stream:
-                if isinstance(event, Completion):
-                    return event
-        raise EngineError("routed stream ended without a completion")
+        return await read_completion(self._stream(order, request, decision), source=f"router {self.name}")
 
     async def _cascade(self, request: GenerationRequest, decision: RouteDecision) -> Completion:
         """Small model first, with log-probabilities; escalate a weak or invalid answer."""

@@ -14,14 +14,13 @@ import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
-from orchestrator.backends.base import Backend
-from orchestrator.errors import ConfigError, EngineError, ModelNotFoundError
+from orchestrator.backends.base import Backend, complete, stream
+from orchestrator.errors import ConfigError, ModelNotFoundError
 from orchestrator.server.config import ServerConfig
 from orchestrator.server.convert import (
     Prepared,
@@ -170,16 +169,9 @@ class _Api:
     async def _whole(self, request: Request, backend: Backend, gen: GenerationRequest) -> Completion:
         """Runs a request to its completion, cancelled if the client disconnects meanwhile."""
 
-        async def run() -> Completion:
-            async with aclosing(backend.generate(gen)) as events:
-                async for event in events:
-                    if isinstance(event, Completion):
-                        return event
-            raise EngineError(f"backend {backend.name} ended its stream without a completion")
-
         await self.admission.acquire()
         try:
-            completion = await _unless_disconnected(request.receive, run, self.stats)
+            completion = await _unless_disconnected(request.receive, lambda: complete(backend, gen), self.stats)
         finally:
             self.admission.release()
         if completion is None:
@@ -191,16 +183,14 @@ class _Api:
         """Starts a stream: waits for its first event (errors still get their status), then
         hands the rest to an SSE response that owns the admission slot and the backend stream."""
         await self.admission.acquire()
-        events = backend.generate(prep.request)
+        events = stream(backend, prep.request)  # checked: a stream without a completion raises EngineError
         try:
             first = await _unless_disconnected(request.receive, events.__anext__, self.stats)
             if first is None:
                 raise ApiError(499, "the client closed the request")
-        except BaseException as exc:
+        except BaseException:
             await events.aclose()
             self.admission.release()
-            if isinstance(exc, StopAsyncIteration):
-                raise EngineError(f"backend {backend.name} ended its stream without a completion") from None
             raise
         return _EventStream(events, first, chunks, self)
 
@@ -244,8 +234,7 @@ class _EventStream(Response):
         except OSError:
             return False  # the client went away while we were writing
         except Exception as exc:  # noqa: BLE001 - after the 200 the error goes out as an event, never a trace
-            ended = EngineError("the backend ended its stream without a completion")
-            error: dict | None = error_body(to_api_error(ended if isinstance(exc, StopAsyncIteration) else exc))
+            error: dict | None = error_body(to_api_error(exc))
         else:
             error = None
         try:
