@@ -37,8 +37,6 @@ ALLOWED = {
 LONG_MODULES: dict[str, str] = {
     "orchestrator.engine.engine": "to split",
     "orchestrator.engine.chat_template": "to split",
-    "orchestrator.taskgraph.scheduler": "to split",
-    "orchestrator.taskgraph.graph": "to split",
 }
 LONG_FUNCTIONS: dict[str, str] = {
     "orchestrator.cli.demo.run_demo": "to split",
