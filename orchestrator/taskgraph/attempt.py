@@ -10,8 +10,6 @@ cancelled.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, NoReturn
 
 import anyio
@@ -80,11 +78,7 @@ async def _attempt(run: RunState, node: Node, key: str, kwargs: dict[str, Any], 
     value = None
     with run.control.node_scope(key) as scope:
         try:
-            async with _slot(run.limiter(node.limit_key)):
-                info["attempt_started"] = time.time()
-                run.emit("node_started", key, None, attempt)
-                with anyio.fail_after(node.timeout_s):  # None: no timeout
-                    value = await call_step(run, node.step, key, kwargs, info)
+            value = await _in_slot(run, node, key, kwargs, info, attempt)
         except BranchCancelled:  # a subgraph whose inner branch was cancelled
             _cancelled(run, key, started, attempt)
         except Exception as exc:
@@ -94,20 +88,29 @@ async def _attempt(run: RunState, node: Node, key: str, kwargs: dict[str, Any], 
     return error, value, info
 
 
-@asynccontextmanager
-async def _slot(limiter: anyio.CapacityLimiter | None) -> AsyncIterator[None]:
-    """A place under the node's concurrency limit, if it has one."""
+async def _in_slot(run: RunState, node: Node, key: str, kwargs: dict[str, Any], info: dict[str, Any], attempt: int) -> Any:
+    """Calls the step in a place under the node's concurrency limit, if it has one."""
+    limiter = run.limiter(node.limit_key)
     if limiter is None:
-        yield
-        return
+        return await _in_time(run, node, key, kwargs, info, attempt)
     try:
         limiter.acquire_nowait()  # a free slot costs no trip through the event loop
     except anyio.WouldBlock:
         await limiter.acquire()
     try:
-        yield
+        return await _in_time(run, node, key, kwargs, info, attempt)
     finally:
         limiter.release()
+
+
+async def _in_time(run: RunState, node: Node, key: str, kwargs: dict[str, Any], info: dict[str, Any], attempt: int) -> Any:
+    """Calls the step under the node's timeout, if it has one (the wait for a slot is not counted)."""
+    info["attempt_started"] = time.time()
+    run.emit("node_started", key, None, attempt)
+    if node.timeout_s is None:
+        return await call_step(run, node.step, key, kwargs, info)
+    with anyio.fail_after(node.timeout_s):
+        return await call_step(run, node.step, key, kwargs, info)
 
 
 def _commit(run: RunState, key: str, value: Any, attempt: int, info: dict[str, Any]) -> Any:
