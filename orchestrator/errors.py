@@ -28,7 +28,7 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     ├── StoreError               the run store is unreadable, or holds no such run
     │   └── UnknownFactoryError  a stored run names a graph factory that is not registered (never imported)
     ├── AgentError               an agent ended without an answer: wrong replies past its retries and escalation
-    ├── ToolExecutionError       a tool raised while running; the model sees a short reason, never a stack trace
+    ├── ToolExecutionError       a tool call gave no result (raised, timed out, not approved); the model sees a short reason
     ├── RemoteError              a remote OpenAI-compatible server failed; ``endpoint`` and ``status`` say where and how
     │   ├── RemoteUnavailableError   unreachable, timed out, 5xx or 429 past the retries, or its circuit is open
     │   ├── RemoteProtocolError      the server answered with something that is not the OpenAI API (bad JSON or SSE)
@@ -191,8 +191,9 @@ class ToolCallError(RequestError):
 
 
 class ToolExecutionError(OrchestratorError):
-    """A tool raised while running. ``str()`` is a short reason fit for the model; the original
-    exception is ``__cause__`` (for logs, never for the model)."""
+    """A tool call gave no result: the tool raised, ran past its timeout, returned what cannot be
+    shown, or was not approved. ``str()`` is a one-line reason fit for the model; the original
+    exception, if any, is ``__cause__`` (for logs, never for the model)."""
 
     def __init__(self, message: str, *, tool: str | None = None) -> None:
         super().__init__(message)

@@ -17,7 +17,7 @@ from orchestrator.backends import RemoteBackend, RemoteEndpoint
 from orchestrator.backends.circuit import BreakerSettings, CircuitBreaker
 from orchestrator.backends.openai_wire import ReplyAssembler, request_body
 from orchestrator.backends.remote import RemoteTimeouts
-from orchestrator.backends.retry import RetryPolicy, backoff_delay, parse_retry_after, retry_delay
+from orchestrator.backends.retry import Retry, backoff_delay, parse_retry_after, retry_delay
 from orchestrator.backends.sse import SSEDecoder
 from orchestrator.errors import (
     ConfigError,
@@ -32,7 +32,7 @@ from tests.fault_server import FaultServer, chat_chunk, json_reply, refused_port
 pytestmark = pytest.mark.timeout(30)
 
 CHAT = GenerationRequest(messages=(ChatMessage(role="user", content="hi"),), max_tokens=8)
-FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
+FAST = Retry(attempts=3, backoff_s=0.01, max_backoff_s=0.02)
 QUICK = RemoteTimeouts(connect_s=1.0, read_s=0.5, write_s=1.0, pool_s=1.0)
 WEATHER = ToolSpec(name="get_weather", parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 
@@ -106,7 +106,7 @@ def test_sse_close_without_done_is_an_error():
 
 
 def test_backoff_is_full_jitter_under_an_exponential_cap():
-    policy = RetryPolicy(base_delay_s=0.5, max_delay_s=3.0)
+    policy = Retry(backoff_s=0.5, max_backoff_s=3.0)
     rng = random.Random(1)
     for retry, bound in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 3.0), (10, 3.0)]:
         draws = [backoff_delay(policy, retry, rng) for _ in range(200)]
@@ -124,7 +124,7 @@ def test_retry_after_seconds_and_http_date():
 
 
 def test_retry_delay_honours_retry_after_caps_and_attempts():
-    policy = RetryPolicy(max_attempts=3, max_retry_after_s=10.0)
+    policy = Retry(attempts=3, max_retry_after_s=10.0)
     rng = random.Random(0)
     assert retry_delay(policy, 0, 4.0, rng) == 4.0
     assert retry_delay(policy, 0, 11.0, rng) is None  # longer than we may wait: give up now
@@ -242,7 +242,7 @@ def test_streams_deltas_then_one_completion_with_timings():
 def test_429_with_retry_after_is_waited_for_then_succeeds():
     with FaultServer([status_reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"}), hello_stream()]) as server:
         start = time.monotonic()
-        _, done = collect(backend(server, retry=RetryPolicy(max_attempts=2, base_delay_s=0.0)))
+        _, done = collect(backend(server, retry=Retry(attempts=2, backoff_s=0.0)))
         waited = time.monotonic() - start
     assert done.text == "Hello" and len(server.seen) == 2
     assert waited >= 0.9  # the server asked for 1 s and the backoff alone would have been 0
@@ -281,7 +281,7 @@ def test_connection_refused_is_unavailable():
 
 def test_slow_first_byte_times_out_and_is_retried():
     with FaultServer([stall_head(), stall_head()]) as server, pytest.raises(RemoteUnavailableError, match="timed out"):
-        collect(backend(server, retry=RetryPolicy(max_attempts=2, base_delay_s=0.0)))
+        collect(backend(server, retry=Retry(attempts=2, backoff_s=0.0)))
     assert len(server.seen) == 2
 
 
@@ -324,7 +324,7 @@ def test_open_circuit_fails_fast_without_a_socket_then_recovers():
     now = [0.0]
     with FaultServer([status_reply(503, {}), status_reply(503, {}), hello_stream()]) as server:
         b = RemoteBackend(
-            RemoteEndpoint(base_url=server.base_url, model="m", retry=RetryPolicy(max_attempts=1), timeouts=QUICK, breaker=BreakerSettings(failure_threshold=2, cooldown_s=5)),
+            RemoteEndpoint(base_url=server.base_url, model="m", retry=Retry(attempts=1), timeouts=QUICK, breaker=BreakerSettings(failure_threshold=2, cooldown_s=5)),
             clock=lambda: now[0],
         )
         for _ in range(2):

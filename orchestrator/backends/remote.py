@@ -5,7 +5,7 @@ What can go wrong, and what the caller gets:
 
 - the circuit breaker is open: ``RemoteUnavailableError`` at once, no socket opened;
 - refused or timed-out connection, timeout waiting for the reply's head, 429
-  or 5xx: retried under ``RetryPolicy`` (backoff with full jitter, Retry-After
+  or 5xx: retried under the endpoint's ``Retry`` (backoff with full jitter, Retry-After
   honoured), then ``RemoteUnavailableError``;
 - another 4xx (400, 401, 404, ...): ``RemoteError`` with the server's short
   message, never retried;
@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from orchestrator.backends.circuit import BreakerSettings, CircuitBreaker
 from orchestrator.backends.openai_wire import ReplyAssembler, request_body
-from orchestrator.backends.retry import RetryPolicy, parse_retry_after, retry_delay
+from orchestrator.backends.retry import Retry, parse_retry_after, retry_delay
 from orchestrator.backends.sse import SSEDecoder
 from orchestrator.errors import RemoteError, RemoteProtocolError, RemoteUnavailableError, StreamBrokenError
 from orchestrator.types import Choice, Completion, GenerationRequest, Timings, TokenDelta
@@ -77,7 +77,8 @@ class RemoteEndpoint(BaseModel):
     min_p, repeat_penalty, grammar); without it a grammar is refused.
     ``fan_out_n`` serves ``n > 1`` as n one-choice requests in turn, for
     servers that ignore ``n`` (llama-cpp-python's); without it a reply with
-    fewer choices than asked is a protocol error.
+    fewer choices than asked is a protocol error. ``retry`` is the one ``Retry``
+    policy (here 3 attempts, backoff from 0.25 s up to 8 s by default).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -87,7 +88,7 @@ class RemoteEndpoint(BaseModel):
     api_key: SecretStr | None = None
     name: str | None = None
     timeouts: RemoteTimeouts = RemoteTimeouts()
-    retry: RetryPolicy = RetryPolicy()
+    retry: Retry = Retry(attempts=3, backoff_s=0.25, max_backoff_s=8.0)
     breaker: BreakerSettings = BreakerSettings()
     stream: bool = True
     llama_cpp_extras: bool = False
@@ -232,7 +233,7 @@ class RemoteBackend:
     async def _open(self, client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:
         """Sends the request until a 200 head arrives, retrying only what the policy allows."""
         policy = self.endpoint.retry
-        for retry in range(policy.max_attempts):
+        for retry in range(policy.attempts):
             retry_after = None
             try:
                 request = client.build_request("POST", self._url(path), json=body, headers=self._headers(), timeout=self._timeout())
