@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
@@ -20,17 +21,23 @@ from typing import Any, Literal
 
 from agents.loop import AgentResult, ModelTurn, RunTools, ToolCall, ToolResult, agent_loop
 from orchestrator.backends.base import Backend
-from orchestrator.errors import ConfigError, EngineError
+from orchestrator.errors import ConfigError, EngineError, ToolExecutionError
 from orchestrator.taskgraph.graph import TaskGraph
 from orchestrator.taskgraph.scheduler import Runner
 from orchestrator.types import Completion, TokenDelta
 from policies.approvals import decide_approval
+from tools.nesting import nesting_problem
 
-__all__ = ["AgentEvent", "run_agent"]
+__all__ = ["AgentEvent", "MAX_RESULT_CONTAINERS", "MAX_RESULT_DEPTH", "run_agent"]
 
 log = logging.getLogger(__name__)
 
 Approver = Callable[[ToolCall], bool | Awaitable[bool]]
+
+MAX_RESULT_DEPTH = 64
+MAX_RESULT_CONTAINERS = 100_000
+"""A tool result nested deeper, or holding more objects and lists, reaches the model as a short
+error: turning it into JSON text would exhaust the recursion limit or the memory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,17 +168,27 @@ def _invoker(call: ToolCall, context: Mapping[str, Any]) -> Callable[[], Any]:
     kwargs = call.tool.bind(call.kwargs, context)
     if call.tool.is_async:
         async def invoke_async() -> Any:
-            return await call.tool.fn(**kwargs)
+            return _showable(await call.tool.fn(**kwargs))
         return invoke_async
 
     def invoke() -> Any:
-        return call.tool.fn(**kwargs)
+        return _showable(call.tool.fn(**kwargs))
     return invoke
+
+
+def _showable(value: Any) -> Any:
+    """The tool's result, unless it is too deep or too large to become JSON text (checked
+    without recursion): then a ``ToolExecutionError`` whose short message the model sees."""
+    problem = nesting_problem(value, max_depth=MAX_RESULT_DEPTH, max_containers=MAX_RESULT_CONTAINERS)
+    if problem is not None:
+        raise ToolExecutionError(f"the tool returned a value {problem}, which cannot be shown to the model")
+    return value
 
 
 def _short(error: str) -> str:
     """A node error as the model should see it: 'ValueError: no such city', no node names, at most 300 characters."""
-    text = error.split(" raised ", 1)[-1] if " raised " in error else error
+    prefix = re.match(r"node '[^']*' (?:raised|failed:) ", error)  # the graph's wording, for any exception
+    text = error[prefix.end():] if prefix else error
     text = text.replace("node 'call-", "call '").split("\n", 1)[0]
     if "returned a value that is not JSON" in text:
         text = "the tool returned a value that cannot be shown to the model"
