@@ -13,14 +13,10 @@ from jsonschema import Draft202012Validator
 
 from orchestrator.errors import ToolCallError, ToolDefinitionError
 from orchestrator.types import ChatMessage, GenerationRequest, SamplingParams
-from tools.grammar import (
-    _BIG,
-    _int_range,
-    _number_range,
-    parse_tool_call,
-    schema_to_gbnf,
-    tool_call_grammar,
-)
+from tools.gbnf_numbers import BIG as _BIG
+from tools.gbnf_numbers import int_range as _int_range
+from tools.gbnf_numbers import number_range as _number_range
+from tools.grammar import parse_tool_call, schema_to_gbnf, tool_call_grammar
 
 S = {"type": "string", "maxLength": 20}
 

@@ -39,12 +39,12 @@ call fits the request's ``max_tokens``, since a call cut by the token limit is n
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.errors import GrammarError, ToolCallError, ToolDefinitionError
+from tools.gbnf_numbers import group, int_bounds, int_range, number_bounds, repeat
 from tools.nesting import nesting_problem
 
 __all__ = [
@@ -73,8 +73,6 @@ MAX_BRANCHES = 64
 MAX_DEPTH = 32
 """Deepest nesting of schemas inside schemas."""
 _MAX_JSON_DEPTH = 4 * MAX_DEPTH  # raw JSON nesting, checked before any recursive walk
-_MAX_DIGITS = 15
-_BIG = 10**_MAX_DIGITS - 1  # integers and the integer part of numbers stay within ±_BIG
 
 _ANNOTATIONS = {"title", "description", "default", "examples", "$comment", "deprecated", "readOnly",
                 "writeOnly", "$schema", "$defs", "definitions", "discriminator"}
@@ -105,83 +103,6 @@ def _json_lit(value: Any) -> str:
         return _lit(json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
     except (TypeError, ValueError) as exc:
         raise ToolDefinitionError(f"enum/const value {value!r} is not JSON: {exc}") from None
-
-
-def _rep(item: str, lo: int, hi: int | None = None) -> str:
-    """``item`` repeated ``lo`` to ``hi`` times (default exactly ``lo``; empty text for zero times)."""
-    hi = lo if hi is None else hi
-    if hi == 0 or (lo, hi) == (1, 1):
-        return "" if hi == 0 else item
-    return f"{item}?" if (lo, hi) == (0, 1) else f"{item}{{{lo}}}" if lo == hi else f"{item}{{{lo},{hi}}}"
-
-
-def _same_length(a: str, b: str) -> str:
-    """The digit strings from ``a`` to ``b`` (same length, ``a <= b``)."""
-    i = 0
-    while i < len(a) and a[i] == b[i]:
-        i += 1
-    head, a, b = ([_lit(a[:i])] if i else []), a[i:], b[i:]
-    if not a:
-        return " ".join(head)
-    rest, first, last = len(a) - 1, int(a[0]), int(b[0])
-    alts = []
-    if a[1:] != "0" * rest:  # a's first digit, then a's tail up to 9...9
-        alts.append(f'"{first}" ' + _same_length(a[1:], "9" * rest))
-        first += 1
-    high = f'"{last}" ' + _same_length("0" * rest, b[1:]) if b[1:] != "9" * rest else ""
-    last -= bool(high)
-    if first <= last:  # a first digit strictly between them, then any digits
-        digit = f"[{first}-{last}]" if first < last else f'"{first}"'
-        alts.append(f"{digit} {_rep('[0-9]', rest)}".strip())
-    return " ".join(head + [_group(alts + [high])])
-
-
-def _group(alts: list[str]) -> str:
-    alts = [a for a in alts if a]
-    return alts[0] if len(alts) == 1 else "(" + " | ".join(alts) + ")"
-
-
-def _uint_range(lo: int, hi: int) -> str:
-    """Decimal integers from ``lo`` to ``hi`` (0 <= lo <= hi), without leading zeros."""
-    alts, full = [], []  # full: counts of digits after the first for lengths wholly in range
-    for length in range(len(str(lo)), len(str(hi)) + 1):
-        a, b = max(lo, 10 ** (length - 1) if length > 1 else 0), min(hi, 10**length - 1)
-        if b == 10**length - 1 and a <= max(1, 10 ** (length - 1)):
-            full.append(length - 1)
-            alts += ['"0"'] if a == 0 else []
-        elif a <= b:
-            alts.append(_same_length(str(a), str(b)))
-    if full:
-        alts.append(f"[1-9] {_rep('[0-9]', full[0], full[-1])}".strip())
-    return _group(alts)
-
-
-def _int_range(lo: int, hi: int) -> str:
-    """Integers from ``lo`` to ``hi``, negatives with a minus sign, never ``-0``."""
-    alts = []
-    if lo < 0:
-        alts.append('"-" ' + _uint_range(max(-hi, 1), -lo))
-    if hi >= 0:
-        alts.append(_uint_range(max(lo, 0), hi))
-    return _group(alts)
-
-
-def _number_range(lo: int | None, hi: int | None) -> str:
-    """Decimal numbers from ``lo`` to ``hi`` (whole numbers, or None: unbounded). The integer part
-    bounds the value; a bound itself is reached only with a zero fraction."""
-    frac, zero = f'("." [0-9]{{1,{_MAX_DIGITS}}})?', f'("." [0]{{1,{_MAX_DIGITS}}})?'
-    alts = []
-    sides = [('"-" ', 0 if hi is None else max(-hi, 0), None if lo is None else -lo), ("", max(lo or 0, 0), hi)]
-    for sign, low, high in sides:
-        if high is None:
-            alts.append(f"{sign}{_uint_range(low, _BIG)} {frac}")
-            continue
-        if high < 0 or (sign and high == 0):
-            continue
-        if low <= high - 1:
-            alts.append(f"{sign}{_uint_range(low, high - 1)} {frac}")
-        alts.append(f'{sign}"{high}" {zero}')
-    return _group(alts)
 
 
 def _type_of(value: Any) -> str:
@@ -341,11 +262,11 @@ class _Builder:
             lo, hi = _count(s, "minLength", 0), _count(s, "maxLength", max(self.max_string, _count(s, "minLength", 0)))
             if lo > hi:
                 raise ToolDefinitionError(f"{hint}: minLength is above maxLength")
-            return f'"\\"" {_rep("char", lo, hi)} "\\""'.replace('  ', ' ')
+            return f'"\\"" {repeat("char", lo, hi)} "\\""'.replace('  ', ' ')
         if t == "integer":
-            return self.rule(hint + "-int", _int_range(*_int_bounds(s, hint)))
+            return self.rule(hint + "-int", int_range(*int_bounds(s, hint)))
         if t == "number":
-            return self.rule(hint + "-num", _number_bounds(s, hint))
+            return self.rule(hint + "-num", number_bounds(s, hint))
         if t == "array":
             return self._array(s, doc, hint)
         return self._object(s, doc, hint)
@@ -360,7 +281,7 @@ class _Builder:
         if hi == 0:
             return '"[" ws "]"'
         item = self.value(s["items"], doc, hint + "-item")
-        more = _rep(f'(ws "," ws {item})', max(lo - 1, 0), hi - 1)
+        more = repeat(f'(ws "," ws {item})', max(lo - 1, 0), hi - 1)
         body = f"{item} {more}".strip()
         return f'"[" ws {body if lo else f"({body})?"} ws "]"'
 
@@ -406,36 +327,6 @@ def _count(s: dict, key: str, default: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise ToolDefinitionError(f"{key} must be a non-negative integer, not {v!r}")
     return v
-
-
-def _bound(s: dict, key: str) -> float | None:
-    v = s.get(key)
-    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
-        raise ToolDefinitionError(f"{key} must be a finite number, not {v!r}")
-    return v
-
-
-def _int_bounds(s: dict, hint: str) -> tuple[int, int]:
-    lo, hi = -_BIG, _BIG
-    for key, fn in (("minimum", math.ceil), ("exclusiveMinimum", lambda x: math.floor(x) + 1)):
-        if (v := _bound(s, key)) is not None:
-            lo = max(lo, fn(v))
-    for key, fn in (("maximum", math.floor), ("exclusiveMaximum", lambda x: math.ceil(x) - 1)):
-        if (v := _bound(s, key)) is not None:
-            hi = min(hi, fn(v))
-    if lo > hi:
-        raise ToolDefinitionError(f"{hint}: no integer within the bounds (numbers within ±{_BIG})")
-    return lo, hi
-
-
-def _number_bounds(s: dict, hint: str) -> str:
-    lo, hi = _bound(s, "minimum"), _bound(s, "maximum")
-    if s.keys() & {"exclusiveMinimum", "exclusiveMaximum"} or any(
-            v is not None and (v != int(v) or abs(v) > _BIG) for v in (lo, hi)):
-        raise ToolDefinitionError(f"{hint}: number bounds must be inclusive whole numbers (or use an integer)")
-    if lo is not None and hi is not None and lo > hi:
-        raise ToolDefinitionError(f"{hint}: minimum is above maximum")
-    return _number_range(None if lo is None else int(lo), None if hi is None else int(hi))
 
 
 def _resolve(doc: dict, ref: str) -> Any:
