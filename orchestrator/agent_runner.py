@@ -31,12 +31,18 @@ from orchestrator.taskgraph.daemon_threads import run_in_daemon_thread
 from orchestrator.taskgraph.store import to_json
 from orchestrator.types import Completion, TokenDelta
 from policies.approvals import decide_approval
+from tools.nesting import nesting_problem
 
-__all__ = ["AgentEvent", "Approver", "run_agent"]
+__all__ = ["MAX_RESULT_CONTAINERS", "MAX_RESULT_DEPTH", "AgentEvent", "Approver", "run_agent"]
 
 log = logging.getLogger(__name__)
 
 Approver = Callable[[ToolCall], bool | Awaitable[bool]]
+
+MAX_RESULT_DEPTH = 64
+MAX_RESULT_CONTAINERS = 100_000
+"""A tool result nested deeper, or holding more objects and lists, reaches the model as a short
+error: turning it into JSON text would exhaust the recursion limit or the memory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +209,12 @@ def _as_tool_error(call: ToolCall) -> Iterator[None]:
 
 
 def _shown(call: ToolCall, value: Any) -> Any:
-    """The value, if the model can be shown it (JSON, within the store's limit)."""
+    """The value, if the model can be shown it: not too deep or too large to become JSON text
+    (checked without recursion), then JSON within the store's limit."""
+    problem = nesting_problem(value, max_depth=MAX_RESULT_DEPTH, max_containers=MAX_RESULT_CONTAINERS)
+    if problem is not None:
+        raise ToolExecutionError(f"the tool returned a value {problem}, which cannot be shown to the model",
+                                 tool=call.tool.name)
     try:
         to_json(value)
     except (TypeError, ValueError) as exc:

@@ -14,7 +14,7 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     ├── RequestError             one request is wrong; the engine is fine
     │   ├── ContextLengthError   prompt (+ max_tokens) longer than a sequence may be
     │   ├── ChatTemplateError    template missing, unsafe, too slow or too large
-    │   ├── GrammarError         a grammar llama.cpp cannot parse
+    │   ├── GrammarError         a grammar llama.cpp cannot parse, or too large to build
     │   ├── PlanError            a model-written plan that cannot be executed (the reason goes back to the model)
     │   └── ToolCallError        a model-written tool call: unknown tool, or arguments that do not validate
     ├── CapacityError            the KV memory budget cannot hold what was asked
@@ -32,6 +32,7 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     ├── RemoteError              a remote OpenAI-compatible server failed; ``endpoint`` and ``status`` say where and how
     │   ├── RemoteUnavailableError   unreachable, timed out, 5xx or 429 past the retries, or its circuit is open
     │   ├── RemoteProtocolError      the server answered with something that is not the OpenAI API (bad JSON or SSE)
+    │   ├── RemoteServerError        the server reported an error inside its reply; its own message, in full
     │   └── StreamBrokenError        a stream ended mid-way; ``partial_text`` holds what had arrived (never re-issued)
     └── RoutingError             no backend may take the request under the policies
         └── EgressRefusedError   the request holds data that must not leave the device, and only remote backends remain
@@ -60,6 +61,7 @@ __all__ = [
     "PlanError",
     "RemoteError",
     "RemoteProtocolError",
+    "RemoteServerError",
     "RemoteUnavailableError",
     "RequestError",
     "RoutingError",
@@ -121,7 +123,7 @@ class ChatTemplateError(RequestError):
 
 
 class GrammarError(RequestError):
-    """A grammar that llama.cpp cannot parse."""
+    """A grammar that llama.cpp cannot parse, or one that would be too large to build."""
 
 
 class PlanError(RequestError):
@@ -226,6 +228,12 @@ class RemoteUnavailableError(RemoteError):
 
 class RemoteProtocolError(RemoteError):
     """The server's reply is not what the OpenAI API says: malformed JSON, SSE or fields."""
+
+
+class RemoteServerError(RemoteError):
+    """The server reported an error inside a reply it had begun: llama.cpp's streamed
+    ``error: {...}`` line, or an ``{"error": {...}}`` object in place of a chunk. ``str()`` ends
+    with the server's own message, whole; ``status`` is the code it gave, if any."""
 
 
 class StreamBrokenError(RemoteError):

@@ -48,7 +48,7 @@ from orchestrator.types import (
 if TYPE_CHECKING:
     from orchestrator.engine import EngineConfig, LocalEngine
 
-__all__ = ["CancelHandle", "Orchestrator"]
+__all__ = ["CancelHandle", "Event", "ModelSource", "Orchestrator"]
 
 log = logging.getLogger(__name__)
 

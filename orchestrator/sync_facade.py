@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from orchestrator.backends.base import Backend
     from orchestrator.engine import EngineConfig, LocalEngine
 
-__all__ = ["SyncOrchestrator", "SyncStream"]
+__all__ = ["Event", "SyncOrchestrator", "SyncStream"]
 
 Event = TokenDelta | Completion
 _END = object()

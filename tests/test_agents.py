@@ -157,6 +157,40 @@ def test_tool_faults_reach_the_loop_as_typed_errors_with_their_cause() -> None:
     assert invoked == []  # the call that needed approval did not run
 
 
+def test_a_deep_or_huge_tool_result_reaches_the_model_as_a_short_error() -> None:
+    """A 100,000-deep result used to raise an ExceptionGroup around a RecursionError from run_agent."""
+
+    def nested(depth: int) -> list:
+        value: list = []
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    @tool
+    def deep() -> object:
+        """Returns a value nested 100,000 levels deep."""
+        return nested(100_000)
+
+    @tool
+    async def wide() -> object:
+        """Returns more lists than a result may hold."""
+        return [[] for _ in range(200_000)]
+
+    @tool
+    def fine() -> object:
+        """Returns a nested value of a sane depth."""
+        return nested(10)
+
+    backend = ScriptedBackend([_calls(("deep", {}), ("wide", {}), ("fine", {})), _answer("coped")])
+    result = run(Agent("a", "x", tools=(deep, wide, fine)), "t", backend)
+    assert result.output == "coped" and [r.ok for r in result.calls] == [False, False, True]
+    seen = backend.requests[1].messages[-1].content
+    assert "deep failed: the tool returned a value nested deeper than 64 levels" in seen
+    assert "wide failed: the tool returned a value made of more than 100000 objects" in seen
+    assert "fine returned: " + json.dumps(nested(10)) in seen
+    assert "Traceback" not in seen and len(seen) < 1000
+
+
 def test_calls_of_one_turn_run_at_once() -> None:
     running = {"now": 0, "peak": 0}
 

@@ -465,6 +465,27 @@ def test_raw_schema_arguments_are_validated_but_not_converted():
         validate_arguments(t, {"city": "Oslo", "days": "3"})
 
 
+def test_deep_or_wide_raw_schemas_are_refused_before_the_metaschema_check():
+    """A schema nested 400 levels deep raised RecursionError inside the metaschema check (a 500 in
+    the server); one of 4,999 properties took seconds there before any limit was looked at."""
+    import time
+
+    deep: dict[str, Any] = {"type": "boolean"}
+    for _ in range(400):
+        deep = {"type": "object", "properties": {"a": deep}, "required": ["a"]}
+    with pytest.raises(ToolDefinitionError, match="nested deeper than 64 levels"):
+        Tool.from_schema("deep", "", deep, lambda **kw: None)
+    wide = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(4999)}}
+    start = time.monotonic()
+    with pytest.raises(ToolDefinitionError, match="more than 1000 objects and lists"):
+        Tool.from_schema("wide", "", wide, lambda **kw: None)
+    assert time.monotonic() - start < 2  # the count stops at the limit: milliseconds, not seconds
+    fine: dict[str, Any] = {"type": "boolean"}
+    for _ in range(30):  # 30 levels of objects: 61 JSON levels, under both limits
+        fine = {"type": "object", "properties": {"a": fine}, "required": ["a"]}
+    assert Tool.from_schema("fine", "", fine, lambda a: None).parameters["required"] == ["a"]
+
+
 def _doubling_defs(levels: int) -> dict[str, Any]:
     defs = {"D0": {"type": "integer"}}
     for i in range(1, levels):

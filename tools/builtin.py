@@ -26,7 +26,15 @@ from pydantic import Field
 from orchestrator.errors import ToolCallError, ToolDefinitionError
 from tools.tool import Tool, tool
 
-__all__ = ["calculator", "current_time", "read_file_tool"]
+__all__ = [
+    "MAX_EXPRESSION_CHARS",
+    "MAX_EXPRESSION_NODES",
+    "MAX_INT_BITS",
+    "MAX_ROUND_DIGITS",
+    "calculator",
+    "current_time",
+    "read_file_tool",
+]
 
 MAX_EXPRESSION_CHARS = 500
 MAX_EXPRESSION_NODES = 200

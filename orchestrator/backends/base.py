@@ -14,7 +14,7 @@ from orchestrator.backends.cancel import CancelHandle, cancelled_completion
 from orchestrator.errors import EngineError
 from orchestrator.types import Completion, GenerationRequest, TokenDelta
 
-__all__ = ["Backend", "OnDelta", "complete", "read_completion", "stream"]
+__all__ = ["Backend", "Event", "OnDelta", "complete", "read_completion", "stream"]
 
 Event = TokenDelta | Completion
 OnDelta = Callable[[TokenDelta], Awaitable[None] | None]

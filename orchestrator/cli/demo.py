@@ -20,7 +20,7 @@ from orchestrator.types import ChatMessage, GenerationRequest, SamplingParams, T
 
 __all__ = ["run_demo"]
 
-LARGER = "gemma3-270m"  # the cascade's second tier
+_LARGER = "gemma3-270m"  # the cascade's second tier
 _SYSTEM = (
     "You are a concise assistant running on the user's own computer. "
     "Answer in one short sentence. Do not add explanations."
@@ -217,9 +217,9 @@ def _routing_demo(orch: SyncOrchestrator, say: _Out) -> None:
     assert done.route is not None
     show(done.route)
 
-    say(f"   a confidence cascade ({local.name}, then {LARGER}): the small model answers with token\n"
+    say(f"   a confidence cascade ({local.name}, then {_LARGER}): the small model answers with token\n"
         "   log-probabilities; an answer below the confidence threshold escalates")
-    with SyncOrchestrator({LARGER: LARGER}, engine_config=EngineConfig(n_ctx=1024, max_sequences=2)) as larger:
+    with SyncOrchestrator({_LARGER: _LARGER}, engine_config=EngineConfig(n_ctx=1024, max_sequences=2)) as larger:
         router = Router([local, larger.backend()], policies=[PrivacyPolicy(), CascadePolicy(CascadeSettings(threshold=0.5))])
         for question in ("The capital of France is", "The author of the novel Middlemarch is"):
             request = GenerationRequest(prompt=question, max_tokens=6, stop=("\n", "."))

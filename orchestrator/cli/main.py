@@ -16,7 +16,7 @@ from orchestrator.cli import serve as cli_serve
 from orchestrator.errors import ConfigError, OrchestratorError, RequestError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest, SamplingParams, TokenDelta
 
-__all__ = ["main"]
+__all__ = ["completion_json", "main"]
 
 log = logging.getLogger("orchestrator.cli")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["COMMANDS", "add_parsers"]
+__all__ = ["API_KEY_ENV", "COMMANDS", "add_parsers", "router_over"]
 
 log = logging.getLogger("orchestrator.cli")
 

@@ -21,12 +21,9 @@ from orchestrator.models.ggml_types import GGML_TYPES, KV_CACHE_TYPES, LLAMA_FIL
 from orchestrator.models.gguf_vocab import vocab_problem
 
 __all__ = [
-    "GGML_TYPES",
-    "KV_CACHE_TYPES",
-    "LLAMA_FILE_TYPES",
-    "GGUFInfo",
-    "TensorInfo",
-    "read_gguf",
+    "DEFAULT_ALIGNMENT", "GGML_TYPES", "GGUFInfo", "GGUF_MAGIC", "KV_CACHE_TYPES", "LLAMA_FILE_TYPES",
+    "MAX_ARRAY_DEPTH", "MAX_DIMS", "MAX_KEPT_ARRAY", "MAX_KV", "MAX_READ_NUMERIC_ARRAY", "MAX_STRING",
+    "MAX_TENSORS", "MAX_TOKENS", "SUPPORTED_VERSIONS", "TensorInfo", "read_gguf"
 ]
 
 log = logging.getLogger(__name__)

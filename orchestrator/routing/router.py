@@ -8,8 +8,9 @@
 The backends are given in preference order (cheapest tier first). Privacy is always consulted
 first; without a grant no remote backend is ever chosen, and a request whose data may not leave
 the device, with only remote backends left, raises ``EgressRefusedError`` before any socket opens.
-A remote that turns out to be down (``RemoteUnavailableError`` before its first token) falls back
-to the next allowed backend; a cascade runs the small model with log-probabilities and escalates
+A remote that turns out to be down before its first token (``RemoteUnavailableError``, a stream
+that broke, or the server's own 5xx/429 error) falls back to the next allowed backend; once a token
+reached the caller the request is never re-sent. A cascade runs the small model with log-probabilities and escalates
 a weak or invalid answer. ``decide`` shows the decision without running anything.
 """
 
@@ -23,7 +24,13 @@ import anyio
 
 from orchestrator.routing.backend_stats import BackendStats
 from orchestrator.backends.base import Backend, read_completion, stream
-from orchestrator.errors import ConfigError, RemoteUnavailableError
+from orchestrator.errors import (
+    ConfigError,
+    RemoteError,
+    RemoteServerError,
+    RemoteUnavailableError,
+    StreamBrokenError,
+)
 from orchestrator.types import (
     Completion,
     GenerationRequest,
@@ -78,6 +85,14 @@ def backend_available(backend: object) -> bool:
             log.warning("availability probe of %s failed; treating it as down", getattr(backend, "name", backend), exc_info=True)
             return False
     return True
+
+
+def _backend_failed(exc: RemoteError) -> bool:
+    """Whether a remote failure says the backend failed (so another may serve the request), not
+    that the request was wrong: unreachable or down, a broken stream, the server's 5xx or 429."""
+    if isinstance(exc, RemoteServerError):
+        return exc.status is None or exc.status >= 500 or exc.status == 429
+    return isinstance(exc, (RemoteUnavailableError, StreamBrokenError))
 
 
 class Router:
@@ -202,8 +217,8 @@ class Router:
                             return
                         started = True
                         yield event
-            except RemoteUnavailableError as exc:
-                if started or i + 1 == len(order):
+            except RemoteError as exc:
+                if started or i + 1 == len(order) or not _backend_failed(exc):
                     raise
                 nxt = order[i + 1]
                 log.warning("%s unavailable (%s); falling back to %s", name, exc, nxt)
@@ -220,7 +235,9 @@ class Router:
         # 1. The small model's answer, whole (it is judged before the caller sees it).
         try:
             small: Completion | None = await self._run([decision.backend], request.model_copy(update={"logprobs": True}), decision)
-        except RemoteUnavailableError as exc:
+        except RemoteError as exc:  # the caller saw nothing yet: a failed small model escalates
+            if not _backend_failed(exc):
+                raise
             small, weakest = None, CascadeVerdict(True, f"{decision.backend} unavailable: {exc}", 0.0)
         trail = list(decision.trail)
         if small is not None:
@@ -241,8 +258,8 @@ class Router:
         order = [target, *(f for f in decision.fallbacks if f not in (target, decision.backend))]
         try:
             return await self._run(order, request, escalated)
-        except RemoteUnavailableError as exc:
-            if small is None:
+        except RemoteError as exc:
+            if small is None or not _backend_failed(exc):
                 raise
             # 4. Nothing larger is up: the small answer is better than none.
             trail.append(RouteStep(policy="router", action="keep", backend=decision.backend, reason=f"escalation failed: {exc}"))

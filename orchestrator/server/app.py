@@ -45,7 +45,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ConfigError("the server needs the 'server' extra: pip install 'on-device-orchestrator[server]'") from exc
 
-__all__ = ["ServerStats", "create_app"]
+__all__ = ["Event", "ServerStats", "create_app"]
 
 log = logging.getLogger("orchestrator.server")
 
@@ -65,7 +65,12 @@ class ServerStats:
 
 
 class _Admission:
-    """At most ``active`` generations at once and ``queued`` waiting; more get a 429."""
+    """At most ``active`` generations at once and ``queued`` waiting; more get a 429.
+
+    A request is counted as waiting before the first ``await`` (the check and the count happen
+    in one step of the event loop), so a burst can never slip past the limit while earlier
+    requests are still on their way to the semaphore.
+    """
 
     def __init__(self, config: ServerConfig, stats: ServerStats) -> None:
         self.config = config
@@ -75,9 +80,12 @@ class _Admission:
     async def acquire(self) -> None:
         if self._sem is None:  # made on the server's event loop, on first use
             self._sem = anyio.Semaphore(self.config.max_active)
-        if self.stats.active >= self.config.max_active and self.stats.waiting >= self.config.max_queued:
+        # 1. Check and count at once, with no await in between: active and waiting together are
+        #    every request admitted so far (one holding a free slot may not be "active" yet).
+        if self.stats.active + self.stats.waiting >= self.config.max_active + self.config.max_queued:
             raise ApiError(429, "the server is busy; retry shortly", "server_error", code="overloaded")
         self.stats.waiting += 1
+        # 2. Wait for a slot; the request stays counted as waiting until it has one.
         try:
             await self._sem.acquire()
         finally:

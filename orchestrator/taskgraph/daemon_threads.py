@@ -29,7 +29,7 @@ __all__ = ["MAX_TOOL_THREADS", "abandoned_calls", "run_in_daemon_thread"]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 MAX_TOOL_THREADS = 32
 _limiter: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar("orchestrator_tool_threads")
@@ -53,7 +53,7 @@ def abandoned_calls() -> tuple[str, ...]:
         return tuple(sorted(_abandoned))
 
 
-async def run_in_daemon_thread(fn: Callable[[], T], *, name: str) -> T:
+async def run_in_daemon_thread(fn: Callable[[], _T], *, name: str) -> _T:
     """Runs ``fn()`` in a new daemon thread and returns its result (or raises its exception).
 
     Cancelling the caller (a timeout) returns at once; the thread runs on, abandoned and logged.

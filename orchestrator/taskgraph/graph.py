@@ -33,16 +33,7 @@ from orchestrator.errors import GraphError
 from orchestrator.taskgraph.binding import check_binding, condition_only, function_parameters, template_fields
 from orchestrator.types import ChatMessage, GenerationRequest, SamplingParams
 
-__all__ = [
-    "Generate",
-    "Input",
-    "Loop",
-    "Node",
-    "Ref",
-    "Retry",
-    "Subgraph",
-    "TaskGraph",
-]
+__all__ = ["Generate", "Input", "Loop", "Node", "Ref", "Retry", "Source", "Step", "Subgraph", "TaskGraph"]
 
 _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_-.")
 _MAX_NAME = 100

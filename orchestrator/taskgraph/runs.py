@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol
 
 from orchestrator.errors import RunError
 
-__all__ = ["NodeReport", "RunEvent", "RunResult", "critical_path"]
+__all__ = ["EventKind", "NodeReport", "NodeStatus", "RunEvent", "RunResult", "critical_path"]
 
 EventKind = Literal[
     "run_started", "node_started", "token", "node_finished", "node_failed",

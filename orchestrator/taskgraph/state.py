@@ -26,7 +26,15 @@ from orchestrator.taskgraph.graph import TaskGraph
 from orchestrator.taskgraph.runs import NodeReport, RunEvent
 from orchestrator.taskgraph.store import RunStore, to_json
 
-__all__ = ["BranchCancelled", "Committed", "FailurePolicy", "RunState", "as_run_error", "reason"]
+__all__ = [
+    "BranchCancelled",
+    "Committed",
+    "FailurePolicy",
+    "RunState",
+    "SubgraphRunner",
+    "as_run_error",
+    "reason",
+]
 
 log = logging.getLogger(__name__)
 
