@@ -25,7 +25,8 @@ ALLOWED = {
     "agents": {"orchestrator.core", "tools"},
     "orchestrator.models": {"orchestrator.core"},
     "orchestrator.engine": {"orchestrator.core", "orchestrator.models"},
-    "orchestrator.backends": {"orchestrator.core", "orchestrator.engine"},
+    # tools: backends enforce a request's tools and response format with its grammars (tools.output_spec)
+    "orchestrator.backends": {"orchestrator.core", "orchestrator.engine", "tools"},
     "orchestrator.routing": {"orchestrator.core", "orchestrator.backends", "policies"},
     "orchestrator.taskgraph": {"orchestrator.core", "orchestrator.backends", "agents"},
     "orchestrator.agent_runner": {"orchestrator.core", "orchestrator.backends", "orchestrator.taskgraph", "agents", "tools", "policies"},
