@@ -183,8 +183,9 @@ class Orchestrator:
             return
         self._inflight.add(cancel)
         try:
-            if isinstance(backend, LocalBackend) and not request.tools:  # tools: LocalBackend refuses them, clearly
-                events = _engine_events(backend.engine, request, cancel)
+            direct = backend.direct_request(request) if isinstance(backend, LocalBackend) else None
+            if direct is not None:  # the engine's own stream (exact cancel); tools go through the backend, which reads calls back
+                events = _engine_events(backend.engine, direct, cancel)
             else:
                 events = _backend_events(backend, request, cancel)
             async with aclosing(events):

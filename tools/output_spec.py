@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.errors import ToolCallError, ToolDefinitionError
-from orchestrator.types import ChatMessage, FunctionCall, GenerationRequest, ResponseFormat
+from orchestrator.types import ChatMessage, Choice, FunctionCall, GenerationRequest, ResponseFormat
 from tools.grammar import schema_to_gbnf
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "format_grammar",
     "new_call_id",
     "prompt_instructions",
+    "read_choice",
     "read_reply",
     "reads_decisions",
     "text_messages",
@@ -170,6 +171,17 @@ def read_reply(text: str, request: GenerationRequest) -> tuple[str, tuple[Functi
             raise ToolCallError("arguments must be a JSON object", tool=call["name"])
         out.append(FunctionCall(id=new_call_id(), name=call["name"], arguments=json.dumps(call["arguments"], ensure_ascii=False)))
     return "", tuple(out)
+
+
+def read_choice(choice: Choice, request: GenerationRequest) -> Choice:
+    """A generated choice with its calls-or-answer text read back: calls in ``tool_calls`` (finish
+    reason ``tool_calls``), the answer as its text. A reply that cannot be read (cut by the token
+    limit, or wrong) is kept as it is, for the caller to check and send back."""
+    try:
+        content, calls = read_reply(choice.text, request)
+    except ToolCallError:
+        return choice
+    return choice.model_copy(update={"text": content, "tool_calls": calls, "finish_reason": "tool_calls" if calls else choice.finish_reason})
 
 
 def _json(text: str) -> Any:
