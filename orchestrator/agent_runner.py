@@ -1,6 +1,9 @@
 """Runs agents: drives the pure ``agents.loop`` generator and does its I/O.
 
-Model turns go to the named backend (streamed, so a UI sees tokens); the calls of one turn
+Model turns go to the named backend (streamed, so a UI sees tokens), each backend enforcing the
+turn's tools and answer format its own way; a turn for a remote backend, and an escalation, first
+ask the privacy policy (``orchestrator.routing.egress``): private data never leaves the device,
+whatever the agent names. The calls of one turn
 run at once as the nodes of a small task graph, each under its timeout; a tool's exception
 reaches the model as a short reason (its type and message, never a stack trace); tools that
 need approval wait for the approver, or for an approval stored for the same arguments.
@@ -13,18 +16,21 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agents.loop import AgentResult, ModelTurn, RunTools, ToolCall, ToolResult, agent_loop
+from agents.loop import AgentResult, Escalate, ModelTurn, RunTools, ToolCall, ToolResult, agent_loop
 from orchestrator.backends.base import Backend
 from orchestrator.errors import ConfigError, EngineError
+from orchestrator.routing.egress import DEFAULT_AGENT_PRIVACY, turn_decision
+from orchestrator.routing.router import backend_location
 from orchestrator.taskgraph.graph import TaskGraph
 from orchestrator.taskgraph.scheduler import Runner
 from orchestrator.types import Completion, TokenDelta
 from policies.approvals import decide_approval
+from policies.privacy import PrivacyPolicy
 
 __all__ = ["AgentEvent", "run_agent"]
 
@@ -54,8 +60,15 @@ async def run_agent(
     approved: set[str] | None = None,
     on_event: Callable[[AgentEvent], None] | None = None,
     context: Mapping[str, Any] | None = None,
+    privacy: PrivacyPolicy = DEFAULT_AGENT_PRIVACY,
+    labels: Iterable[str] = (),
 ) -> AgentResult:
     """Runs ``agent`` on ``task`` to its answer.
+
+    ``privacy`` decides what may reach a remote backend (default: what the agent names may be
+    remote, but detected private data and the data classes in ``labels`` stay on the device): a
+    remote turn it refuses raises ``EgressRefusedError``; a refused escalation keeps the step on
+    the device and ``AgentResult.escalation`` says why.
 
     ``context`` holds the values of the tools' injected parameters (``@tool(injected=...)``):
     the application's, never the model's.
@@ -76,6 +89,7 @@ async def run_agent(
             raise ConfigError(f"agent {agent.name!r}: tool {t.name!r} injects {missing}; pass them in context=")
     emit = on_event or (lambda event: None)
     approved = approved if approved is not None else set()
+    labels = frozenset(labels)
     loop = agent_loop(agent, task)
     reply: Any = None
     was_escalated = False
@@ -86,7 +100,12 @@ async def run_agent(
                 if need.escalated and not was_escalated:
                     was_escalated = True
                     emit(AgentEvent("escalated", time.time(), text=need.backend))
+                if backend_location(backends[need.backend]) == "remote":  # raises before any socket when refused
+                    turn_decision(need.request, (need.backend, backends[need.backend]), privacy=privacy, labels=labels)
                 reply = await _model_turn(backends[need.backend], need, emit)
+            elif isinstance(need, Escalate):
+                reply = turn_decision(need.request, (need.target, backends[need.target]), (need.current, backends[need.current]),
+                                      privacy=privacy, labels=labels)
             elif isinstance(need, RunTools):
                 reply = await _run_tools(agent, need.calls, approve, approved, emit, context)
             else:  # pragma: no cover - the loop yields only these two
