@@ -237,6 +237,11 @@ class LocalEngine:
             decode_steps=self._totals["steps"],
         )
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called (the model is freed, or being freed)."""
+        return self._closing
+
     def close(self) -> None:
         """Fails what is still running with EngineError, stops the worker, frees the model."""
         with self._submit_lock:

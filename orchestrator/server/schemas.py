@@ -16,8 +16,10 @@ __all__ = [
     "ChatMessageIn",
     "CompletionBody",
     "ContentPart",
+    "EmbeddingBody",
     "FunctionDef",
     "NamedToolChoice",
+    "ResponseFormatIn",
     "ToolCallIn",
     "ToolDef",
 ]
@@ -75,6 +77,18 @@ class NamedToolChoice(_In):
     function: _NamedFunction
 
 
+class JsonSchemaIn(_In):
+    name: str = Field("output", min_length=1, max_length=64)
+    description: str | None = Field(None, max_length=4096)
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormatIn(_In):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaIn | None = None
+
+
 class _Sampling(_In):
     model: str = Field(min_length=1, max_length=256)
     max_tokens: int | None = Field(None, ge=1)
@@ -85,6 +99,10 @@ class _Sampling(_In):
     stop: str | list[str] | None = Field(None, max_length=16)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
+    # llama.cpp's own sampling fields, honoured
+    top_k: int | None = Field(None, ge=0, le=100_000)
+    min_p: float | None = Field(None, ge=0.0, lt=1.0)
+    repeat_penalty: float | None = Field(None, gt=0.0, le=10.0)
 
     @property
     def include_usage(self) -> bool:
@@ -98,7 +116,10 @@ class ChatBody(_Sampling):
     max_completion_tokens: int | None = Field(None, ge=1)
     tools: list[ToolDef] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormatIn | None = None
     logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
 
 
 class CompletionBody(_Sampling):
@@ -106,3 +127,15 @@ class CompletionBody(_Sampling):
 
     prompt: str | list[str] = Field(max_length=MAX_CONTENT_CHARS)
     logprobs: int | None = Field(None, ge=0, le=5)
+
+
+MAX_EMBED_INPUTS = 2048
+
+
+class EmbeddingBody(_In):
+    """``POST /v1/embeddings`` (text inputs; token-id inputs are refused)."""
+
+    model: str = Field(min_length=1, max_length=256)
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
