@@ -4,9 +4,10 @@ Defaults follow OpenAI's API: ``temperature`` 1 and ``top_p`` 1 unless given; ``
 (or ``max_completion_tokens``) defaults to the server's setting and is capped by it. A backend
 whose ``location`` is ``"remote"`` gets the tools natively (``GenerationRequest.tools``) and the
 conversation in OpenAI's shape (``tool_calls``, ``tool_call_id``); any other gets them through a
-grammar (``local_tools``). ``response_format`` goes into the request, which every backend
+grammar (``local_tools``), or, next to a ``response_format``, natively too: the local backend's
+own calls-or-answer grammar. ``response_format`` goes into the request, which every backend
 enforces its own way; for a local one the schema is compiled here first, so a schema no grammar
-can enforce is a 400 before anything runs (and so is a response format next to tools there).
+can enforce is a 400 before anything runs.
 Log-probabilities carry each token's text. Pure code: no I/O.
 """
 
@@ -42,7 +43,7 @@ from orchestrator.types import (
     SamplingParams,
     ToolSpec,
 )
-from tools.output_spec import format_grammar
+from tools.output_spec import decision_grammar, format_grammar
 
 __all__ = ["Prepared", "chat_logprobs", "chat_response", "completion_response", "finish_reason", "prepare_chat", "prepare_completion",
            "text_logprobs", "usage"]
@@ -131,18 +132,21 @@ def prepare_chat(body: ChatBody, config: ServerConfig, *, remote: bool) -> Prepa
     fields = _sampling(body, config)
     plan = None
     native: dict = {}
-    if remote and tools and choice != "none":
+    fmt = _response_format(body.response_format)
+    if (remote or fmt is not None) and tools and choice != "none":
+        # Native tools: a remote backend's, or a local backend's own calls-or-answer grammar when the
+        # answer has a format too (the text-or-call plan below has no place for one).
         specs = tuple(ToolSpec(name=n, description=d, parameters=p) for n, d, p in tools)
         if choice not in (None, "auto", "required"):  # one named tool: offer only it, and require it
             specs, choice = tuple(s for s in specs if s.name == choice), "required"
         native = {"tools": specs, "tool_choice": choice or "auto", "max_tool_calls": 1 if body.parallel_tool_calls is False else 4}
     else:
         plan = plan_local_tools(tools, choice)
-    fmt = _response_format(body.response_format)
-    if fmt is not None and not remote:
-        if plan is not None:
-            raise ApiError(400, "response_format next to tools is not supported on a local model; send one of them", param="response_format")
-        format_grammar(fmt)  # a schema no grammar can enforce is refused now (ToolDefinitionError: a 400)
+    if fmt is not None and not remote:  # a schema no grammar can enforce is refused now (ToolDefinitionError: a 400)
+        if native:
+            decision_grammar(GenerationRequest(messages=(ChatMessage(role="user", content="-"),), response_format=fmt, **native))
+        else:
+            format_grammar(fmt)
     request = GenerationRequest(
         messages=_messages(body, plan), grammar=plan.grammar if plan else None, logprobs=body.logprobs, response_format=fmt,
         **fields, **native
