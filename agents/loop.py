@@ -44,7 +44,7 @@ from agents.grounding import ground_schema
 from agents.prompting import prompt_messages
 from orchestrator.errors import AgentError, ToolCallError
 from orchestrator.types import ChatMessage, Choice, Completion, FunctionCall, GenerationRequest, ResponseFormat, RouteDecision, ToolSpec
-from tools.output_spec import FAILED_PREFIX, decision_grammar, new_call_id
+from tools.output_spec import FAILED_PREFIX, decision_grammar, format_grammar, new_call_id
 from tools.tool import Tool
 from tools.validation import validate_arguments
 
@@ -152,8 +152,6 @@ def decision_grammars(agent: Agent, texts: Sequence[str] | None = None) -> tuple
     turn = turn_request(agent, [ChatMessage(role="user", content="t")], texts=texts)
     last = turn_request(agent, [ChatMessage(role="user", content="t")], answer_only=True)
     if not agent.tools:
-        from tools.output_spec import format_grammar
-
         grammar = format_grammar(turn.response_format) or ""
         return grammar, grammar
     return decision_grammar(turn), decision_grammar(last)

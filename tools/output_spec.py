@@ -47,7 +47,6 @@ __all__ = [
     "prompt_instructions",
     "read_choice",
     "read_reply",
-    "reads_decisions",
     "text_messages",
 ]
 
@@ -73,11 +72,6 @@ def answer_text_cap(request: GenerationRequest) -> int:
     """How many characters a text answer may take: all the tokens but a few for the JSON around it,
     even at one character per token (a reply cut by the token limit is not JSON)."""
     return max(32, request.max_tokens - 16)
-
-
-def reads_decisions(request: GenerationRequest) -> bool:
-    """Whether the reply is written in the ``{"calls"}``/``{"answer"}`` format (the request offers tools)."""
-    return bool(request.tools)
 
 
 def decision_schema(request: GenerationRequest) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 A request's output needs are enforced with a grammar (``tools.output_spec``): a response format
 alone becomes the grammar of its schema; tools become the grammar of the calls-or-answer reply,
-which is read back into ``Choice.tool_calls`` and the answer text. A conversation holding tool
+which is read back into ``Choice.tool_calls`` and the answer text (so such a reply is not
+streamed token by token: its answer comes as one delta at the end). A conversation holding tool
 calls and results is written as the model reads them. Raw ``grammar`` requests pass as they are.
 """
 
