@@ -42,7 +42,7 @@ from pydantic import BaseModel, ValidationError
 from agents.agent import Agent
 from agents.grounding import ground_schema
 from agents.prompting import prompt_messages
-from orchestrator.errors import AgentError, ToolCallError
+from orchestrator.errors import AgentError, ToolCallError, ToolExecutionError
 from orchestrator.types import ChatMessage, Choice, Completion, FunctionCall, GenerationRequest, ResponseFormat, RouteDecision, ToolSpec
 from tools.output_spec import FAILED_PREFIX, decision_grammar, format_grammar, new_call_id
 from tools.tool import Tool
@@ -91,10 +91,17 @@ class RunTools:
 
 @dataclass(frozen=True)
 class ToolResult:
+    """What one call gave: its value, or the typed reason it gave none."""
+
     call: ToolCall
     ok: bool
     value: Any = None  # the tool's JSON-able result when ok
-    error: str | None = None  # a short reason for the model when not
+    failure: ToolExecutionError | None = None  # why not, when not ok (raised, timed out, not shown, not approved)
+
+    @property
+    def error(self) -> str | None:
+        """The one-line reason the model reads (``RuntimeError: disk full``), or None."""
+        return None if self.failure is None else str(self.failure)
 
 
 @dataclass(frozen=True)

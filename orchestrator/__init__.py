@@ -30,6 +30,7 @@ from orchestrator.errors import (
     PlanError,
     RemoteError,
     RemoteProtocolError,
+    RemoteServerError,
     RemoteUnavailableError,
     RequestError,
     RoutingError,
@@ -40,6 +41,7 @@ from orchestrator.errors import (
     ToolCallError,
     ToolDefinitionError,
     ToolExecutionError,
+    UnknownFactoryError,
     UnsafeResumeError,
 )
 from orchestrator.types import (
@@ -108,6 +110,7 @@ __all__ = [
     "RemoteEndpoint",
     "RemoteError",
     "RemoteProtocolError",
+    "RemoteServerError",
     "RemoteUnavailableError",
     "RequestError",
     "Retry",
@@ -133,6 +136,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolExecutionError",
     "ToolSpec",
+    "UnknownFactoryError",
     "UnsafeResumeError",
     "complete",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "RouteDecision",
     "RouteStep",
     "SamplingParams",
+    "SpeculativeMode",
     "SpeculativeStats",
     "Timings",
     "TokenDelta",

@@ -20,7 +20,7 @@ from agents.agent import Agent
 from agents.loop import AgentResult
 from orchestrator.agent_runner import run_agent
 from orchestrator.backends import LocalBackend, RemoteBackend, RemoteEndpoint, RemoteTimeouts
-from orchestrator.backends.retry import RetryPolicy
+from orchestrator.backends.retry import Retry
 from tests.strict_openai import Reply, StrictOpenAI
 from tests.test_remote_llama_server import server_url  # noqa: F401 - the llama_cpp.server fixture
 from tools.builtin import calculator
@@ -54,7 +54,7 @@ TASK = "What's the weather in Paris?"
 def remote(url: str, **settings: Any) -> RemoteBackend:
     timeouts = RemoteTimeouts(connect_s=5, read_s=120, total_s=200)
     return RemoteBackend(RemoteEndpoint(base_url=url, model=settings.pop("model", "smollm2"), timeouts=timeouts,
-                                        retry=RetryPolicy(max_attempts=1), **settings))
+                                        retry=Retry(attempts=1), **settings))
 
 
 def run(agent: Agent, task: str, backends: Any, **options: Any) -> AgentResult:

@@ -22,7 +22,7 @@ from agents.prompting import (
 from orchestrator.agent_runner import AgentEvent, run_agent
 from orchestrator.backends.fake import ScriptedBackend
 from orchestrator.backends.local import engine_request
-from orchestrator.errors import AgentError, ConfigError, ToolDefinitionError
+from orchestrator.errors import AgentError, ConfigError, NodeTimeoutError, ToolDefinitionError, ToolExecutionError
 from orchestrator.types import Choice, Completion, GenerationRequest
 from policies.approvals import approval_key, decide_approval
 from tools.tool import tool
@@ -152,6 +152,54 @@ def test_tool_faults_reach_the_model_briefly_and_the_run_continues() -> None:
     assert "hang failed:" in seen and "timeout of 0.2 s" in seen
     assert "weird failed: the tool returned a value that cannot be shown to the model" in seen
     assert "Traceback" not in seen and "File " not in seen
+
+
+def test_tool_faults_reach_the_loop_as_typed_errors_with_their_cause() -> None:
+    backend = ScriptedBackend([_calls(("boom", {"reason": "disk"}), ("hang", {"seconds": 5.0}), ("weird", {}), ("send", {"to": "a@x"})),
+                               _answer("coped")])
+    result = run(Agent("a", "x", tools=(boom, hang, weird, send)), "t", backend)
+    failures = [r.failure for r in result.calls]
+    assert all(isinstance(f, ToolExecutionError) for f in failures)
+    assert [f.tool for f in failures] == ["boom", "hang", "weird", "send"]
+    assert str(failures[0]) == "RuntimeError: broken: disk" and isinstance(failures[0].__cause__, RuntimeError)
+    assert str(failures[1]).startswith("TimeoutError: ") and isinstance(failures[1].__cause__, NodeTimeoutError)
+    assert isinstance(failures[2].__cause__, TypeError)  # a set is not JSON
+    assert failures[3].__cause__ is None and result.calls[3].error == "this tool needs approval and none was given"
+    assert invoked == []  # the call that needed approval did not run
+
+
+def test_a_deep_or_huge_tool_result_reaches_the_model_as_a_short_error() -> None:
+    """A 100,000-deep result used to raise an ExceptionGroup around a RecursionError from run_agent."""
+
+    def nested(depth: int) -> list:
+        value: list = []
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    @tool
+    def deep() -> object:
+        """Returns a value nested 100,000 levels deep."""
+        return nested(100_000)
+
+    @tool
+    async def wide() -> object:
+        """Returns more lists than a result may hold."""
+        return [[] for _ in range(200_000)]
+
+    @tool
+    def fine() -> object:
+        """Returns a nested value of a sane depth."""
+        return nested(10)
+
+    backend = ScriptedBackend([_calls(("deep", {}), ("wide", {}), ("fine", {})), _answer("coped")])
+    result = run(Agent("a", "x", tools=(deep, wide, fine)), "t", backend)
+    assert result.output == "coped" and [r.ok for r in result.calls] == [False, False, True]
+    seen = engine_request(backend.requests[1]).messages[-1].content  # the tool messages, as a local model reads them
+    assert "deep failed: the tool returned a value nested deeper than 64 levels" in seen
+    assert "wide failed: the tool returned a value made of more than 100000 objects" in seen
+    assert "fine returned: " + json.dumps(nested(10)) in seen
+    assert "Traceback" not in seen and len(seen) < 1000
 
 
 def test_calls_of_one_turn_run_at_once() -> None:

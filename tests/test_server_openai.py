@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from orchestrator.backends import LocalBackend, RemoteBackend, RemoteEndpoint
-from orchestrator.backends.retry import RetryPolicy
+from orchestrator.backends.retry import Retry
 from orchestrator.server import BackgroundServer, ServerConfig
 from tests.strict_openai import Reply, StrictOpenAI
 
@@ -48,7 +48,7 @@ def _script(body: dict[str, Any]) -> Reply:
 @pytest.fixture(scope="module")
 def served(smollm2: Any) -> Iterator[tuple[openai.OpenAI, StrictOpenAI, str]]:
     with StrictOpenAI(_script) as fake:
-        cloud = RemoteBackend(RemoteEndpoint(base_url=fake.url, model="strict-gpt", name="cloud", retry=RetryPolicy(max_attempts=1)))
+        cloud = RemoteBackend(RemoteEndpoint(base_url=fake.url, model="strict-gpt", name="cloud", retry=Retry(attempts=1)))
         with BackgroundServer({"small": LocalBackend(smollm2), "cloud": cloud}, ServerConfig(port=0)) as server:
             client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=120)
             try:

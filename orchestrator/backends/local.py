@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 
+from orchestrator.backends.cancel import CancelHandle
 from orchestrator.engine.engine import LocalEngine
 from orchestrator.types import Completion, GenerationRequest, TokenDelta
 from tools.output_spec import decision_grammar, format_grammar, read_choice, text_messages
@@ -35,19 +36,21 @@ def engine_request(request: GenerationRequest) -> GenerationRequest:
 
 
 class LocalBackend:
-    """Streams from a local engine; does not own it (close the engine yourself)."""
+    """Streams from a local engine; does not own it (close the engine yourself).
+
+    Stops at the next token on cancel (``stops_on_cancel``): the engine ends the request with a
+    ``"cancelled"`` completion holding the exact token counts, and frees its KV cells.
+    """
+
+    stops_on_cancel = True
 
     def __init__(self, engine: LocalEngine) -> None:
         self.engine = engine
         self.name = engine.name
 
-    def direct_request(self, request: GenerationRequest) -> GenerationRequest | None:
-        """What to submit to the engine directly when its reply needs no reading back (no tools);
-        None when it does (then use ``generate``)."""
-        return None if request.tools else engine_request(request)
-
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | Completion]:
+    async def generate(self, request: GenerationRequest, *, cancel: CancelHandle | None = None) -> AsyncIterator[TokenDelta | Completion]:
         handle = self.engine.submit(engine_request(request))
+        unregister = cancel.on_cancel(handle.cancel) if cancel is not None else None  # RequestHandle.cancel is thread-safe
         try:
             async for event in handle:
                 if not request.tools:
@@ -60,6 +63,8 @@ class LocalBackend:
                             yield TokenDelta(index=c.index, text=c.text)
                     yield event.model_copy(update={"choices": choices})
         finally:
+            if unregister is not None:
+                unregister()
             handle.cancel()  # the caller left early or was cancelled: stop at the next token (no-op once done)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:

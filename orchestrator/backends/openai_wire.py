@@ -31,15 +31,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orchestrator.errors import ConfigError, RemoteProtocolError
+from orchestrator.errors import ConfigError, RemoteProtocolError, RemoteServerError
 from orchestrator.types import ChatMessage, Choice, FinishReason, FunctionCall, GenerationRequest, TokenDelta
 from tools.output_spec import decision_grammar, format_grammar, prompt_instructions, text_messages
 
-__all__ = ["OutputMode", "ReplyAssembler", "Usage", "request_body"]
+__all__ = ["MAX_ERROR_MESSAGE_CHARS", "OutputMode", "ReplyAssembler", "Usage", "request_body", "server_error"]
 
 OutputMode = Literal["native", "grammar", "prompt"]
 
 log = logging.getLogger(__name__)
+
+MAX_ERROR_MESSAGE_CHARS = 4000
+"""A server's error message is kept whole up to this length (a hostile one may be megabytes)."""
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -261,8 +264,7 @@ class ReplyAssembler:
             where = ".".join(str(p) for p in first["loc"])
             raise RemoteProtocolError(f"malformed reply field {where}: {first['msg']}", endpoint=self.endpoint) from None
         if reply.error is not None:
-            message = reply.error if isinstance(reply.error, str) else reply.error.message
-            raise RemoteProtocolError(f"the server reported an error: {message[:200]}", endpoint=self.endpoint)
+            raise server_error(obj["error"], endpoint=self.endpoint)
         self.model = reply.model or self.model
         if reply.usage is not None:
             self.usage = reply.usage
@@ -348,3 +350,29 @@ class ReplyAssembler:
                 )
             )
         return tuple(out)
+
+
+def server_error(error: Any, *, endpoint: str | None = None) -> RemoteServerError:
+    """The error a server reported inside its reply, as a ``RemoteServerError`` with the server's
+    own message. ``error`` is what it sent: an object like ``{"code": 500, "message": "...",
+    "type": "server_error"}`` (llama.cpp's streamed ``error:`` line, OpenAI's ``error`` field),
+    possibly wrapped once more in ``{"error": ...}``, or plain text."""
+    if isinstance(error, dict) and isinstance(error.get("error"), (dict, str)):
+        error = error["error"]
+    status = None
+    if isinstance(error, dict):
+        code = error.get("code")
+        if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
+            status = code
+        message = error.get("message")
+        kind = error.get("type")
+        text = message if isinstance(message, str) else ""
+        if isinstance(kind, str) and kind:
+            text = f"{text} ({kind[:60]})"
+    else:
+        text = str(error)
+    text = " ".join(text.split())
+    if len(text) > MAX_ERROR_MESSAGE_CHARS:
+        text = text[:MAX_ERROR_MESSAGE_CHARS] + f"... ({len(text)} characters, cut)"
+    where = f" (HTTP {status})" if status is not None else ""
+    return RemoteServerError(f"the server reported an error{where}: {text or 'no message'}", endpoint=endpoint, status=status)

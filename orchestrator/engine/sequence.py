@@ -1,4 +1,4 @@
-"""The engine's per-request and per-sequence state (worker thread only)."""
+"""The engine's per-request and per-sequence state (worker thread only), and a request's result."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from orchestrator.engine.sampling import Sampler
 from orchestrator.engine.prompt_lookup import PromptLookupDrafter
 from orchestrator.engine.speculative import Acceptance, AcceptanceByMatch, Drafter
 from orchestrator.engine.text import StopMatcher, Utf8Stream
-from orchestrator.types import Choice, FinishReason, GenerationRequest, TokenDelta
+from orchestrator.types import Choice, Completion, FinishReason, GenerationRequest, SpeculativeStats, Timings, TokenDelta
 
 __all__ = ["Job", "Sequence"]
 
@@ -36,6 +36,40 @@ class Job:
     @property
     def done(self) -> bool:
         return bool(self.seqs) and all(s.finish is not None for s in self.seqs)
+
+    def completion(self, model: str, energy_source: str) -> Completion:
+        """The finished request's result: its choices, its timings and what speculation did."""
+        end = time.perf_counter()
+        started = [s for s in self.seqs if s.out]
+        generated = sum(len(s.out) for s in self.seqs)
+        last = max((s.t_last for s in started), default=0.0)
+        decode_s = last - self.t_first if started else 0.0
+        prefill_s = self.t_prefilled - self.t_admit if self.t_prefilled else 0.0
+        timings = Timings(
+            queue_s=(self.t_admit or end) - self.t_submit,
+            ttft_s=self.t_first - self.t_submit if self.t_first else 0.0,
+            prefill_tokens=self.prefill_computed,
+            prefill_reused_tokens=self.prefill_reused,
+            prefill_tok_s=self.prefill_computed / prefill_s if prefill_s > 0 else 0.0,
+            decode_tokens=generated,
+            decode_tok_s=(generated - len(started)) / decode_s if decode_s > 0 else 0.0,
+            total_s=end - self.t_submit,
+            cpu_s=sum(s.cpu_s for s in self.seqs),
+            energy_j=sum(s.energy_j for s in self.seqs),
+            energy_source=energy_source,
+        )
+        choices: tuple[Choice, ...] = tuple(s.choice() for s in self.seqs)
+        spec = None
+        if self.request.speculative != "off":
+            spec = SpeculativeStats(
+                mode=self.spec_mode or "off",
+                drafted=sum(s.drafted for s in self.seqs),
+                accepted=sum(s.accepted for s in self.seqs),
+                target_steps=sum(s.target_steps for s in self.seqs),
+                tokens=generated - len(started),  # the first token of each choice comes from the prefill
+                note=self.spec_note,
+            )
+        return Completion(model=model, choices=choices, timings=timings, speculative=spec)
 
 
 @dataclass(eq=False)

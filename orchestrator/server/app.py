@@ -16,14 +16,13 @@ import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
-from orchestrator.backends.base import Backend
-from orchestrator.errors import ConfigError, EngineError, ModelNotFoundError
+from orchestrator.backends.base import Backend, complete, stream
+from orchestrator.errors import ConfigError, ModelNotFoundError
 from orchestrator.server.config import ServerConfig
 from orchestrator.server.convert import (
     Prepared,
@@ -51,7 +50,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ConfigError("the server needs the 'server' extra: pip install 'on-device-orchestrator[server]'") from exc
 
-__all__ = ["ServerStats", "create_app"]
+__all__ = ["Event", "ServerStats", "create_app"]
 
 log = logging.getLogger("orchestrator.server")
 
@@ -71,7 +70,12 @@ class ServerStats:
 
 
 class _Admission:
-    """At most ``active`` generations at once and ``queued`` waiting; more get a 429."""
+    """At most ``active`` generations at once and ``queued`` waiting; more get a 429.
+
+    A request is counted as waiting before the first ``await`` (the check and the count happen
+    in one step of the event loop), so a burst can never slip past the limit while earlier
+    requests are still on their way to the semaphore.
+    """
 
     def __init__(self, config: ServerConfig, stats: ServerStats) -> None:
         self.config = config
@@ -81,9 +85,12 @@ class _Admission:
     async def acquire(self) -> None:
         if self._sem is None:  # made on the server's event loop, on first use
             self._sem = anyio.Semaphore(self.config.max_active)
-        if self.stats.active >= self.config.max_active and self.stats.waiting >= self.config.max_queued:
+        # 1. Check and count at once, with no await in between: active and waiting together are
+        #    every request admitted so far (one holding a free slot may not be "active" yet).
+        if self.stats.active + self.stats.waiting >= self.config.max_active + self.config.max_queued:
             raise ApiError(429, "the server is busy; retry shortly", "server_error", code="overloaded")
         self.stats.waiting += 1
+        # 2. Wait for a slot; the request stays counted as waiting until it has one.
         try:
             await self._sem.acquire()
         finally:
@@ -193,16 +200,9 @@ class _Api:
     async def _whole(self, request: Request, backend: Backend, gen: GenerationRequest) -> Completion:
         """Runs a request to its completion, cancelled if the client disconnects meanwhile."""
 
-        async def run() -> Completion:
-            async with aclosing(backend.generate(gen)) as events:
-                async for event in events:
-                    if isinstance(event, Completion):
-                        return event
-            raise EngineError(f"backend {backend.name} ended its stream without a completion")
-
         await self.admission.acquire()
         try:
-            completion = await _unless_disconnected(request.receive, run, self.stats)
+            completion = await _unless_disconnected(request.receive, lambda: complete(backend, gen), self.stats)
         finally:
             self.admission.release()
         if completion is None:
@@ -214,16 +214,14 @@ class _Api:
         """Starts a stream: waits for its first event (errors still get their status), then
         hands the rest to an SSE response that owns the admission slot and the backend stream."""
         await self.admission.acquire()
-        events = backend.generate(prep.request)
+        events = stream(backend, prep.request)  # checked: a stream without a completion raises EngineError
         try:
             first = await _unless_disconnected(request.receive, events.__anext__, self.stats)
             if first is None:
                 raise ApiError(499, "the client closed the request")
-        except BaseException as exc:
+        except BaseException:
             await events.aclose()
             self.admission.release()
-            if isinstance(exc, StopAsyncIteration):
-                raise EngineError(f"backend {backend.name} ended its stream without a completion") from None
             raise
         return _EventStream(events, first, chunks, self)
 
@@ -267,8 +265,7 @@ class _EventStream(Response):
         except OSError:
             return False  # the client went away while we were writing
         except Exception as exc:  # noqa: BLE001 - after the 200 the error goes out as an event, never a trace
-            ended = EngineError("the backend ended its stream without a completion")
-            error: dict | None = error_body(to_api_error(ended if isinstance(exc, StopAsyncIteration) else exc))
+            error: dict | None = error_body(to_api_error(exc))
         else:
             error = None
         try:

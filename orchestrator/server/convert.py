@@ -46,7 +46,7 @@ from orchestrator.types import (
 from tools.output_spec import decision_grammar, format_grammar
 
 __all__ = ["Prepared", "chat_logprobs", "chat_response", "completion_response", "finish_reason", "prepare_chat", "prepare_completion",
-           "text_logprobs", "usage"]
+           "route", "text_logprobs", "usage"]
 
 
 @dataclass(frozen=True)
