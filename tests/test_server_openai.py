@@ -105,9 +105,12 @@ def test_response_format_is_honoured_or_refused(served: Any) -> None:
         client.chat.completions.create(model="small", messages=USER, max_tokens=8,
                                        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "pattern": "a+"}}})
     # Tools and a format together, on a local model: its calls-or-answer grammar; either way the reply holds to them.
-    both = client.chat.completions.create(model="small", messages=USER, tools=[WEATHER], response_format=fmt, max_tokens=60, temperature=0)
+    both = client.chat.completions.create(model="small", messages=USER, tools=[WEATHER], response_format=fmt, max_tokens=200, temperature=0)
     message = both.choices[0].message
-    assert [c.function.name for c in message.tool_calls or []] == ["get_weather"] or set(json.loads(message.content)) == {"city", "country"}
+    if message.tool_calls:
+        assert {c.function.name for c in message.tool_calls} == {"get_weather"} and both.choices[0].finish_reason == "tool_calls"
+    else:
+        assert set(json.loads(message.content)) == {"city", "country"}
     with pytest.raises(openai.BadRequestError, match="json_object"):
         client.chat.completions.create(model="small", messages=USER, tools=[WEATHER], response_format={"type": "json_object"}, max_tokens=8)
 
@@ -151,9 +154,12 @@ def test_logprobs_carry_token_text_also_when_streamed(served: Any) -> None:
     tokens = whole.choices[0].logprobs.content
     assert "".join(t.token for t in tokens) == whole.choices[0].message.content and all(t.logprob <= 0 for t in tokens)
     assert all(t.bytes == list(t.token.encode()) for t in tokens)
-    chunks = list(client.chat.completions.create(**ask, stream=True))
-    streamed = [t for c in chunks for choice in c.choices if choice.logprobs and choice.logprobs.content for t in choice.logprobs.content]
-    assert [t.token for t in streamed] == [t.token for t in tokens]  # greedy: the same tokens, each in the chunk that carried it
-    assert [t.logprob for t in streamed] == pytest.approx([t.logprob for t in tokens], abs=0.3)
+    chunks = list(client.chat.completions.create(**ask, stream=True, stream_options={"include_usage": True}))
+    # Each content chunk carries the tokens it holds. (Not compared with the whole reply: with the
+    # prompt now cached, this model's first token is a near-tie, "I" or "Hello".)
+    pieces = [(choice.delta.content, choice.logprobs.content) for c in chunks for choice in c.choices if choice.delta.content]
+    assert pieces and all(lp is not None and "".join(t.token for t in lp) == text for text, lp in pieces)
+    streamed = [t for _, lp in pieces for t in lp]
+    assert len(streamed) == chunks[-1].usage.completion_tokens and all(t.logprob <= 0 for t in streamed)  # none lost between chunks
     text = client.completions.create(model="small", prompt="1, 2, 3,", max_tokens=4, temperature=0, logprobs=1)
     assert "".join(text.choices[0].logprobs.tokens) == text.choices[0].text
