@@ -10,8 +10,8 @@ finds this package and not another distribution's top-level ``agents``.
 """
 
 from agents.agent import Agent
-from agents.loop import AgentResult, ToolCall, ToolResult, agent_loop
+from agents.loop import AgentResult, Escalate, ToolCall, ToolResult, agent_loop
 
-__all__ = ["IS_ORCHESTRATOR_AGENTS", "Agent", "AgentResult", "ToolCall", "ToolResult", "agent_loop"]
+__all__ = ["IS_ORCHESTRATOR_AGENTS", "Agent", "AgentResult", "Escalate", "ToolCall", "ToolResult", "agent_loop"]
 
 IS_ORCHESTRATOR_AGENTS = True

@@ -1,6 +1,9 @@
 """Runs agents: drives the pure ``agents.loop`` generator and does its I/O.
 
-Model turns go to the named backend (streamed, so a UI sees tokens); the calls of one turn
+Model turns go to the named backend (streamed, so a UI sees tokens), each backend enforcing the
+turn's tools and answer format its own way; a turn for a remote backend, and an escalation, first
+ask the privacy policy (``orchestrator.routing.egress``): private data never leaves the device,
+whatever the agent names. The calls of one turn
 run at once as the nodes of a small task graph, each under its timeout. A call that gives no
 result (the tool raised, ran past its timeout, returned what cannot be shown, or was not
 approved) goes back to the loop as a ``ToolExecutionError`` whose text is the one-line reason
@@ -16,14 +19,16 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agents.loop import AgentResult, ModelTurn, RunTools, ToolCall, ToolResult, agent_loop
+from agents.loop import AgentResult, Escalate, ModelTurn, RunTools, ToolCall, ToolResult, agent_loop
 from orchestrator.backends.base import Backend, complete
 from orchestrator.errors import ConfigError, NodeFailedError, NodeTimeoutError, ToolExecutionError
+from orchestrator.routing.egress import DEFAULT_AGENT_PRIVACY, turn_decision
+from orchestrator.routing.router import backend_location
 from orchestrator.taskgraph.graph import TaskGraph
 from orchestrator.taskgraph.runs import NodeReport
 from orchestrator.taskgraph.scheduler import Runner
@@ -31,6 +36,7 @@ from orchestrator.taskgraph.daemon_threads import run_in_daemon_thread
 from orchestrator.taskgraph.store import to_json
 from orchestrator.types import Completion, TokenDelta
 from policies.approvals import decide_approval
+from policies.privacy import PrivacyPolicy
 from tools.nesting import nesting_problem
 
 __all__ = ["MAX_RESULT_CONTAINERS", "MAX_RESULT_DEPTH", "AgentEvent", "Approver", "run_agent"]
@@ -66,8 +72,15 @@ async def run_agent(
     approved: set[str] | None = None,
     on_event: Callable[[AgentEvent], None] | None = None,
     context: Mapping[str, Any] | None = None,
+    privacy: PrivacyPolicy = DEFAULT_AGENT_PRIVACY,
+    labels: Iterable[str] = (),
 ) -> AgentResult:
     """Runs ``agent`` on ``task`` to its answer.
+
+    ``privacy`` decides what may reach a remote backend (default: what the agent names may be
+    remote, but detected private data and the data classes in ``labels`` stay on the device): a
+    remote turn it refuses raises ``EgressRefusedError``; a refused escalation keeps the step on
+    the device and ``AgentResult.escalation`` says why.
 
     ``context`` holds the values of the tools' injected parameters (``@tool(injected=...)``):
     the application's, never the model's.
@@ -88,6 +101,7 @@ async def run_agent(
             raise ConfigError(f"agent {agent.name!r}: tool {t.name!r} injects {missing}; pass them in context=")
     emit = on_event or (lambda event: None)
     approved = approved if approved is not None else set()
+    labels = frozenset(labels)
     loop = agent_loop(agent, task)
     reply: Any = None
     was_escalated = False
@@ -98,7 +112,12 @@ async def run_agent(
                 if need.escalated and not was_escalated:
                     was_escalated = True
                     emit(AgentEvent("escalated", time.time(), text=need.backend))
+                if backend_location(backends[need.backend]) == "remote":  # raises before any socket when refused
+                    turn_decision(need.request, (need.backend, backends[need.backend]), privacy=privacy, labels=labels)
                 reply = await _model_turn(backends[need.backend], need, emit)
+            elif isinstance(need, Escalate):
+                reply = turn_decision(need.request, (need.target, backends[need.target]), (need.current, backends[need.current]),
+                                      privacy=privacy, labels=labels)
             elif isinstance(need, RunTools):
                 reply = await _run_tools(agent, need.calls, approve, approved, emit, context)
             else:  # pragma: no cover - the loop yields only these two

@@ -110,7 +110,7 @@ def test_cancel_before_start_and_run_agent_and_graph():
     graph = TaskGraph("g").add("ask", Generate("Q: {question}"), inputs={"question": Input("question")})
 
     async def main() -> None:
-        backend = ScriptedBackend(lambda r: json.dumps({"answer": "42"}) if r.grammar else "A: " + r.prompt)
+        backend = ScriptedBackend(lambda r: json.dumps({"answer": "42"}) if r.response_format else "A: " + r.prompt)
         async with Orchestrator({"fake": backend}) as orch:
             result = await orch.run_agent(agent, "What is six times seven?")
             assert result.output == "42"

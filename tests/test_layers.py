@@ -25,10 +25,13 @@ ALLOWED = {
     "agents": {"orchestrator.core", "tools"},
     "orchestrator.models": {"orchestrator.core"},
     "orchestrator.engine": {"orchestrator.core", "orchestrator.models"},
-    "orchestrator.backends": {"orchestrator.core", "orchestrator.engine"},
+    # tools: backends enforce a request's tools and response format with its grammars (tools.output_spec)
+    "orchestrator.backends": {"orchestrator.core", "orchestrator.engine", "tools"},
     "orchestrator.routing": {"orchestrator.core", "orchestrator.backends", "policies"},
     "orchestrator.taskgraph": {"orchestrator.core", "orchestrator.backends", "agents"},
-    "orchestrator.agent_runner": {"orchestrator.core", "orchestrator.backends", "orchestrator.taskgraph", "agents", "tools", "policies"},
+    # routing: a remote turn or an escalation asks the privacy policy first (orchestrator.routing.egress)
+    "orchestrator.agent_runner": {"orchestrator.core", "orchestrator.backends", "orchestrator.routing", "orchestrator.taskgraph", "agents",
+                                  "tools", "policies"},
     "orchestrator.server": {"orchestrator.core", "orchestrator.backends", "tools"},
 }
 

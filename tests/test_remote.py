@@ -209,8 +209,8 @@ def test_request_body_for_chat_prompt_tools_and_extras():
 def test_request_body_refuses_what_cannot_work():
     with pytest.raises(ConfigError, match="grammar"):
         request_body(GenerationRequest(prompt="p", grammar='root ::= "a"'), model="m", stream=True, llama_cpp_extras=False)
-    with pytest.raises(ConfigError, match="tools need chat"):
-        request_body(GenerationRequest(prompt="p", tools=(WEATHER,)), model="m", stream=True, llama_cpp_extras=False)
+    with pytest.raises(ValueError, match="tools need chat"):  # refused when the request is built
+        GenerationRequest(prompt="p", tools=(WEATHER,))
     _, body = request_body(GenerationRequest(prompt="p", grammar='root ::= "a"'), model="m", stream=True, llama_cpp_extras=True)
     assert body["grammar"] == 'root ::= "a"'
 

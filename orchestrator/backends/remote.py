@@ -39,10 +39,10 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from orchestrator.backends.circuit import BreakerSettings, CircuitBreaker
-from orchestrator.backends.openai_wire import ReplyAssembler, request_body, server_error
+from orchestrator.backends.openai_wire import OutputMode, ReplyAssembler, request_body, server_error
 from orchestrator.backends.retry import Retry, parse_retry_after, retry_delay
 from orchestrator.backends.sse import SSEDecoder
 from orchestrator.errors import (
@@ -53,6 +53,7 @@ from orchestrator.errors import (
     StreamBrokenError,
 )
 from orchestrator.types import Choice, Completion, GenerationRequest, Timings, TokenDelta
+from tools.output_spec import read_choice
 
 __all__ = ["RemoteBackend", "RemoteEndpoint", "RemoteTimeouts"]
 
@@ -87,7 +88,12 @@ class RemoteEndpoint(BaseModel):
     (one delta per choice), for servers that cannot stream some features
     (llama-cpp-python's server with its ``chatml-function-calling`` format
     refuses to stream automatic tool choice). ``llama_cpp_extras`` sends llama.cpp's own fields (top_k,
-    min_p, repeat_penalty, grammar); without it a grammar is refused.
+    min_p, repeat_penalty, grammar); without it a raw grammar is refused.
+    ``output`` says how a request's tools and response format are enforced (see
+    ``openai_wire``): ``"native"`` (OpenAI's fields), ``"grammar"`` (the local engine's grammar,
+    for llama.cpp servers: the default with ``llama_cpp_extras``) or ``"prompt"`` (the schema in
+    the prompt, for servers with neither; the reply is read back strictly and a wrong one is the
+    caller's to send back, as the agent loop does).
     ``fan_out_n`` serves ``n > 1`` as n one-choice requests in turn, for
     servers that ignore ``n`` (llama-cpp-python's); without it a reply with
     fewer choices than asked is a protocol error. ``retry`` is the one ``Retry``
@@ -105,8 +111,20 @@ class RemoteEndpoint(BaseModel):
     breaker: BreakerSettings = BreakerSettings()
     stream: bool = True
     llama_cpp_extras: bool = False
+    output: OutputMode | None = None
     fan_out_n: bool = False
     max_event_bytes: int = Field(4 << 20, ge=1024, le=1 << 30)
+
+    @property
+    def output_mode(self) -> OutputMode:
+        """``output``, or its default: ``"grammar"`` on llama.cpp servers, ``"native"`` elsewhere."""
+        return self.output or ("grammar" if self.llama_cpp_extras else "native")
+
+    @model_validator(mode="after")
+    def _check_output(self) -> RemoteEndpoint:
+        if self.output == "grammar" and not self.llama_cpp_extras:
+            raise ValueError("output='grammar' needs a llama.cpp server: set llama_cpp_extras=True")
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -168,7 +186,10 @@ class RemoteBackend:
         ep = self.endpoint
         fan_out = ep.fan_out_n and request.n > 1
         # 1. Build the body first: a request this endpoint cannot take fails before any socket.
-        path, body = request_body(request, model=ep.model, stream=ep.stream, llama_cpp_extras=ep.llama_cpp_extras, n=1 if fan_out else None)
+        path, body = request_body(request, model=ep.model, stream=ep.stream, llama_cpp_extras=ep.llama_cpp_extras, n=1 if fan_out else None,
+                                  output=ep.output_mode)
+        # Calls written as text (grammar, prompt) are read back at the end; the text is not streamed meanwhile.
+        read_back = bool(request.tools) and ep.output_mode != "native"
         if request.speculative != "off":
             log.debug("%s: speculative=%s is a local-engine setting; ignored", self.name, request.speculative)
         # 2. An open circuit fails fast.
@@ -185,7 +206,8 @@ class RemoteBackend:
                     call = self._call(client, path, _fan_out_body(body, first), run, width=width, chat=request.messages is not None, first=first)
                     async with aclosing(call) as deltas:
                         async for delta in deltas:
-                            yield delta
+                            if not read_back:
+                                yield delta
             self.breaker.record_success()
         except RemoteError as exc:
             if _server_fault(exc):
@@ -198,7 +220,13 @@ class RemoteBackend:
         # 4. The completion, with what the request cost as seen from here.
         if request.logprobs and any(c.logprobs is None for c in run.choices):
             log.warning("%s: logprobs were asked but the server sent none for some choices", self.name)
-        yield Completion(model=run.model or ep.model, choices=tuple(run.choices), timings=run.timings(self._clock()))
+        choices = tuple(run.choices)
+        if read_back:
+            choices = tuple(read_choice(c, request) for c in choices)
+            for c in choices:
+                if c.text:
+                    yield TokenDelta(index=c.index, text=c.text)
+        yield Completion(model=run.model or ep.model, choices=choices, timings=run.timings(self._clock()))
 
     async def _call(self, client: httpx.AsyncClient, path: str, body: dict[str, Any], run: _Run, *,
                     width: int, chat: bool, first: int) -> AsyncIterator[TokenDelta]:

@@ -230,6 +230,76 @@ def _routing_demo(orch: SyncOrchestrator, say: _Out) -> None:
             say(f"      {step.policy} {step.action}: {step.reason}")
 
 
+def _escalation_demo(orch: SyncOrchestrator, say: _Out) -> None:
+    """One agent step escalated to a second tier, an OpenAI-compatible server on loopback
+    (``orchestrator serve``, here over the same small model: the embedded gemma3-270m file has
+    no chat template, so it cannot run an agent's chat), then a private task whose escalation
+    the privacy policy refuses; each decision printed."""
+    from typing import Annotated
+
+    import anyio
+    from pydantic import AfterValidator, BaseModel
+
+    from agents.agent import Agent
+    from orchestrator.agent_runner import run_agent
+    from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
+    from orchestrator.errors import ConfigError
+    from tools.tool import tool
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Current weather in a city.
+
+        Args:
+            city: City name, e.g. "Paris".
+        """
+        return f"{city}: 18 degrees, light rain"
+
+    checked: list[str] = []
+
+    def reviewed(summary: str) -> str:  # stands in for a check the small model fails (a validator, a reviewer)
+        checked.append(summary)
+        if len(checked) == 1:
+            raise ValueError("too vague: say the temperature and the rain")
+        return summary
+
+    class Report(BaseModel):
+        city: str
+        summary: Annotated[str, AfterValidator(reviewed)]
+
+    agent = Agent("reporter", "You report the weather.", tools=(get_weather,), output_type=Report, escalate_to="larger",
+                  max_retries=0, max_steps=3, max_tokens=128,
+                  examples=(("Is it cold in Oslo?", {"calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}),))
+
+    def show(task: str, backends: dict) -> None:
+        checked.clear()
+        result = anyio.run(lambda: run_agent(agent, task, backends))
+        say(f"   user: {task}")
+        for r in result.calls:
+            say(f"   call {r.call.tool.name}({', '.join(f'{k}={v!r}' for k, v in r.call.arguments.items())}) = {r.value!r}")
+        say(f"   first answer refused by the check: {checked[0][:60]!r}" if checked else "   (no answer was checked)")
+        d = result.escalation
+        if d is not None:
+            say(f"   escalation -> {d.backend} (decided by {d.policy}: {d.reason})")
+            for step in d.trail:
+                say(f"      {step.policy:<8} {step.action:<7} {step.reason}")
+        say(f"   answer from {'the larger tier' if result.escalated else 'the small model'}: {result.output!r}")
+
+    local = orch.backend()
+    try:
+        from orchestrator.server import BackgroundServer, ServerConfig
+    except ConfigError as exc:  # the server extra is not installed
+        say(f"   (skipped: {exc})")
+        return
+    with BackgroundServer({"assistant": local}, ServerConfig(port=0)) as server:
+        say(f"   second tier: an OpenAI-compatible server at {server.url} (native tool calls and response_format)")
+        show("What's the weather in Lisbon?", {"default": local, "larger": RemoteBackend(RemoteEndpoint(base_url=server.url, model="assistant"))})
+    # A remote tier at a loopback port where nothing listens: the privacy policy refuses before any socket.
+    cloud = RemoteBackend(RemoteEndpoint(base_url="http://127.0.0.1:9/v1", model="large", name="cloud"))
+    say("   the same agent with a remote tier, on a task holding an e-mail address:")
+    show("What's the weather in Lisbon? Mail it to jane.doe@example.com", {"default": local, "larger": cloud})
+
+
 def _model_header(model: str, say: _Out) -> None:
     """What the GGUF header says, read before loading the model."""
     path = resolve_model(model)
@@ -250,6 +320,7 @@ _SECTIONS: list[tuple[str, Callable[[SyncOrchestrator, _Out], None]]] = [
     ("6. a task graph: Skeleton-of-Thought, the outline's points expanded as parallel branches", _graph_demo),
     ("7. an agent with tools: grammar-constrained, grounded tool calls on the small model", _agent_demo),
     ("8. routing: each decision is data (backend, deciding policy, reason, trail)", _routing_demo),
+    ("9. one agent step escalated to a second tier; a private task kept on the device", _escalation_demo),
 ]
 
 

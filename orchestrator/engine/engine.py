@@ -208,6 +208,11 @@ class LocalEngine:
             decode_steps=self._totals["steps"],
         )
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called (the model is freed, or being freed)."""
+        return self._closing
+
     def close(self) -> None:
         """Fails what is still running with EngineError, stops the worker, frees the model."""
         with self._submit_lock:
@@ -238,7 +243,8 @@ class LocalEngine:
             return self._model.tokenize(request.prompt, add_special=True, parse_special=True)
         if self._template is None:
             raise ChatTemplateError(f"{self.name} has no usable chat template; send a raw prompt instead")
-        text = self._template.render([m.model_dump(exclude_none=True) for m in request.messages])
+        # Tool calls and results reach the engine written as text (``LocalBackend``): no empty tool fields for the template.
+        text = self._template.render([m.model_dump(exclude_none=True, exclude={"tool_calls"}) for m in request.messages])
         bos_text = self._model.token_text(self._model.bos)
         add_bos = self._model.add_bos and not (bos_text and text.startswith(bos_text))
         return self._model.tokenize(text, add_special=add_bos, parse_special=True)

@@ -102,12 +102,15 @@ class Sequence:
     accepted: int = 0
     target_steps: int = 0
     idle_draft_steps: int = 0
-    # one raw log-probability per token in ``out``, when the request asks for them
+    # one raw log-probability per token in ``out``, and the token's text, when the request asks for them
     logprobs: list[float] | None = None
+    token_texts: list[str] | None = None
+    logprobs_sent: int = 0  # how many of them went out with a delta
 
     def __post_init__(self) -> None:
         if self.job.request.logprobs:
             self.logprobs = []
+            self.token_texts = []
         self._utf8 = Utf8Stream()
         self._stops = StopMatcher(self.job.request.stop)
 
@@ -127,9 +130,10 @@ class Sequence:
             self.end("stop")
             return
         self.out.append(token)
-        if self.logprobs is not None:
+        if self.logprobs is not None and self.token_texts is not None:
             assert logprob is not None, "the request asked for logprobs"
             self.logprobs.append(logprob)
+            self.token_texts.append(piece.decode("utf-8", "replace"))
         shown, stopped = self._stops.feed(self._utf8.feed(piece))
         self._emit(shown)
         if stopped:
@@ -149,7 +153,11 @@ class Sequence:
     def _emit(self, text: str) -> None:
         if text:
             self.text.append(text)
-            self.job.handle.put(TokenDelta(index=self.index, text=text))
+            logprobs = texts = None
+            if self.logprobs is not None and self.token_texts is not None:  # those of the tokens since the last delta
+                logprobs, texts = tuple(self.logprobs[self.logprobs_sent:]), tuple(self.token_texts[self.logprobs_sent:])
+                self.logprobs_sent = len(self.logprobs)
+            self.job.handle.put(TokenDelta(index=self.index, text=text, logprobs=logprobs, token_texts=texts))
 
     def choice(self) -> Choice:
         assert self.finish is not None
@@ -160,4 +168,5 @@ class Sequence:
             finish_reason=self.finish,
             token_ids=tuple(self.out),
             logprobs=None if self.logprobs is None else tuple(self.logprobs),
+            token_texts=None if self.token_texts is None else tuple(self.token_texts),
         )

@@ -1,4 +1,6 @@
-"""The ASGI app: OpenAI's ``/v1/models``, ``/v1/chat/completions`` and ``/v1/completions``.
+"""The ASGI app: OpenAI's ``/v1/models``, ``/v1/chat/completions``, ``/v1/completions`` and
+``/v1/embeddings``, and ``/health``. Body fields the schemas do not read are decided per field
+(``fields``): ignored when they do not change the output, else a 400.
 
 Each served model is a ``Backend`` under a name (a local engine, a remote server, a router).
 Every request is checked in this order: API key (401), body size (413), JSON (400), fields (400),
@@ -29,8 +31,11 @@ from orchestrator.server.convert import (
     prepare_chat,
     prepare_completion,
 )
+from orchestrator.server.embeddings import embedding_response
+from orchestrator.server.fields import check_fields
+from orchestrator.server.health import health_response
 from orchestrator.server.http_errors import ApiError, error_body, to_api_error
-from orchestrator.server.schemas import ChatBody, CompletionBody
+from orchestrator.server.schemas import ChatBody, CompletionBody, EmbeddingBody
 from orchestrator.server.streaming import ChatChunks, CompletionChunks
 from orchestrator.types import Completion, GenerationRequest, TokenDelta
 
@@ -155,9 +160,25 @@ class _Api:
         self._backend(name)
         return JSONResponse(_model_card(name))
 
+    async def health(self, request: Request) -> Response:
+        try:
+            self._authorize(request)
+        except ApiError:
+            return JSONResponse(health_response(self.backends, authorized=False))
+        return JSONResponse(health_response(self.backends, authorized=True))
+
+    async def embeddings(self, request: Request) -> Response:
+        self._authorize(request)
+        data = await self._json(request)
+        check_fields(data, _read(EmbeddingBody))
+        body = EmbeddingBody.model_validate(data)
+        return JSONResponse(await embedding_response(self._backend(body.model), body, self.admission.acquire, self.admission.release))
+
     async def chat(self, request: Request) -> Response:
         self._authorize(request)
-        body = ChatBody.model_validate(await self._json(request))
+        data = await self._json(request)
+        check_fields(data, _read(ChatBody))
+        body = ChatBody.model_validate(data)
         backend = self._backend(body.model)
         prep = prepare_chat(body, self.config, remote=getattr(backend, "location", "local") == "remote")
         if body.stream:
@@ -166,7 +187,9 @@ class _Api:
 
     async def completions(self, request: Request) -> Response:
         self._authorize(request)
-        body = CompletionBody.model_validate(await self._json(request))
+        data = await self._json(request)
+        check_fields(data, _read(CompletionBody), completions=True)
+        body = CompletionBody.model_validate(data)
         backend = self._backend(body.model)
         prep = prepare_completion(body, self.config)
         if body.stream:
@@ -283,6 +306,11 @@ async def _unless_disconnected(receive: Callable[[], Awaitable[dict]], fn: Calla
     return value
 
 
+def _read(schema: type) -> frozenset[str]:
+    """The body fields a schema reads (by their JSON names)."""
+    return frozenset(f.alias or name for name, f in schema.model_fields.items())  # type: ignore[attr-defined]
+
+
 def _model_card(name: str) -> dict:
     return {"id": name, "object": "model", "created": 0, "owned_by": "orchestrator"}
 
@@ -320,6 +348,8 @@ def create_app(backends: Mapping[str, Backend], config: ServerConfig | None = No
         Route("/v1/models/{name:path}", _handle(api.model, api.stats), methods=["GET"]),
         Route("/v1/chat/completions", _handle(api.chat, api.stats), methods=["POST"]),
         Route("/v1/completions", _handle(api.completions, api.stats), methods=["POST"]),
+        Route("/v1/embeddings", _handle(api.embeddings, api.stats), methods=["POST"]),
+        Route("/health", _handle(api.health, api.stats), methods=["GET"]),
     ]
     middleware = []
     if config.cors_origins:  # only the listed origins; no CORS headers at all otherwise
