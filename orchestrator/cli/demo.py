@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from orchestrator.cli.tune import weights_line
 from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.models.catalogue import DEFAULT_MODEL, resolve_model
 from orchestrator.models.gguf import read_gguf
@@ -161,6 +162,8 @@ def run_demo(out: TextIO, model: str = DEFAULT_MODEL) -> int:
         f"   read from the GGUF header before loading: {info.architecture}, {info.n_params / 1e6:.0f}M params, "
         f"{info.file_type}, vocab {info.vocab_size} ({info.vocab_type}), trained context {info.context_length}"
     )
+    for name in (model, "gemma3-270m"):  # measured once per machine (a minute each), then remembered
+        say(f"   weights of {name}: {weights_line(name)}")
 
     with LocalEngine(model, EngineConfig(n_ctx=4096, max_sequences=16)) as engine:
         say(f"   KV cache: {engine.kv_bytes_per_token} bytes/token (f16); {engine.stats().n_ctx} cells shared by 16 sequences")

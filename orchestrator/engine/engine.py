@@ -35,6 +35,7 @@ from orchestrator.engine.sampling import Sampler
 from orchestrator.engine.sequence import Job, Sequence
 from orchestrator.engine.speculative import StepCostModel
 from orchestrator.engine.speculator import Speculator
+from orchestrator.engine.variants import ResolvedWeights, measured_step_costs, resolve_weights
 from orchestrator.errors import (
     CapacityError,
     ChatTemplateError,
@@ -90,7 +91,9 @@ class LocalEngine:
 
     def __init__(self, model: str | Path, config: EngineConfig | None = None, *, name: str | None = None) -> None:
         self.config = cfg = config or EngineConfig()
-        path = resolve_model(model)
+        # the weights file: the variant chosen for this machine, the shipped file, or a path as given
+        self.weights: ResolvedWeights = resolve_weights(model, cfg.weights, threads=cfg.threads)
+        path = self.weights.path
         self.info: GGUFInfo = read_gguf(path)  # hostile files fail here, before any native load
         check_loadable(path, cfg.probe, info=self.info)  # untrusted files load in a child first
         self.name = name or (str(model) if not str(model).endswith(".gguf") else path.stem)
@@ -131,6 +134,7 @@ class LocalEngine:
             ctx=self._ctx, model=self._model, ledger=self._ledger, batch=self._batch,
             scratch_slot=self._scratch_slot, max_positions=self.max_positions,
             draft_length=cfg.draft_length, draft_model=draft, draft_error=self.draft_error,
+            measured=measured_step_costs(path, cfg.threads),
         )
         self._ids = itertools.count(1)
         self._closing = False
