@@ -41,14 +41,14 @@ SHIPPED_STEPS = {1: 0.010, 4: 0.0265, 8: 0.0485, 16: 0.0925}
 Q8_STEPS = {1: 0.010, 4: 0.016, 8: 0.024, 16: 0.040}
 
 
-def store(cache, choice: str, q8_sha: str = "cd" * 32) -> TuneRecord:
+def store(cache, choice: str, q8_sha: str = "cd" * 32, load: float | None = None) -> TuneRecord:
     shipped = measurement("shipped", "Q4_1", SHIPPED_STEPS)
     q8 = measurement("q8_0", "Q8_0", Q8_STEPS, q8_sha)
     picked = q8 if choice == "q8_0" else shipped
     record = TuneRecord(
         model=NAME, shipped_sha256=SHA, machine=Machine.here(THREADS), rule=DecisionRule(), shipped=shipped,
         candidates=(q8,), choice=WeightChoice(format=choice, file_type=picked.file_type, reason=f"test chose {choice}"),
-        text_tokens=1500, reps=5,
+        text_tokens=1500, reps=5, load=load,
     )
     save_record(record, cache)
     return record
@@ -132,6 +132,13 @@ def test_auto_loads_the_stored_variant_and_the_speculator_starts_from_its_step_c
     assert measured_step_costs(smollm2_path, THREADS + 1) is None
     path.with_name(path.name + ".trusted").unlink()  # an untrusted copy: its name alone proves nothing
     assert measured_step_costs(path, THREADS) is None
+
+
+def test_a_tune_under_load_gives_the_speculator_no_step_costs(cache, smollm2_path):
+    store(cache, "shipped", load=4.0)  # four runnable threads per CPU: the timings measured the contention
+    assert measured_step_costs(smollm2_path, THREADS) is None
+    store(cache, "shipped", load=0.5)
+    assert measured_step_costs(smollm2_path, THREADS).one_row_s == pytest.approx(0.010)
 
 
 def test_a_deleted_variant_is_made_again_and_must_match_what_was_measured(cache, smollm2_path):

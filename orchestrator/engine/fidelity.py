@@ -85,12 +85,14 @@ def measure_fidelity(
         ref_model = NativeModel(reference)
         try:
             toks = list(tokens) if tokens is not None else fidelity_tokens(ref_model, max_tokens)
-            n_vocab = ref_model.n_vocab
+            n_vocab, n_ctx_train = ref_model.n_vocab, ref_model.n_ctx_train
         finally:
             ref_model.free()
+        chunk = max(8, min(_MAX_CHUNK, _CHUNK_FLOATS // n_vocab))
+        if n_ctx_train > 0:
+            toks = toks[: n_ctx_train - chunk]  # a model with a short context reads a shorter text
         if len(toks) < 2:
             raise ConfigError("the fidelity text needs at least two tokens")
-        chunk = max(8, min(_MAX_CHUNK, _CHUNK_FLOATS // n_vocab))
         n_ctx = len(toks) + chunk
         for key, path in {"": reference, **files}.items():
             readers[key] = _Reader(path, n_ctx, chunk, threads)

@@ -216,7 +216,7 @@ def measured_step_costs(model_path: str | os.PathLike[str], threads: int, cache_
     """The stored step times of this weights file on this machine at ``threads`` threads, or None.
 
     Found for a catalogue model's shipped file and for the variants the tune made; any other
-    file, or one not tuned on this machine, has none. The speculator starts its cost model
+    file, one not tuned on this machine, or one whose tune ran under load, has none. The speculator starts its cost model
     from these instead of its constant prior (see ``Speculator``).
     """
     path = Path(model_path)
@@ -230,8 +230,8 @@ def measured_step_costs(model_path: str | os.PathLike[str], threads: int, cache_
         known = pinned_model(path, cache_dir=cache_dir)
         record = load_record(known.name, known.sha256, machine, cache_dir) if known is not None else None
         measurement = record.shipped if record is not None else None
-    if measurement is None or len(measurement.step_s) < 2:
-        return None
+    if record is None or record.contended or measurement is None or len(measurement.step_s) < 2:
+        return None  # a tune on a busy machine timed the contention, not the file: the engine calibrates itself
     return StepCosts(step_s=dict(measurement.step_s))
 
 
