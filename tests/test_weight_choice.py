@@ -118,3 +118,22 @@ def test_step_costs_never_go_negative_and_need_two_points():
     assert StepCosts(step_s={1: 0.02, 8: 0.01}).extra_row_cost == 0.0  # noise: a bigger step measured faster
     with pytest.raises(ConfigError):
         _ = StepCosts(step_s={1: 0.01}).one_row_s
+
+
+def test_a_rerun_keeps_the_earlier_choice_unless_clearly_beaten():
+    # this run's noise put Q8_0 just below the margin over the shipped file: the earlier Q8_0 stays
+    noisy_q8 = measured("q8_0", "Q8_0", {1: 150, 8: 282 * 1.12, 16: 340}, 0.959, 0.0047)
+    assert choose_weights(SHIPPED, [noisy_q8]).format == "shipped"
+    kept = choose_weights(SHIPPED, [noisy_q8], previous="q8_0")
+    assert kept.format == "q8_0" and kept.reason.startswith("kept the earlier choice, Q8_0")
+    # and the other way round: the earlier shipped choice stays while a variant is not clearly faster
+    assert choose_weights(SHIPPED, [noisy_q8], previous="shipped").format == "shipped"
+    # a winner beating the earlier choice by the margin replaces it
+    assert choose_weights(SHIPPED, [Q8_0, F16], previous="shipped").format == "q8_0"
+    fast_f16 = measured("f16", "F16", {1: 150, 8: 427 * 1.2, 16: 600}, 0.961, 0.0036)
+    assert choose_weights(SHIPPED, [Q8_0, fast_f16], previous="q8_0").format == "f16"
+    close_f16 = measured("f16", "F16", {1: 150, 8: 427 * 1.1, 16: 600}, 0.961, 0.0036)
+    assert choose_weights(SHIPPED, [Q8_0, close_f16], previous="q8_0").format == "q8_0"
+    # an earlier choice that is now outside the quality bound, or no longer measured, never stays
+    assert choose_weights(SHIPPED, [Q4_0, Q8_0], previous="q4_0").format == "q8_0"
+    assert choose_weights(SHIPPED, [Q8_0], previous="f16").format == "q8_0"

@@ -34,7 +34,7 @@ from orchestrator.engine.fidelity import fidelity_tokens, measure_fidelity
 from orchestrator.engine.native import NativeModel
 from orchestrator.engine.quantize import quantize_model
 from orchestrator.engine.step_timing import time_steps
-from orchestrator.errors import ConfigError, DiskSpaceError, ModelError
+from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.models.catalogue import KNOWN_MODELS, get_known_model, pinned_model, resolve_model
 from orchestrator.models.gguf import read_gguf
 from orchestrator.models.variants import (
@@ -150,9 +150,11 @@ def tune_model(
         _remove(reference)
     # 4. decide, store, clean up
     measured = {key: _measurement(key, path, digests[key], step_s[key], fidelity[key]) for key, path in files.items()}
-    choice = choose_weights(measured[SHIPPED], [measured[f] for f in fmts], rule)
+    machine = Machine.here(threads)
+    earlier = load_record(name, known.sha256, machine, cache_dir)  # a re-run keeps its choice unless clearly beaten
+    choice = choose_weights(measured[SHIPPED], [measured[f] for f in fmts], rule, earlier.choice.format if earlier else None)
     record = TuneRecord(
-        model=name, shipped_sha256=known.sha256, machine=Machine.here(threads), rule=rule,
+        model=name, shipped_sha256=known.sha256, machine=machine, rule=rule,
         shipped=measured[SHIPPED], candidates=tuple(measured[f] for f in fmts), choice=choice,
         text_tokens=next(iter(fidelity.values())).positions, reps=reps, tune_s=time.perf_counter() - started,
         load=_load_per_cpu(),
@@ -206,7 +208,7 @@ def resolve_weights(
             log.warning("choosing the weights format of %s for this machine: measuring once (about a minute)", name)
             try:
                 record = tune_model(name, threads=threads, cache_dir=cache_dir, progress=progress)
-            except (DiskSpaceError, ModelError, OSError) as exc:
+            except (OrchestratorError, OSError) as exc:  # disk space, a quantizer failure: the engine still starts
                 log.warning("weights tune of %s failed, using the shipped file: %s", name, exc)
                 return ResolvedWeights(path=shipped, format=SHIPPED, reason=f"the shipped file: the weights tune failed ({exc})")
         return _chosen_file(record, shipped, cache_dir)

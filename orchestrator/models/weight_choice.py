@@ -162,9 +162,20 @@ def candidate_formats(shipped_type: str, formats: Sequence[str] = CANDIDATE_FORM
 
 
 def choose_weights(
-    shipped: VariantMeasurement, candidates: Sequence[VariantMeasurement], rule: DecisionRule | None = None
+    shipped: VariantMeasurement,
+    candidates: Sequence[VariantMeasurement],
+    rule: DecisionRule | None = None,
+    previous: str | None = None,
 ) -> WeightChoice:
-    """The candidate with the most throughput at ``rule.rows`` rows among those within the bound; else shipped."""
+    """The candidate with the most throughput at ``rule.rows`` rows among those within the bound; else shipped.
+
+    1. Quality: a candidate outside the bound is refused, whatever its speed.
+    2. Speed: it must beat the shipped file by the margin at ``rule.rows`` rows, and keep one row fast enough.
+    3. The fastest candidate left wins; none left, the shipped file.
+    4. Hysteresis: ``previous`` (the format an earlier tune on this machine chose) stays, if it is still
+       within the quality bound (and, a variant, not too slow for one row), unless the new winner beats
+       it by the margin too. So a re-run's timing noise does not flip the choice back and forth.
+    """
     rule = rule or DecisionRule()
     base_rows, base_one = shipped.tok_s(rule.rows), shipped.tok_s(1)
     verdicts: list[Verdict] = []
@@ -174,10 +185,36 @@ def choose_weights(
         verdicts.append(Verdict(format=cand.format, passed=failed is None, reason=failed or _figures(cand, shipped, rule)))
         if failed is None and (best is None or cand.tok_s(rule.rows) > best.tok_s(rule.rows)):
             best = cand
+    winner = best or shipped
+    kept = _kept_previous(previous, winner, shipped, candidates, rule)
+    if kept is not None:
+        return WeightChoice(format=kept.format, file_type=kept.file_type, reason=(
+            f"kept the earlier choice, {kept.file_type}: {winner.file_type} is not {rule.margin:g}x faster than it at "
+            f"{rule.rows} rows ({winner.tok_s(rule.rows):.0f} vs {kept.tok_s(rule.rows):.0f} tok/s); "
+            + (_figures(kept, shipped, rule) if kept is not shipped else _own(shipped, rule))
+        ), verdicts=tuple(verdicts))
     if best is None:
         why = "no variant is clearly faster within the quality bound" if candidates else "no candidate format to try"
         return WeightChoice(format=SHIPPED, file_type=shipped.file_type, reason=f"{why}; {_own(shipped, rule)}", verdicts=tuple(verdicts))
     return WeightChoice(format=best.format, file_type=best.file_type, reason=_figures(best, shipped, rule), verdicts=tuple(verdicts))
+
+
+def _kept_previous(
+    previous: str | None,
+    winner: VariantMeasurement,
+    shipped: VariantMeasurement,
+    candidates: Sequence[VariantMeasurement],
+    rule: DecisionRule,
+) -> VariantMeasurement | None:
+    """The earlier choice's measurement when it should stay (step 4 of ``choose_weights``), else None."""
+    if previous is None or previous == winner.format:
+        return None
+    old = shipped if previous == SHIPPED else next((c for c in candidates if c.format == previous), None)
+    if old is None:
+        return None
+    if old is not shipped and (_quality_failure(old, shipped, rule) or old.tok_s(1) < rule.min_single * shipped.tok_s(1)):
+        return None
+    return old if winner.tok_s(rule.rows) < rule.margin * old.tok_s(rule.rows) else None
 
 
 def _quality_failure(cand: VariantMeasurement, shipped: VariantMeasurement, rule: DecisionRule) -> str | None:
