@@ -37,8 +37,10 @@ def test_a_short_real_tune_stores_its_record_and_keeps_only_the_chosen_file(tmp_
     seen: list[tuple[int, int, str]] = []
     record = tune_model(NAME, reps=1, formats=["q8_0"], text_tokens=48, rows=(1, 8), progress=lambda *a: seen.append(a))
 
-    assert [d for d, _, _ in seen] == list(range(1, len(seen) + 1)) and seen[-1][0] == seen[-1][1]
-    assert "made the F32 reference" in seen[0][2] and "made Q8_0" in seen[1][2]
+    done = [d for d, _, _ in seen]
+    assert done == sorted(done) and done[-1] == seen[-1][1] == 4  # F32, Q8_0, fidelity, one timing repetition
+    details = [text for _, _, text in seen]
+    assert details[:2] == ["made the F32 reference", "made Q8_0"] and "measuring fidelity, 1/1 chunks of text" in details
     assert stored_record(NAME) == record
     assert record.shipped.file_type == "Q4_1" and [c.file_type for c in record.candidates] == ["Q8_0"]
     for m in (record.shipped, *record.candidates):

@@ -28,6 +28,8 @@ def add_parser(msub: Any) -> None:
     p.add_argument("name", help="a catalogue model name")
     p.add_argument("--threads", type=int, default=None, help="threads to measure with (default: the engine's)")
     p.add_argument("--reps", type=int, default=5, help="timing repetitions (medians; default 5)")
+    p.add_argument("--timing-budget", type=float, default=60.0, metavar="SECONDS",
+                   help="start no timing repetition after this many seconds (default 60; one always runs)")
     p.add_argument("--formats", default=None, help="candidate formats, comma-separated (default: q8_0,q4_0,f16)")
     p.add_argument("--keep-all", action="store_true", help="keep every candidate file, not only the chosen one")
     p.add_argument("--json", action="store_true", help="print the stored record as one JSON object")
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()] if args.formats else None
     bar = TuneBar(f"tuning {args.name}")
     try:
-        record = tune_model(args.name, threads=args.threads, reps=args.reps, formats=formats, keep_all=args.keep_all, progress=bar)
+        record = tune_model(args.name, threads=args.threads, reps=args.reps, timing_budget_s=args.timing_budget, formats=formats,
+                            keep_all=args.keep_all, progress=bar)
     finally:
         bar.close()
     if args.json:
@@ -67,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rows = record.rule.rows
     print(f"{record.model} on {record.machine.describe()}: {record.text_tokens} tokens of text, {record.reps} timing repetitions")
-    print(f"{'weights':<10} {'size':>9} {'1 row tok/s':>12} {f'{rows} rows tok/s':>13} {'x shipped':>10} {'top-1':>7} {'mean KL':>9}")
+    print(f"{'weights':<16} {'size':>8} {'1 row tok/s':>12} {f'{rows} rows tok/s':>13} {'x shipped':>10} {'top-1':>7} {'mean KL':>9}")
     base = record.shipped.tok_s(rows)
     for m in (record.shipped, *record.candidates):
         label = f"{m.file_type}" + (" (shipped)" if m.format == "shipped" else "")
-        print(f"{label:<10} {m.size / 2**20:>5.0f} MiB {m.tok_s(1):>12.0f} {m.tok_s(rows):>13.0f} {m.tok_s(rows) / base:>9.2f}x "
+        print(f"{label:<16} {m.size / 2**20:>4.0f} MiB {m.tok_s(1):>12.0f} {m.tok_s(rows):>13.0f} {m.tok_s(rows) / base:>9.2f}x "
               f"{m.fidelity.top1:>7.1%} {m.fidelity.mean_kl:>9.4f}")
     for v in record.choice.verdicts:
         print(f"  {v.format}: {'within the bound' if v.passed else 'refused'}: {v.reason}")

@@ -11,6 +11,7 @@ kept (each sample itself the median of a few steps).
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +20,8 @@ from pathlib import Path
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
 
 __all__ = ["time_steps"]
+
+log = logging.getLogger(__name__)
 
 _STEPS_PER_SAMPLE = 3
 
@@ -73,13 +76,17 @@ def time_steps(
     rows: Sequence[int] = (1, 4, 8, 16),
     reps: int = 5,
     threads: int,
+    budget_s: float | None = None,
     on_rep: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict[int, float]]:
     """Median seconds of a step with each of ``rows`` rows, for each file (keyed as ``files``).
 
     ``prompt``: the tokens every sequence holds before the timed steps (a few dozen).
+    ``budget_s``: no new repetition starts after this many seconds (one always runs), so a
+    machine slowed by other work ends the timing sooner, with fewer repetitions.
     ``on_rep(done, total)`` is called after each repetition.
     """
+    started = time.perf_counter()
     samples: dict[str, dict[int, list[float]]] = {key: {r: [] for r in rows} for key in files}
     steppers: dict[str, _Stepper] = {}
     try:
@@ -95,6 +102,10 @@ def time_steps(
                     samples[key][r].append(steppers[key].sample(r))
             if on_rep is not None:
                 on_rep(rep + 1, reps)
+            if budget_s is not None and rep + 1 < reps and time.perf_counter() - started > budget_s:
+                log.warning("step timing stopped after %d of %d repetitions: past its %.0f s budget (a busy machine?)",
+                            rep + 1, reps, budget_s)
+                break
     finally:
         for stepper in steppers.values():
             stepper.free()

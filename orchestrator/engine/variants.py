@@ -100,6 +100,7 @@ def tune_model(
     *,
     threads: int | None = None,
     reps: int = 5,
+    timing_budget_s: float | None = 60.0,
     formats: Sequence[str] | None = None,
     text_tokens: int = _TEXT_TOKENS,
     rows: Sequence[int] = DEFAULT_ROWS,
@@ -108,7 +109,10 @@ def tune_model(
     cache_dir: str | os.PathLike[str] | None = None,
     progress: TuneProgress | None = None,
 ) -> TuneRecord:
-    """Measures the candidate formats of catalogue model ``name`` and stores the decision (see the module)."""
+    """Measures the candidate formats of catalogue model ``name`` and stores the decision (see the module).
+
+    ``reps`` timing repetitions, fewer when they pass ``timing_budget_s`` (one always runs).
+    """
     started = time.perf_counter()
     known = get_known_model(name)
     rule = rule or DecisionRule()
@@ -135,17 +139,7 @@ def tune_model(
         for fmt in fmts:
             files[fmt], digests[fmt] = _make_variant(shipped, name, known.sha256, fmt, cache_dir)
             steps.advance(f"made {fmt.upper()}")
-        # 2. fidelity against the reference, every file over the same tokens
-        fidelity = measure_fidelity(reference, files, threads=threads, max_tokens=text_tokens)
-        steps.advance("measured fidelity")
-        # 3. step times, the files taking turns
-        model = NativeModel(shipped)
-        try:
-            prompt = fidelity_tokens(model, _PROMPT_TOKENS)
-        finally:
-            model.free()
-        step_s = time_steps(files, prompt=prompt, rows=rows, reps=reps, threads=threads,
-                            on_rep=lambda done, total: steps.advance(f"timed steps, repetition {done}/{total}"))
+        fidelity, step_s, done_reps = _measure(reference, files, threads, text_tokens, rows, reps, timing_budget_s, steps)
     finally:
         _remove(reference)
     # 4. decide, store, clean up
@@ -156,7 +150,7 @@ def tune_model(
     record = TuneRecord(
         model=name, shipped_sha256=known.sha256, machine=machine, rule=rule,
         shipped=measured[SHIPPED], candidates=tuple(measured[f] for f in fmts), choice=choice,
-        text_tokens=next(iter(fidelity.values())).positions, reps=reps, tune_s=time.perf_counter() - started,
+        text_tokens=next(iter(fidelity.values())).positions, reps=done_reps, tune_s=time.perf_counter() - started,
         load=_load_per_cpu(),
     )
     save_record(record, cache_dir)
@@ -168,6 +162,39 @@ def tune_model(
         log.warning("the weights tune of %s ran on a busy machine (load %.1f per CPU): its timings may not hold; "
                     "`orchestrator models tune %s` measures again", name, record.load, name)
     return record
+
+
+def _measure(
+    reference: Path,
+    files: dict[str, Path],
+    threads: int,
+    text_tokens: int,
+    rows: Sequence[int],
+    reps: int,
+    budget_s: float | None,
+    steps: _Steps,
+) -> tuple[dict[str, Fidelity], dict[str, dict[int, float]], int]:
+    """Steps 2 and 3 of a tune: each file's fidelity, its step times, and the timing repetitions run."""
+    # 2. fidelity against the reference, every file over the same tokens
+    fidelity = measure_fidelity(
+        reference, files, threads=threads, max_tokens=text_tokens,
+        on_chunk=lambda done, total: steps.note(f"measuring fidelity, {done}/{total} chunks of text"),
+    )
+    steps.advance("measured fidelity")
+    # 3. step times, the files taking turns
+    model = NativeModel(files[SHIPPED])
+    try:
+        prompt = fidelity_tokens(model, _PROMPT_TOKENS)
+    finally:
+        model.free()
+    done_reps: list[int] = []
+
+    def on_rep(done: int, total: int) -> None:
+        done_reps.append(done)
+        steps.advance(f"timed steps, repetition {done}/{total}")
+
+    step_s = time_steps(files, prompt=prompt, rows=rows, reps=reps, threads=threads, budget_s=budget_s, on_rep=on_rep)
+    return fidelity, step_s, len(done_reps)
 
 
 def stored_record(name: str, threads: int | None = None, cache_dir: str | os.PathLike[str] | None = None) -> TuneRecord | None:
@@ -299,5 +326,10 @@ class _Steps:
 
     def advance(self, detail: str) -> None:
         self.done += 1
+        log.info("weights tune %d/%d: %s", self.done, self.total, detail)
+        self.note(detail)
+
+    def note(self, detail: str) -> None:
+        """A new detail for the step under way (the count stays)."""
         if self.progress is not None:
             self.progress(self.done, self.total, detail)
