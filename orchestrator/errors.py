@@ -18,6 +18,7 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     │   ├── PlanError            a model-written plan that cannot be executed (the reason goes back to the model)
     │   └── ToolCallError        a model-written tool call: unknown tool, or arguments that do not validate
     ├── CapacityError            the KV memory budget cannot hold what was asked
+    ├── DiskSpaceError           too little free disk for files the orchestrator must write (weight variants)
     ├── EngineError              the engine is closed or llama.cpp failed mid-run
     ├── GraphError               a task graph that cannot run as built (cycle, missing input, unknown node)
     ├── RunError                 a task graph run that did not finish
@@ -46,6 +47,7 @@ __all__ = [
     "ChatTemplateError",
     "ConfigError",
     "ContextLengthError",
+    "DiskSpaceError",
     "EgressRefusedError",
     "EngineError",
     "GrammarError",
@@ -133,6 +135,17 @@ class PlanError(RequestError):
 
 class CapacityError(OrchestratorError):
     """The KV memory budget cannot hold what was asked."""
+
+
+class DiskSpaceError(OrchestratorError):
+    """Too little free disk space for files the orchestrator must write; ``folder``,
+    ``needed`` and ``free`` (bytes) say where and how much."""
+
+    def __init__(self, message: str, *, folder: str, needed: int, free: int) -> None:
+        super().__init__(message)
+        self.folder = folder
+        self.needed = needed
+        self.free = free
 
 
 class EngineError(OrchestratorError):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from orchestrator.cli.tune import weights_line
 from orchestrator.engine import EngineConfig
 from orchestrator.models.catalogue import DEFAULT_MODEL, resolve_model
 from orchestrator.models.gguf import read_gguf
@@ -309,6 +310,8 @@ def _model_header(model: str, say: _Out) -> None:
         f"   read from the GGUF header before loading: {info.architecture}, {info.n_params / 1e6:.0f}M params, "
         f"{info.file_type}, vocab {info.vocab_size} ({info.vocab_type}), trained context {info.context_length}"
     )
+    for name in (model, "gemma3-270m"):  # measured once per machine (a minute each), then remembered
+        say(f"   weights of {name}: {weights_line(name)}")
 
 
 _SECTIONS: list[tuple[str, Callable[[SyncOrchestrator, _Out], None]]] = [

@@ -13,6 +13,7 @@ from orchestrator.cli import graph as cli_graph
 from orchestrator.cli import models_check as cli_models_check
 from orchestrator.cli import route as cli_route
 from orchestrator.cli import serve as cli_serve
+from orchestrator.cli import tune as cli_tune
 from orchestrator.errors import ConfigError, OrchestratorError, RequestError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest, SamplingParams, TokenDelta
 
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("model")
     info.add_argument("--json", action="store_true")
     cli_models_check.add_parser(msub)
+    cli_tune.add_parser(msub)
 
     gen = sub.add_parser("generate", help="generate text with a local model")
     gen.add_argument("model", help="catalogue name or path to a .gguf file")
@@ -119,6 +121,8 @@ def _models(args: argparse.Namespace) -> int:
         return 0
     if args.models_command == "check":
         return cli_models_check.run(args)
+    if args.models_command == "tune":
+        return cli_tune.run(args)
     if args.models_command == "info":
         from orchestrator.models.catalogue import resolve_model
         from orchestrator.models.gguf import read_gguf
@@ -138,6 +142,8 @@ def _models(args: argparse.Namespace) -> int:
         size = f"{m.size / 2**20:.0f} MiB" if m.size else "-"
         where = str(m.path) if m.path else f"({m.description}; `orchestrator models pull {m.name}`)"
         print(f"{m.name:<14} {'yes' if m.installed else 'no':<10} {size:>9}  {where}")
+        if m.installed:
+            print(f"{'':<14} weights in use: {cli_tune.weights_summary(m.name)}")
     return 0
 
 
@@ -184,9 +190,10 @@ def _prepared(model: str) -> Path:
 
     bar = ProgressBar(f"preparing {model}")
     try:
-        return resolve_model(model, progress=bar)
+        resolve_model(model, progress=bar)
     finally:
         bar.close()
+    return cli_tune.chosen_weights(model).path  # a catalogue model's variant for this machine; a path as given
 
 
 def _request_from_args(args: argparse.Namespace) -> GenerationRequest:

@@ -39,7 +39,9 @@ from orchestrator.engine.sequence import Job, Sequence
 from orchestrator.engine.slots import KVSlots
 from orchestrator.engine.speculative import StepCostModel
 from orchestrator.engine.speculator import Speculator
+from orchestrator.engine.variants import ResolvedWeights, measured_step_costs, resolve_weights
 from orchestrator.errors import CapacityError, ChatTemplateError, ContextLengthError, EngineError, RequestError
+from orchestrator.models.catalogue import model_name
 from orchestrator.models.gguf import GGUFInfo
 from orchestrator.types import Completion, GenerationRequest
 
@@ -81,7 +83,9 @@ class LocalEngine:
     def __init__(self, model: str | Path, config: EngineConfig | None = None, *, name: str | None = None) -> None:
         self.config = cfg = config or EngineConfig()
         n_seq_max = cfg.max_sequences + cfg.prefix_cache_slots + 1  # + a scratch slot for calibration
-        opened = open_model(model, cfg, name=name, n_seq_max=n_seq_max)  # checks, probes, loads
+        # the weights file: the variant chosen for this machine, the shipped file, or a path as given
+        self.weights: ResolvedWeights = resolve_weights(model, cfg.weights, threads=cfg.threads)
+        opened = open_model(self.weights.path, cfg, name=name or model_name(model), n_seq_max=n_seq_max)  # checks, probes, loads
         self.name = opened.name
         self.info: GGUFInfo = opened.info
         self.kv_bytes_per_token = opened.kv_bytes_per_token
@@ -102,6 +106,7 @@ class LocalEngine:
             ctx=self._ctx, model=self._model, ledger=self._ledger, batch=self._batch,
             scratch_slot=self._scratch_slot, max_positions=self.max_positions,
             draft_length=cfg.draft_length, draft_model=opened.draft, draft_error=self.draft_error,
+            measured=measured_step_costs(self.weights.path, cfg.threads),
         )
         self._ids = itertools.count(1)
         self._closing = False
