@@ -47,8 +47,11 @@ def test_kill_9_mid_run_then_resume_from_the_cli(tmp_path: Path) -> None:
     committed: dict[str, str] = {}
     while time.monotonic() < deadline and proc.poll() is None:
         if store.exists():
-            with sqlite3.connect(store) as db:
-                committed = dict(db.execute("SELECT key, output FROM nodes WHERE run_id = 'k' AND status = 'done'").fetchall())
+            try:
+                with sqlite3.connect(store) as db:
+                    committed = dict(db.execute("SELECT key, output FROM nodes WHERE run_id = 'k' AND status = 'done'").fetchall())
+            except sqlite3.OperationalError:  # the file is there but its tables are still being created
+                committed = {}
             if "outline" in committed:
                 break
         time.sleep(0.05)
