@@ -284,7 +284,7 @@ def _escalation_demo(orch: SyncOrchestrator, say: _Out) -> None:
             say(f"   escalation -> {d.backend} (decided by {d.policy}: {d.reason})")
             for step in d.trail:
                 say(f"      {step.policy:<8} {step.action:<7} {step.reason}")
-        say(f"   answer from {'the larger tier' if result.escalated else 'the small model'}: {result.output!r}")
+        say(f"   answer from {'the second tier' if result.escalated else 'the small model'}: {result.output!r}")
 
     local = orch.backend()
     try:
