@@ -20,12 +20,15 @@ stored step times of a file to the speculator's cost model.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -82,7 +85,8 @@ DEFAULT_ROWS = (1, 4, 8, 16)
 _TEXT_TOKENS = 1536
 _PROMPT_TOKENS = 32  # each timed sequence's context
 _GIVEN = "given"
-_tune_lock = threading.Lock()  # two engines starting at once tune a model once
+_tune_lock = threading.RLock()  # two engines starting at once tune a model once
+_holding = threading.local()  # how deep this thread is inside _tuning
 
 
 class ResolvedWeights(BaseModel):
@@ -95,6 +99,48 @@ class ResolvedWeights(BaseModel):
     reason: str
 
 
+@contextmanager
+def _tuning(name: str, cache_dir: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Holds the right to tune ``name``: one thread of this process, and one process on this
+    machine (an advisory lock file in the variants folder, where the OS has ``fcntl``); two apps
+    starting at once would otherwise make and delete the same variant files under each other.
+    Re-entrant in one thread (``resolve_weights`` holds it while it calls ``tune_model``)."""
+    with _tune_lock:
+        depth = getattr(_holding, "depth", 0)
+        _holding.depth = depth + 1
+        try:
+            if depth:
+                yield
+                return
+            folder = variants_dir(cache_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / f".{name}.tune.lock", "a+b") as lock_file:
+                try:
+                    import fcntl
+                except ImportError:  # not POSIX: only this process's threads are kept apart
+                    yield
+                    return
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)  # waits while another process tunes
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+        finally:
+            _holding.depth = depth
+
+
+def _locked(tune: Callable[..., TuneRecord]) -> Callable[..., TuneRecord]:
+    """``tune(name, ...)`` run while holding ``_tuning(name, cache_dir)``."""
+
+    @functools.wraps(tune)
+    def locked(name: str, **settings: Any) -> TuneRecord:
+        with _tuning(name, settings.get("cache_dir")):
+            return tune(name, **settings)
+
+    return locked
+
+
+@_locked
 def tune_model(
     name: str,
     *,
@@ -229,7 +275,7 @@ def resolve_weights(
         why = "EngineConfig(weights='shipped')" if weights == SHIPPED else "$ORCHESTRATOR_WEIGHTS=shipped"
         return ResolvedWeights(path=shipped, format=SHIPPED, reason=f"the shipped file, as {why} asks")
     threads = threads or EngineConfig().threads
-    with _tune_lock:
+    with _tuning(name, cache_dir):  # a tune by another process finishes first; then its record is found
         record = stored_record(name, threads, cache_dir)
         if record is None:
             log.warning("choosing the weights format of %s for this machine: measuring once (about a minute)", name)
