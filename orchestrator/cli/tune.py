@@ -118,4 +118,5 @@ def weights_line(model: str, stream: TextIO | None = None) -> str:
     if chosen.format == "given":
         return f"{chosen.path.name} ({chosen.reason})"
     what = "the shipped file" if chosen.format == "shipped" else f"the {chosen.format.upper()} variant, chosen on this machine"
-    return f"{what}: {chosen.reason}"
+    reason = chosen.reason.removeprefix(f"{what}: ")  # a reason may already name the file
+    return f"{what}: {reason}"
