@@ -253,7 +253,7 @@ REFUSED = {
     "pattern": {"type": "string", "pattern": "^a+$"},
     "format": {"type": "string", "format": "date-time"},
     "additionalProperties true": {"type": "object", "properties": {}, "additionalProperties": True},
-    "additionalProperties schema": {"type": "object", "additionalProperties": {"type": "string"}},
+    "additionalProperties schema beside properties": {"type": "object", "properties": {"a": S}, "additionalProperties": {"type": "string"}},
     "patternProperties": {"type": "object", "patternProperties": {"^x": S}},
     "any value": {},
     "no type": {"description": "something"},

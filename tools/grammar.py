@@ -9,6 +9,8 @@ defined), never a fallback to unconstrained JSON. It writes a subset of what the
 
 - objects: required properties, then each optional one present or not, in ``properties`` order;
   no other key (``additionalProperties`` absent or false; objects listing no properties are refused);
+  maps, ``additionalProperties`` a schema and no ``properties``: up to ``max_items`` keys (a key
+  written twice is left to the validator, which refuses it);
 - strings: ``minLength``/``maxLength`` (default cap ``DEFAULT_MAX_STRING_LENGTH``), no raw control
   characters, escapes ``\\" \\\\ \\/ \\n \\r \\t`` only (raw UTF-8 instead of ``\\u``: no lone surrogates);
 - integers: no leading zeros, at most 15 digits; ``minimum``/``maximum`` and exclusive bounds exactly;
@@ -303,6 +305,8 @@ class _Builder:
         return f'"[" ws {body if lo else f"({body})?"} ws "]"'
 
     def _object(self, s: dict, doc: dict, hint: str) -> str:
+        if isinstance(s.get("additionalProperties"), dict) and "properties" not in s and "required" not in s:
+            return self._map(s, doc, hint)
         if s.get("additionalProperties", False) is not False or s.get("unevaluatedProperties", False) is not False:
             raise ToolDefinitionError(f"{hint}: only additionalProperties/unevaluatedProperties false are supported")
         if "properties" not in s and "additionalProperties" not in s:
@@ -325,6 +329,15 @@ class _Builder:
         else:
             return '"{" ws "}"'
         return f'"{{" ws {self.rule(hint + "-kv", body)} ws "}}"'
+
+    def _map(self, s: dict, doc: dict, hint: str) -> str:
+        """A map ``{"type": "object", "additionalProperties": {schema}}``: up to ``max_items``
+        string keys (up to 64 characters), each with a value of the schema."""
+        value = self.value(s["additionalProperties"], doc, hint + "-value")
+        pair = self.rule(hint + "-pair", f'"\\"" {_rep("char", 1, 64)} "\\"" ws ":" ws {value}')
+        more = _rep(f'(ws "," ws {pair})', 0, self.max_items - 1)
+        return f'"{{" ws ({pair} {more})? ws "}}"'.replace("  ", " ")
+
 
 def _count(s: dict, key: str, default: int) -> int:
     v = s.get(key, default)

@@ -19,9 +19,17 @@ the schema into a grammar without guessing. A normalized node is one of:
 Any node may carry ``description``, ``default`` and ``examples``, which change nothing in
 validation or grammar. ``title``, ``$comment``, ``$schema`` and ``$id`` are dropped. Local
 ``$ref`` (``#/$defs/...`` or ``#/definitions/...``) are inlined; a ``$ref`` cycle, any other
-keyword (``pattern``, ``format``, ``oneOf``, ``allOf``, ``not``, ``if``, ``prefixItems``,
+keyword (``pattern``, ``oneOf``, ``allOf``, ``not``, ``if``, ``prefixItems``,
 ``uniqueItems``, ...), ``additionalProperties: true`` or a schema that accepts anything
 is refused with a ``ToolDefinitionError`` saying where.
+
+What real APIs write and cannot be enforced is kept as what it is, a description:
+``format`` (``"date"``, ``"email"``, ...) is appended to the node's ``description`` as
+``(format: date)``. ``optional`` (``true``/``"true"`` on a property, or a list of names on
+an object: written by some API descriptions) takes those properties out of ``required``.
+A free-form object, ``{"type": "object"}`` with neither ``properties`` nor
+``additionalProperties``, becomes a map of JSON values (``FREE_VALUE``: scalars, and lists or
+maps of scalars); its description says so, so nothing is narrowed without a word.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from jsonschema import Draft202012Validator
 
 from orchestrator.errors import ToolDefinitionError
 
-__all__ = ["JSON_TYPES", "MAX_SCHEMA_DEPTH", "MAX_SCHEMA_NODES", "normalize_schema"]
+__all__ = ["FREE_VALUE", "JSON_TYPES", "MAX_SCHEMA_DEPTH", "MAX_SCHEMA_NODES", "normalize_schema"]
 
 JSON_TYPES = ("string", "integer", "number", "boolean", "null", "array", "object")
 MAX_SCHEMA_DEPTH = 32
@@ -56,7 +64,13 @@ _BY_TYPE = {
     "null": (),
 }
 _TYPED = frozenset(k for keys in _BY_TYPE.values() for k in keys)
-_KNOWN = _TYPED | {"type", "enum", "const", "anyOf", "$ref", *_ANNOTATIONS}
+_NOTES = frozenset({"format", "optional"})  # read, then folded into description / required
+_KNOWN = _TYPED | _NOTES | {"type", "enum", "const", "anyOf", "$ref", *_ANNOTATIONS}
+_SCALARS = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
+FREE_VALUE: dict[str, Any] = {"anyOf": [*_SCALARS, {"type": "array", "items": {"anyOf": _SCALARS}},
+                                       {"type": "object", "additionalProperties": {"anyOf": _SCALARS}}]}
+"""What a free-form object's values may be once normalized: a scalar, or a list or map of scalars."""
+_FREE_NOTE = "(free-form: any keys; values are scalars, or lists or maps of scalars)"
 
 
 def normalize_schema(schema: Mapping[str, Any], *, where: str = "the schema") -> dict[str, Any]:
@@ -106,6 +120,9 @@ class _Normalizer:
         if "$ref" in raw:
             return self._ref(raw, keys, path, refs, depth)
         notes = {k: copy.deepcopy(raw[k]) for k in _ANNOTATIONS if k in raw}
+        if isinstance(raw.get("format"), str):  # not enforced: said in the description instead
+            notes["description"] = f"{notes.get('description', '')} (format: {raw['format']})".strip()
+        keys -= _NOTES
         if "anyOf" in raw:
             extra = sorted(keys - {"anyOf", *_ANNOTATIONS})
             if extra:
@@ -153,6 +170,8 @@ class _Normalizer:
             out["enum"] = self._enum(enum, types, path)
         if types == "object":
             out.update(self._object(raw, path, refs, depth))
+            if path and "properties" not in raw and "additionalProperties" not in raw:
+                notes["description"] = f"{notes.get('description', '')} {_FREE_NOTE}".strip()
         elif types == "array":
             if "items" not in raw:
                 raise self.fail(path, "an array needs 'items'")
@@ -192,11 +211,16 @@ class _Normalizer:
             if "properties" in raw or "required" in raw:
                 raise self.fail(path, "an object with properties cannot also take additionalProperties")
             return {"additionalProperties": self.node(extra, f"{path}/additionalProperties", refs, depth + 1)}
+        if path and "properties" not in raw and "additionalProperties" not in raw:
+            # A free-form object: any keys. Not narrowed to {} (what an empty record would accept).
+            return {"additionalProperties": copy.deepcopy(FREE_VALUE)}
         props = {
             name: self.node(sub, f"{path}/properties/{name}", refs, depth + 1)
             for name, sub in raw.get("properties", {}).items()
         }
-        required = list(raw.get("required", []))
+        optional = set(raw["optional"]) if isinstance(raw.get("optional"), list) else set()
+        optional |= {name for name, sub in raw.get("properties", {}).items() if isinstance(sub, Mapping) and _said_yes(sub.get("optional"))}
+        required = [r for r in raw.get("required", []) if r not in optional]
         missing = [r for r in required if r not in props]
         if missing:
             raise self.fail(path, f"required names '{missing[0]}', which is not in properties")
@@ -216,6 +240,11 @@ class _Normalizer:
         for low, high in (("minLength", "maxLength"), ("minItems", "maxItems"), ("minimum", "maximum")):
             if low in out and high in out and out[low] > out[high]:
                 raise self.fail(path, f"{low} {out[low]} is above {high} {out[high]}")
+
+
+def _said_yes(value: Any) -> bool:
+    """``optional: true`` as APIs write it: a boolean, or the words true / yes."""
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes"))
 
 
 def _json_type(value: Any) -> str:

@@ -34,7 +34,7 @@ from tools.schema import normalize_schema
 
 __all__ = ["Tool", "tool"]
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")  # dotted names as real APIs write them: math.factorial
 _P = inspect.Parameter
 
 
@@ -266,7 +266,7 @@ def _from_function(fn: Any, name: str | None, description: str | None, **options
 
 def _check_name(name: Any) -> None:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ToolDefinitionError(f"tool name {name!r} must be 1-64 letters, digits, '_' or '-'")
+        raise ToolDefinitionError(f"tool name {name!r} must be 1-64 letters, digits, '_', '-' or '.' (not first)")
 
 
 def _is_async(fn: Any, name: str) -> bool:
