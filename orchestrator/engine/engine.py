@@ -47,7 +47,7 @@ from orchestrator.engine.metrics import EnergyMeter, available_memory_bytes
 from orchestrator.models.catalogue import resolve_model
 from orchestrator.models.gguf import GGUFInfo, read_gguf
 from orchestrator.engine.probe import check_loadable
-from orchestrator.types import Choice, Completion, GenerationRequest, SpeculativeStats, Timings
+from orchestrator.types import ChatMessage, Choice, Completion, GenerationRequest, SpeculativeStats, Timings
 
 if TYPE_CHECKING:
     from orchestrator.engine.chat_template import ChatTemplate
@@ -307,6 +307,13 @@ class LocalEngine:
         except ChatTemplateError as exc:
             log.warning("ignoring the chat template of %s: %s", self.name, exc)
             return None
+
+    def chat_text(self, messages: Seq[ChatMessage]) -> str | None:
+        """The text the model reads for ``messages`` in its chat template, the assistant's turn
+        opened; None when the model has no usable template (a base model: write a raw prompt)."""
+        if self._template is None:
+            return None
+        return self._template.render([m.model_dump(exclude_none=True) for m in messages])
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The tokens the model reads for this request: the raw prompt, or the messages in the chat template."""
