@@ -309,7 +309,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import runpy
 
-    bench_dir = Path(__file__).resolve().parent.parent / "bench"
+    bench_dir = Path(__file__).resolve().parents[2] / "bench"  # orchestrator/cli/main.py -> the checkout
     script = bench_dir / f"{args.name}.py"
     if not script.is_file():
         known = sorted(p.stem for p in bench_dir.glob("*.py") if not p.stem.startswith("_")) if bench_dir.is_dir() else []
