@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agents.agent import Agent
+from agents.answers import runaway
 from agents.prompting import prompt_messages
 from orchestrator.errors import AgentError, ToolCallError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest
@@ -200,6 +201,8 @@ def _answer(agent: Agent, value: Any) -> Any:
     if agent.output_type is None:
         if not isinstance(value, str):
             raise ToolCallError('"answer" must be a string')
+        if runaway(value):
+            raise ToolCallError(runaway(value) or "")
         return value
     try:
         return agent.output_type.model_validate(value)
@@ -209,7 +212,7 @@ def _answer(agent: Agent, value: Any) -> Any:
         raise ToolCallError(f'answer field "{where}": {err["msg"]}') from None
 
 
-_NEXT = 'If this answers the request, reply {"answer": ...} now.'
+_NEXT = "If this answers the request, answer the user now, in words."  # no JSON placeholder to copy: see agents.answers
 
 
 def _observation(outcomes: list[ToolResult]) -> str:

@@ -88,7 +88,7 @@ def test_call_then_answer_and_the_grammar_is_sent() -> None:
     first = backend.requests[0]
     assert first.grammar and '"\\"add\\""' in first.grammar and "Tools you can call:\n- add(a: integer, b: integer): Add two integers." in first.messages[0].content
     assert backend.requests[1].messages[-1].role == "tool" and backend.requests[1].messages[-1].content.splitlines() == [
-        "add returned: 5", 'If this answers the request, reply {"answer": ...} now.']
+        "add returned: 5", "If this answers the request, answer the user now, in words."]
     assert [e.kind for e in events if e.kind != "token"] == ["tool_started", "tool_finished", "final"]
 
 
