@@ -74,3 +74,68 @@ def test_free_form_object_works_in_an_agent_grammar():
     t = _raw({"type": "object", "properties": {"cards": {"type": "object"}}, "required": ["cards"]}, name="poker.winner")
     agent = Agent("a", "Play.", tools=(t,))
     assert json.dumps(agent.decision_schema)  # built, and its grammar made (Agent checks that when defined)
+
+
+# Python signatures as people write them (each was refused before: "Annotated metadata None",
+# "pattern constraints", "type Point is not supported").
+
+from dataclasses import dataclass  # noqa: E402
+from typing import Annotated  # noqa: E402
+
+from pydantic import StringConstraints, conint  # noqa: E402
+from typing_extensions import NotRequired, TypedDict  # noqa: E402
+
+from tools.tool import tool  # noqa: E402
+
+
+@dataclass
+class Point:
+    """A point on the map.
+
+    Args:
+        lat: Latitude.
+    """
+
+    lat: float
+    lon: float = 0.0
+
+
+class Movie(TypedDict):
+    title: str
+    year: NotRequired[int]
+
+
+def test_conint_and_string_constraints():
+    @tool
+    def f(n: conint(ge=1), name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=10)]) -> str:  # type: ignore[valid-type]
+        """F."""
+        return name * n
+
+    assert f.parameters["properties"] == {"n": {"type": "integer", "minimum": 1}, "name": {"type": "string", "maxLength": 10}}
+    assert validate_arguments(f, {"n": 2, "name": "  ab "}) == {"n": 2, "name": "ab"}  # stripped by pydantic when converted
+    with pytest.raises(ToolCallError):
+        validate_arguments(f, {"n": 0, "name": "x"})
+
+
+def test_a_pattern_is_still_refused_clearly():
+    with pytest.raises(ToolDefinitionError, match="pattern constraints"):
+        @tool
+        def f(code: Annotated[str, StringConstraints(pattern="^[A-Z]{3}$")]) -> str:
+            """F."""
+            return code
+
+
+def test_dataclass_and_typeddict_parameters():
+    @tool
+    def f(where: Point, movie: Movie) -> str:
+        """F."""
+        return f"{where.lat} {movie['title']}"
+
+    props = f.parameters["properties"]
+    assert props["where"]["required"] == ["lat"] and props["where"]["properties"]["lon"]["default"] == 0.0
+    assert props["where"]["properties"]["lat"]["description"] == "Latitude." and props["where"]["description"] == "A point on the map."
+    assert props["movie"]["required"] == ["title"] and props["movie"]["properties"]["year"] == {"type": "integer"}
+    kwargs = validate_arguments(f, {"where": {"lat": 1.5}, "movie": {"title": "Alien", "year": 1979}})
+    assert kwargs["where"] == Point(1.5, 0.0) and kwargs["movie"] == {"title": "Alien", "year": 1979}
+    with pytest.raises(ToolCallError):
+        validate_arguments(f, {"where": {"lon": 1.0}, "movie": {"title": "x"}})

@@ -10,29 +10,35 @@ Supported hints and what they become (see ``tools.schema`` for the subset):
 ``X | Y``, ``Optional[X]``      ``anyOf``
 ``Literal[...]``, an ``Enum``   ``enum`` (str, int, bool or None values)
 a pydantic ``BaseModel``        ``object`` record (nested models too, not recursive)
+a dataclass, a ``TypedDict``    ``object`` record, like a model (a ``TypedDict`` from
+                                ``typing_extensions`` on Python < 3.12, as pydantic asks)
 ``Annotated[X, ...]``           X plus a description (a plain string or ``Field``), bounds
                                 (``ge``/``gt``/``le``/``lt``), lengths (``min_length``/
                                 ``max_length``); pydantic validators are allowed and run
-                                when arguments are converted
+                                when arguments are converted, as do ``StringConstraints``'
+                                conversions (``strip_whitespace``, ``to_lower``, ...);
+                                ``conint``/``confloat``/``constr`` are such ``Annotated`` types
 ==============================  ===============================================
 
-Anything else (``Any``, bare ``list``/``dict``, tuples, sets, dataclasses, ``datetime``,
+Anything else (``Any``, bare ``list``/``dict``, tuples, sets, ``datetime``,
 recursive models, ``pattern``/``multiple_of`` constraints, ...) fails with a
 ``ToolDefinitionError`` naming the parameter, when the tool is defined.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import types
 from enum import Enum
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import annotated_types as at
 from pydantic import AfterValidator, BaseModel, BeforeValidator, PlainValidator, RootModel, WrapValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
+from typing_extensions import is_typeddict  # knows both typing.TypedDict and typing_extensions.TypedDict
 
 from orchestrator.errors import ToolDefinitionError
 from tools.docstrings import parse_docstring
@@ -45,7 +51,10 @@ _IGNORED_META = (at.Timezone,)  # harmless annotations that add nothing to a sch
 _VALIDATORS = (AfterValidator, BeforeValidator, PlainValidator, WrapValidator)
 NO_DEFAULT: Any = object()
 """What ``json_default`` returns for a default that cannot be shown in a schema."""
-_SUPPORTED = "str, int, float, bool, list[X], dict[str, X], X | None, Literal, an Enum or a pydantic model"
+_SUPPORTED = "str, int, float, bool, list[X], dict[str, X], X | None, Literal, an Enum, a pydantic model, a dataclass or a TypedDict"
+# What StringConstraints and con*() may say beside bounds and lengths: conversions pydantic applies
+# when arguments are converted (never a constraint the schema would need to state).
+_CONVERSIONS = frozenset({"strip_whitespace", "to_lower", "to_upper", "strict", "allow_inf_nan", "coerce_numbers_to_str"})
 
 
 def schema_for_hint(hint: Any, where: str) -> dict[str, Any]:
@@ -95,6 +104,8 @@ def _hint(hint: Any, where: str, models: tuple[type, ...]) -> dict[str, Any]:
         return _enum_schema([m.value for m in hint], where)
     if isinstance(hint, type) and issubclass(hint, BaseModel) and not issubclass(hint, RootModel):
         return _model_schema(hint, where, models)
+    if isinstance(hint, type) and (dataclasses.is_dataclass(hint) or is_typeddict(hint)):
+        return _record_schema(hint, where, models)
     if isinstance(hint, (str, type(None))) or type(hint).__name__ == "ForwardRef":
         raise ToolDefinitionError(f"{where}: the type hint {hint!r} could not be resolved; define the type at module level")
     raise ToolDefinitionError(f"{where}: type {_name(hint)} is not supported; use {_SUPPORTED}")
@@ -150,10 +161,68 @@ def _model_schema(model: type[BaseModel], where: str, models: tuple[type, ...]) 
     return schema
 
 
+def _record_schema(hint: type, where: str, models: tuple[type, ...]) -> dict[str, Any]:
+    """A dataclass or a TypedDict as an object record (as pydantic validates them)."""
+    if hint in models:
+        raise ToolDefinitionError(f"{where}: {hint.__name__} contains itself; recursive types are not supported")
+    try:
+        hints = get_type_hints(hint, include_extras=True)
+    except (NameError, TypeError) as exc:
+        raise ToolDefinitionError(f"{where}: cannot resolve the type hints of {hint.__name__} ({exc})") from None
+    docs = parse_docstring(hint.__doc__)
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    if dataclasses.is_dataclass(hint):
+        fields = [(f.name, f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, f.default)
+                  for f in dataclasses.fields(hint) if f.init]
+    else:
+        # Required[X]/NotRequired[X] read from the resolved hints (with postponed annotations
+        # __required_keys__ cannot see them), else the class's totality
+        total = getattr(hint, "__total__", True)
+        fields = [(k, _marked(h, total), dataclasses.MISSING) for k, h in hints.items()]
+        hints = {k: _required_stripped(h) for k, h in hints.items()}
+    for key, needed, default in fields:
+        sub = _hint(hints[key], f"{where}.{key}", (*models, hint))
+        if docs.params.get(key) and "description" not in sub:
+            sub["description"] = docs.params[key]
+        if needed:
+            required.append(key)
+        elif default is not dataclasses.MISSING and (value := json_default(default, sub)) is not NO_DEFAULT:
+            sub["default"] = value
+        props[key] = sub
+    schema: dict[str, Any] = {"type": "object"}
+    if docs.description and not docs.description.startswith(f"{hint.__name__}("):  # not the dataclass's generated repr
+        schema["description"] = docs.description
+    schema.update(properties=props, required=required, additionalProperties=False)
+    return schema
+
+
+def _marker(hint: Any) -> str | None:
+    origin = get_origin(hint)
+    name = getattr(origin, "_name", None) or str(origin)
+    return next((m for m in ("NotRequired", "Required") if name.endswith(m)), None)
+
+
+def _marked(hint: Any, total: bool) -> bool:
+    """Whether a TypedDict key is required: its Required/NotRequired marker, else the totality."""
+    marker = _marker(hint)
+    return total if marker is None else marker == "Required"
+
+
+def _required_stripped(hint: Any) -> Any:
+    """``NotRequired[X]`` / ``Required[X]`` as X."""
+    while _marker(hint) is not None:
+        hint = get_args(hint)[0]
+    return hint
+
+
 def _flatten(metadata: tuple[Any, ...] | list[Any]) -> list[Any]:
-    """Metadata items, with grouped ones (``Interval``, ``Len``) spread out."""
+    """Metadata items, with grouped ones (``Interval``, ``Len``, ``StringConstraints``) spread out;
+    ``None`` placeholders (``conint()`` leaves them for unset options) dropped."""
     out: list[Any] = []
     for m in metadata:
+        if m is None:
+            continue
         if isinstance(m, at.GroupedMetadata) and not isinstance(m, FieldInfo):
             out.extend(_flatten(list(m)))
         else:
@@ -190,8 +259,10 @@ def _apply_metadata(schema: dict[str, Any], metadata: tuple[Any, ...] | list[Any
             target[key] = value
         elif isinstance(m, _VALIDATORS) or type(m).__name__ in ("Strict", "AllowInfNan") or isinstance(m, _IGNORED_META):
             continue  # validators run when arguments are converted; we are always strict, never allow NaN
-        elif hasattr(m, "pattern"):
+        elif getattr(m, "pattern", None) is not None:
             raise ToolDefinitionError(f"{where}: pattern constraints are not supported; use Literal/Enum or check inside the tool")
+        elif type(m).__name__ == "_PydanticGeneralMetadata" and {k for k, v in vars(m).items() if v is not None} <= _CONVERSIONS:
+            continue  # strip_whitespace, to_lower, ...: pydantic applies them when arguments are converted
         else:
             raise ToolDefinitionError(f"{where}: Annotated metadata {m!r} is not supported")
     return schema
