@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from agents.agent import Agent
 from agents.answers import runaway
 from agents.prompting import prompt_messages
+from agents.steps import StepDecision
 from orchestrator.errors import AgentError, ToolCallError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest
 from tools.grammar import schema_to_gbnf
@@ -81,6 +82,7 @@ class AgentResult:
     escalated: bool = False
     retries: int = 0
     messages: tuple[ChatMessage, ...] = field(default=(), repr=False)
+    decisions: tuple[StepDecision, ...] = ()  # per step, who decided and how sure (scored agents)
 
 
 def decision_grammars(agent: Agent, texts: Sequence[str] | None = None) -> tuple[str, str]:
@@ -121,6 +123,8 @@ def _cap_strings(schema: Any, cap: int) -> Any:
 
 def agent_loop(agent: Agent, task: str) -> Generator[ModelTurn | RunTools, Any, AgentResult]:
     """Runs ``agent`` on ``task``; see the module docstring for the protocol."""
+    if agent.decide == "scored":
+        raise AgentError(f"agent {agent.name!r} decides by scores: run agents.scored_loop.scored_agent_loop", agent=agent.name)
     turn_grammar, last_grammar = decision_grammars(agent)
     messages = prompt_messages(agent, task)
     backend, escalated, total_retries = agent.model, False, 0

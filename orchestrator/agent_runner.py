@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agents.loop import AgentResult, ModelTurn, RunTools, ToolCall, ToolResult, agent_loop
+from agents.scored_loop import DecideTurn, Escalate, scored_agent_loop
 from orchestrator.backends.base import Backend
 from orchestrator.errors import ConfigError, EngineError
 from orchestrator.taskgraph.graph import TaskGraph
 from orchestrator.taskgraph.scheduler import Runner
+from orchestrator.tool_decisions import decide_on, escalation_refused
 from orchestrator.types import Completion, TokenDelta
 from policies.approvals import decide_approval
 
@@ -76,7 +78,7 @@ async def run_agent(
             raise ConfigError(f"agent {agent.name!r}: tool {t.name!r} injects {missing}; pass them in context=")
     emit = on_event or (lambda event: None)
     approved = approved if approved is not None else set()
-    loop = agent_loop(agent, task)
+    loop = scored_agent_loop(agent, task) if agent.decide == "scored" else agent_loop(agent, task)
     reply: Any = None
     was_escalated = False
     try:
@@ -89,6 +91,8 @@ async def run_agent(
                 reply = await _model_turn(backends[need.backend], need, emit)
             elif isinstance(need, RunTools):
                 reply = await _run_tools(agent, need.calls, approve, approved, emit, context)
+            elif isinstance(need, DecideTurn | Escalate):  # scored decisions (Agent(decide="scored"))
+                reply = await _scored_need(need, backends, emit)
             else:  # pragma: no cover - the loop yields only these two
                 raise TypeError(f"the agent loop asked for {need!r}")
     except StopIteration as stop:
@@ -97,6 +101,18 @@ async def run_agent(
         return result
     finally:
         loop.close()
+
+
+async def _scored_need(need: DecideTurn | Escalate, backends: Mapping[str, Backend], emit: Callable[[AgentEvent], None]) -> Any:
+    """A scored turn on a local engine, or an escalation the routing policies may refuse (None)."""
+    if isinstance(need, DecideTurn):
+        return await decide_on(backends[need.backend], need.tools, need.conversation, need.settings)
+    refused = escalation_refused(backends[need.backend], need.request)
+    if refused is not None:
+        log.info("escalation to %s refused: %s", need.backend, refused)
+        return None
+    emit(AgentEvent("escalated", time.time(), text=need.backend))
+    return await _model_turn(backends[need.backend], ModelTurn(need.backend, need.request, True), emit)
 
 
 async def _model_turn(backend: Backend, need: ModelTurn, emit: Callable[[AgentEvent], None]) -> Completion:

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from collections.abc import Callable, Generator, MutableMapping, Sequence
 from typing import Any
+
+import anyio
 
 from agents.decide import DEFAULT_SETTINGS, Decision, DecisionSettings, ToolView, decide
 from agents.scoring import EmbedTexts, GenerateText, Generated, Needs, Scored, ScoreTexts
 from orchestrator.types import ChatMessage, Completion, GenerationRequest
 
-__all__ = ["EngineScorer", "literal_grammar", "plain_transcript"]
+__all__ = ["EngineScorer", "decide_on", "escalation_refused", "literal_grammar", "plain_transcript"]
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +156,44 @@ def _scored(completion: Completion, text: str) -> Scored:
     if choice.text != text:
         log.warning("scoring: the model's text %r differs from the continuation %r", choice.text[:60], text[:60])
     return Scored(float(sum(choice.logprobs or ())), choice.tokens)
+
+
+# ---------------------------------------------------------------------------------------------
+# For the agent runner: a scored turn on a backend, and escalation through the routing policies
+# ---------------------------------------------------------------------------------------------
+
+_SCORERS: weakref.WeakKeyDictionary[Any, EngineScorer] = weakref.WeakKeyDictionary()
+
+
+async def decide_on(backend: Any, tools: Sequence[ToolView], conversation: Sequence[ChatMessage],
+                    settings: DecisionSettings = DEFAULT_SETTINGS) -> Decision | None:
+    """The scored decision of ``backend``'s local engine (None when it has none: a remote or
+    fake backend writes its turns instead). Runs in a worker thread: it waits on the engine."""
+    engine = getattr(backend, "engine", None)
+    if engine is None or not hasattr(engine, "submit"):
+        return None
+    scorer = _SCORERS.get(engine)
+    if scorer is None:
+        scorer = _SCORERS[engine] = EngineScorer(engine)
+    return await anyio.to_thread.run_sync(lambda: scorer.run(decide(list(tools), conversation, settings)))
+
+
+def escalation_refused(backend: Any, request: GenerationRequest) -> str | None:
+    """Why the routing policies keep ``request`` on the device instead of sending it to ``backend``
+    (None: it may go). A router (a backend with ``decide``, ``orchestrator.routing.Router``)
+    decides with its own policies; any other remote backend under a ``PrivacyPolicy`` with egress
+    granted (the app chose it), which still keeps private data (cards, IBANs, phone numbers, ...)
+    on the device."""
+    from orchestrator.errors import RoutingError
+    from policies.privacy import PrivacyPolicy
+    from policies.routing import Candidate, RouteRequest
+    from policies.routing import decide as route
+
+    try:
+        if callable(getattr(backend, "decide", None)):
+            backend.decide(request)
+        elif getattr(backend, "location", "local") == "remote":
+            route(RouteRequest.of(request), (Candidate(name=backend.name, location="remote"),), (PrivacyPolicy(allow_egress=True),))
+    except RoutingError as exc:
+        return str(exc)
+    return None

@@ -28,7 +28,9 @@ ALLOWED = {
     "orchestrator.backends": {"orchestrator.core", "orchestrator.engine"},
     "orchestrator.routing": {"orchestrator.core", "orchestrator.backends", "policies"},
     "orchestrator.taskgraph": {"orchestrator.core", "orchestrator.backends", "agents"},
-    "orchestrator.agent_runner": {"orchestrator.core", "orchestrator.backends", "orchestrator.taskgraph", "agents", "tools", "policies"},
+    "orchestrator.tool_decisions": {"orchestrator.core", "agents", "tools", "policies"},  # scored decisions on an engine (duck-typed)
+    "orchestrator.agent_runner": {"orchestrator.core", "orchestrator.backends", "orchestrator.taskgraph", "orchestrator.tool_decisions",
+                                  "agents", "tools", "policies"},
     "orchestrator.server": {"orchestrator.core", "orchestrator.backends", "tools"},
 }
 
