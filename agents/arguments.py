@@ -9,9 +9,11 @@ another), so a call costs two rounds however many fields it has.
 ``assign`` then picks values:
 
 1. each field's candidates get softmax probabilities from their log-likelihoods;
-2. required fields take their best candidate, the most certain field first; a value already taken
-   by another field (a number or span written once in the request) is not given twice while the
-   field has another candidate with at least ``REUSE_FLOOR`` of its best one's probability;
+2. each candidate's score weighs its log-likelihood with what it is (a name, a quoted text, a
+   number, a digit string for a field that is no id, ...: ``candidate_features``, weights fit on
+   labelled fields); the required fields take the candidates that together score best, with a
+   bonus for each pair of fields whose values the request writes in the schema's order (a=2, b=3,
+   c=-4; from London to Edinburgh), never giving a value twice unless the request writes it twice;
 3. an optional field is written only when ``include`` (a calibrated model of whether writing it is
    right, on features of its best candidate) says more likely than not; otherwise it is left out,
    so it takes its default;
@@ -22,6 +24,7 @@ another), so a call costs two rounds however many fields it has.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,10 +34,14 @@ from agents.candidates import Candidate, field_candidates
 from agents.scoring import CALL_PREFIX, ScoreTexts, Scored
 from orchestrator.types import ChatMessage
 
-__all__ = ["FieldChoice", "OPTIONAL_FEATURES", "REUSE_FLOOR", "arguments_prefix", "assign", "field_requests", "optional_features"]
+__all__ = ["OPTIONAL_FEATURES", "VALUE_FEATURES", "FieldChoice", "arguments_prefix", "assign", "candidate_features", "field_requests", "optional_features"]
 
-REUSE_FLOOR = 0.05
-OPTIONAL_FEATURES = ("bias_bool", "bool_margin", "enum_said", "unused_number", "best_p", "best_lp_mean", "spoken", "is_default")
+JOINT_TOP = 5
+JOINT_LIMIT = 20_000
+OPTIONAL_FEATURES = ("bias_bool", "bool_margin", "enum_said", "unused_number", "best_p", "best_lp_mean", "spoken", "is_default",
+                     "described", "unused_spoken")
+VALUE_FEATURES = ("lp", "lp_mean", "digits_string", "described", "src_number", "src_quoted", "src_name", "src_chunk", "src_word",
+                  "src_enum", "src_bool", "src_currency", "src_date", "src_list", "src_default", "src_fallback")
 
 
 @dataclass
@@ -105,6 +112,8 @@ def optional_features(choice: FieldChoice, schema: Mapping[str, Any], used: set[
     out["unused_number"] = float(cand.source == "number" and _key(cand.value) not in used)
     out["spoken"] = float(cand.source in ("quoted", "name", "date", "currency", "list"))
     out["is_default"] = float("default" in schema and cand.value == schema["default"])
+    out["described"] = float(isinstance(cand.value, str) and len(cand.value) > 1 and cand.value.lower() in str(schema.get("description", "")).lower())
+    out["unused_spoken"] = float(out["spoken"] and _key(cand.value) not in used)
     return out
 
 
@@ -112,38 +121,89 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+_ID_WORDS = ("id", "number", "code", "year", "zip", "phone", "version", "date", "time", "num", "no")
+
+
+def candidate_features(choice: FieldChoice, i: int, schema: Mapping[str, Any], text: str) -> dict[str, float]:
+    """Features of one candidate of a field (see ``VALUE_FEATURES``); ``text`` is the conversation, lower-case."""
+    cand, scored = choice.candidates[i], choice.scores[i]
+    value = cand.value
+    out = {"lp": scored.logprob, "lp_mean": scored.logprob / max(1, scored.tokens), f"src_{cand.source}": 1.0}
+    if isinstance(value, str):
+        words = choice.name.lower().replace("_", " ").split()
+        out["digits_string"] = float(value.replace(".", "").replace("-", "").isdigit() and not any(w in _ID_WORDS for w in words))
+        out["described"] = float(len(value) > 1 and value.lower() in str(schema.get("description", "")).lower())
+    return out
+
+
+def _position(value: Any, text: str) -> int | None:
+    """Where a value is first written in the text (a character index), or None."""
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        return None
+    shown = value.lower() if isinstance(value, str) else (str(int(value)) if float(value) == int(value) else str(value))
+    at = text.find(shown)
+    return None if at < 0 else at
+
+
+def _joint(fields: list[FieldChoice], scores: list[list[float]], text: str, order_bonus: float) -> list[int]:
+    """The candidates of the required fields that together score best: each field's score, plus
+    ``order_bonus`` for every pair of fields whose values are written in the schema's order, and no
+    value given twice unless the text writes it twice. Top ``JOINT_TOP`` candidates per field."""
+    tops = [sorted(range(len(s)), key=lambda i: -s[i])[:JOINT_TOP] for s in scores]
+    positions = [[_position(f.candidates[i].value, text) for i in range(len(f.candidates))] for f in fields]
+    best: tuple[float, list[int]] = (-math.inf, [t[0] for t in tops])
+
+    def walk(k: int, picked: list[int], total: float) -> None:
+        nonlocal best
+        if k == len(fields):
+            if total > best[0]:
+                best = (total, list(picked))
+            return
+        for i in tops[k]:
+            value = fields[k].candidates[i].value
+            repeats = sum(1 for j, f in zip(picked, fields) if _key(f.candidates[j].value) == _key(value))
+            if repeats >= max(1, _times_written(value, text)):
+                continue
+            bonus = sum(order_bonus for j, f in enumerate(fields[:k]) if _before(positions[j][picked[j]], positions[k][i]))
+            walk(k + 1, [*picked, i], total + scores[k][i] + bonus)
+
+    if math.prod(len(t) for t in tops) <= JOINT_LIMIT:
+        walk(0, [], 0.0)
+    return best[1]
+
+
+def _before(a: int | None, b: int | None) -> bool:
+    return a is not None and b is not None and a < b
+
+
 def assign(choices: list[FieldChoice], results: Sequence[Sequence[Scored]], parameters: Mapping[str, Any],
-           texts: Sequence[str], include: Logistic) -> tuple[dict[str, Any], list[str]]:
+           texts: Sequence[str], include: Logistic, weights: Mapping[str, float] | None = None,
+           order_bonus: float = 0.0) -> tuple[dict[str, Any], list[str]]:
     """(the arguments chosen, the required fields with no candidate). Fills in each choice's
     scores, probabilities, pick and (optional fields) ``include_p``."""
+    weights = weights or {"lp": 1.0}
     scored = iter(results)
+    text = " ".join(texts).lower()
+    values: dict[str, list[float]] = {}
     for choice in choices:
         if choice.candidates:
             choice.scores = list(next(scored))
-            choice.probs = softmax([s.logprob for s in choice.scores])
-    text = " ".join(texts).lower()
-    used: dict[str, int] = {}
+            schema = parameters["properties"][choice.name]
+            values[choice.name] = [sum(w * f.get(k, 0.0) for k, w in weights.items())
+                                   for f in (candidate_features(choice, i, schema, text) for i in range(len(choice.candidates)))]
+            choice.probs = softmax(values[choice.name])
     arguments: dict[str, Any] = {}
     missing = [c.name for c in choices if c.required and not c.candidates]
-    # required fields, the most certain first; a value is not given twice unless it is written twice
-    for choice in sorted((c for c in choices if c.required and c.candidates), key=lambda c: -max(c.probs)):
-        order = sorted(range(len(choice.candidates)), key=lambda i: -choice.probs[i])
-        pick = order[0]
-        for i in order:
-            value = choice.candidates[i].value
-            if choice.probs[i] < REUSE_FLOOR * choice.probs[order[0]]:
-                break
-            if used.get(_key(value), 0) < max(1, _times_written(value, text)):
-                pick = i
-                break
+    required = [c for c in choices if c.required and c.candidates]
+    for choice, pick in zip(required, _joint(required, [values[c.name] for c in required], text, order_bonus)):
         choice.pick = pick
-        used[_key(choice.value)] = used.get(_key(choice.value), 0) + 1
         arguments[choice.name] = choice.value
+    used = {_key(c.value) for c in required}
     for choice in choices:
         if choice.required or not choice.candidates:
             continue
         schema = parameters["properties"][choice.name]
-        features = optional_features(choice, schema, set(used), texts)
+        features = optional_features(choice, schema, used, texts)
         choice.include_p = include(features)
         best = max(range(len(choice.candidates)), key=lambda i: choice.probs[i])
         if choice.include_p > 0.5:

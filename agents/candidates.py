@@ -15,7 +15,8 @@ field of a tool's schema, what the texts (the request, tool results) offer for i
   layout its description asks for; capped at ``MAX_STRING_CANDIDATES``, best first;
 - arrays of scalars: the bracketed lists written (``[1, 2, 3]``), every number of the text in
   order, and the names listed with commas / "and";
-- a field's ``default``, when it has one, is a candidate too.
+- a field's ``default``, when it has one, is a candidate too; a number field with nothing written
+  for it gets ``FALLBACK_NUMBERS`` (``"next month"``: 1), for the model to choose among.
 
 Nothing here calls a model: ``agents.arguments`` scores the candidates with one.
 """
@@ -30,9 +31,10 @@ from typing import Any
 
 from agents.codes import currencies, date_format, dates, is_currency_field, is_date_field, write_date
 
-__all__ = ["MAX_STRING_CANDIDATES", "Candidate", "field_candidates", "numbers", "quoted", "string_spans"]
+__all__ = ["FALLBACK_NUMBERS", "MAX_STRING_CANDIDATES", "Candidate", "field_candidates", "numbers", "quoted", "string_spans"]
 
 MAX_STRING_CANDIDATES = 16
+FALLBACK_NUMBERS = (1, 0, 2, 10)
 MAX_SPAN_WORDS = 6
 
 _NUMBER = re.compile(
@@ -64,7 +66,7 @@ _LISTED = re.compile(rf"{_ITEM}(?:\s*,\s*{_ITEM})*(?:,?\s+and\s+{_ITEM}|(?:\s*,\
 @dataclass(frozen=True)
 class Candidate:
     """A value for a field and where it came from (``"number"``, ``"quoted"``, ``"name"``, ``"chunk"``,
-    ``"word"``, ``"enum"``, ``"bool"``, ``"currency"``, ``"date"``, ``"list"``, ``"default"``)."""
+    ``"word"``, ``"enum"``, ``"bool"``, ``"currency"``, ``"date"``, ``"list"``, ``"default"``, ``"fallback"``)."""
 
     value: Any
     source: str
@@ -208,6 +210,8 @@ def field_candidates(name: str, schema: Mapping[str, Any], texts: Sequence[str])
         for n in numbers(texts):
             if (kind == "number" or isinstance(n, int)) and _within(n, schema):
                 out.append(Candidate(n, "number"))
+        if not out:  # nothing written fits ("next month"): the model picks among the usual small values
+            out += [Candidate(n, "fallback") for n in FALLBACK_NUMBERS if _within(n, schema)]
     elif kind == "string":
         out += _string_candidates(name, schema, texts)
     elif kind == "array" and isinstance(schema.get("items"), Mapping):

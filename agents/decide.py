@@ -59,6 +59,8 @@ class DecisionSettings:
     relevance: Logistic = Logistic({"call_margin": 1.0, "lex_best": 4.0}, -1.0)
     confidence: Logistic = Logistic({"tool_p": 2.0, "field_p_min": 2.0, "relevance": 1.0}, -3.0)
     include: Logistic = Logistic({"enum_said": 4.0, "unused_number": 3.0, "bool_margin": 1.0}, -2.0)
+    value_weights: Mapping[str, float] = field(default_factory=lambda: {"lp": 1.0})
+    order_bonus: float = 2.0
     call_threshold: float = 0.5
 
 
@@ -106,7 +108,8 @@ def decide(tools: Sequence[ToolView], conversation: Sequence[ChatMessage],
     gen_reqs = [GenerateText(messages, arguments_prefix(tool.name, c.name) + " ", _field_grammar(tool.parameters["properties"][c.name]))
                 for c in missing_fields]
     results2 = (yield Needs((*field_reqs, *gen_reqs))) if field_reqs or gen_reqs else ()
-    arguments, missing = assign(choices, results2[: len(field_reqs)], tool.parameters, texts, settings.include)
+    arguments, missing = assign(choices, results2[: len(field_reqs)], tool.parameters, texts, settings.include,
+                                settings.value_weights, settings.order_bonus)
     written = _written(missing_fields, results2[len(field_reqs):], arguments)
     features = _features(per_tool[best], probs[best], call_s, answer_s, per_tool, choices, written, len(missing))
     relevance = settings.relevance(features)

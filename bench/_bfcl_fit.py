@@ -79,14 +79,19 @@ def _cascade(small: list[Mapping[str, Any]], large: dict[str, Mapping[str, Any]]
 
 
 def cascade_report(small: Sequence[Mapping[str, Any]] | None, large: Sequence[Mapping[str, Any]] | None) -> dict[str, Any] | None:
-    """The threshold chosen on the tuning half (most accuracy, at most 40% escalated), applied to each half."""
+    """The threshold chosen on the tuning half (the most accurate with at most 40% escalated there, or
+    when the larger model did not run on the tuning half, the one escalating its least confident 40%),
+    applied to each half."""
     if not small or not large:
         return None
     by_id = {r["id"]: r for r in large}
     halves = _halves(small)
     tune = halves["tune"] or halves["all"]
     grid = [i / 100 for i in range(101)]
-    best = max((t for t in grid if _cascade(tune, by_id, t)[1] <= MAX_ESCALATION), key=lambda t: (_cascade(tune, by_id, t)[0], -t))
+    if any(r["id"] in by_id for r in tune):  # the larger model ran on the tuning half: the most accurate threshold there
+        best = max((t for t in grid if _cascade(tune, by_id, t)[1] <= MAX_ESCALATION), key=lambda t: (_cascade(tune, by_id, t)[0], -t))
+    else:  # it did not: escalate the least confident 40% of the tuning half (no larger model needed to choose)
+        best = max(t for t in grid if sum(r["confidence"] < t for r in tune) <= MAX_ESCALATION * len(tune))
     out = {}
     for half, rows in halves.items():
         if not rows:
@@ -132,11 +137,44 @@ def fit_settings(records: Sequence[Mapping[str, Any]], base: Any) -> Any:
         from agents.arguments import OPTIONAL_FEATURES
 
         include = _scaled_logistic(opt_rows, opt_labels, OPTIONAL_FEATURES, fit_logistic)
+    # candidate values: a conditional logit over each field's candidates, the accepted value as the label
+    value_weights = _value_weights(tune, fit_choice) or base.value_weights
     # confidence of the calls made
     calls = [r for r in tune if r["category"] != "irrelevance"]
     conf_rows = [{**r["features"], "relevance": relevance(r["features"])} for r in calls]
     confidence = _scaled_logistic(conf_rows, [bool(r.get("call_right")) for r in calls], CONFIDENCE_FEATURES, fit_logistic)
-    return replace(base, tool_weights=tool_weights, relevance=relevance, include=include, confidence=confidence, call_threshold=threshold)
+    return replace(base, tool_weights=tool_weights, relevance=relevance, include=include, confidence=confidence, call_threshold=threshold,
+                   value_weights=value_weights)
+
+
+def _value_weights(tune: Sequence[Mapping[str, Any]], fit_choice: Any) -> dict[str, float] | None:
+    from agents.arguments import VALUE_FEATURES, FieldChoice, candidate_features
+    from agents.candidates import Candidate
+    from agents.scoring import Scored
+
+    groups, labels = [], []
+    for r in tune:
+        if r["category"] == "irrelevance" or r.get("tool") != r.get("expected") or "_item" not in r:
+            continue
+        item: B.Item = r["_item"]
+        function = next(f for f in item.functions if f["name"] == r["tool"])
+        schema = B.convert_function(function)[2]["properties"]
+        for f in r["trace"]["fields"]:
+            if not f["required"] or len(f["values"]) < 2:
+                continue
+            ok = [i for i, v in enumerate(f["values"]) if B.value_error(function, item.answer[r["tool"]], f["name"], v) is None]
+            if len(ok) != 1:
+                continue
+            choice = FieldChoice(f["name"], True, [Candidate(v, s) for v, s in zip(f["values"], f["sources"])],
+                                 [Scored(lp, t) for lp, t in zip(f["lp"], f["tokens"])])
+            groups.append([candidate_features(choice, i, schema.get(f["name"], {}), item.question.lower()) for i in range(len(f["values"]))])
+            labels.append(ok[0])
+    if len(groups) < 20:
+        return None
+    spread = {k: (statistics.pstdev([o.get(k, 0.0) for g in groups for o in g]) or 1.0) for k in VALUE_FEATURES}
+    scaled = [[{k: o.get(k, 0.0) / spread[k] for k in VALUE_FEATURES} for o in g] for g in groups]
+    w = fit_choice(scaled, labels, VALUE_FEATURES, l2=0.3)
+    return {k: round(w[k] / spread[k], 6) for k in VALUE_FEATURES if abs(w[k]) > 1e-6}
 
 
 def _scaled_logistic(rows: Sequence[Mapping[str, float]], labels: Sequence[bool], names: Sequence[str], fit: Any) -> Any:
@@ -210,6 +248,7 @@ def save_settings(settings: Any, path: Path) -> None:
         return {"weights": {k: round(v, 6) for k, v in model.weights.items()}, "bias": round(model.bias, 6)}
 
     path.write_text(json.dumps({"tool_weights": {k: round(v, 6) for k, v in settings.tool_weights.items()},
+                                "value_weights": dict(settings.value_weights), "order_bonus": settings.order_bonus,
                                 "relevance": lg(settings.relevance), "confidence": lg(settings.confidence),
                                 "include": lg(settings.include), "call_threshold": settings.call_threshold}, indent=1))
 
@@ -220,5 +259,6 @@ def load_settings(path: Path, base: Any = None) -> Any:
 
     data = json.loads(path.read_text())
     base = base or DecisionSettings()
-    return replace(base, tool_weights=data["tool_weights"], call_threshold=data["call_threshold"],
+    extra = {k: data[k] for k in ("value_weights", "order_bonus") if k in data}
+    return replace(base, tool_weights=data["tool_weights"], call_threshold=data["call_threshold"], **extra,
                    **{k: Logistic(data[k]["weights"], data[k]["bias"]) for k in ("relevance", "confidence", "include")})

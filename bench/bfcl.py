@@ -154,7 +154,7 @@ def run_free(engine: Any, items: list[B.Item], refused: dict[str, str], progress
     return out
 
 
-def main() -> None:
+def main() -> None:  # noqa: C901 - one flat sequence of steps
     ap = argparse.ArgumentParser(prog="orchestrator bench bfcl")
     ap.add_argument("--limit", type=int, default=None, help="at most N items per category (of the chosen half)")
     ap.add_argument("--half", choices=("eval", "tune", "all"), default="all")
@@ -168,7 +168,11 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, default=None, help="decision weights (JSON written by --fit)")
     ap.add_argument("--fit", type=Path, default=None, metavar="OUT.json", help="refit the weights on the tuning half, write them here")
     ap.add_argument("--record", type=Path, default=None, help="write every decision (JSON lines) here")
+    ap.add_argument("--from-records", type=Path, nargs="+", default=None, metavar="FILE",
+                    help="report (and --fit) from recorded runs, without running a model")
     args = ap.parse_args()
+    if args.from_records:
+        return _report_records(args)
 
     from agents.decide import DecisionSettings
     from orchestrator.engine import EngineConfig, LocalEngine
@@ -216,6 +220,30 @@ def main() -> None:
     print(json.dumps({"bench": "bfcl", "items": len(items), "half": args.half, "limit": args.limit,
                       "refused": len(refused), "refused_reasons": refused, "results": report, "cascade": cascade,
                       "fitted": fitted is not None, "wall_s": round(time.perf_counter() - started, 1)}))
+
+
+def _report_records(args: argparse.Namespace) -> None:
+    """Tables and the cascade from ``--record`` files of earlier runs (same run names merge)."""
+    runs: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in args.from_records:
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            runs.setdefault(r.pop("run"), {})[r["id"]] = r
+    records = {name: list(by_id.values()) for name, by_id in runs.items()}
+    if args.fit and f"{SMALL}/scored" in records:
+        from agents.decide import DecisionSettings
+
+        data = B.data_dir(args.data) if args.data else B.install(B.default_cache(), args.wheel)
+        items = {i.id: i for c in B.CATEGORIES for i in B.load_category(data, c)}
+        for r in records[f"{SMALL}/scored"]:
+            r["_item"] = items[r["id"]]
+        base = load_settings(args.weights) if args.weights else DecisionSettings()
+        save_settings(fit_settings(records[f"{SMALL}/scored"], base), args.fit)
+        print(f"fitted weights written to {args.fit}", file=sys.stderr)
+    report = {name: summary(rows) for name, rows in records.items()}
+    cascade = cascade_report(records.get(f"{SMALL}/scored"), records.get(f"{LARGE}/scored"))
+    _print(report, cascade, {})
+    print(json.dumps({"bench": "bfcl", "from_records": [str(p) for p in args.from_records], "results": report, "cascade": cascade}))
 
 
 def _with(settings: Any, **changes: Any) -> Any:
