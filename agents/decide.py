@@ -155,7 +155,14 @@ def _features(tool: Mapping[str, float], tool_p: float, call: Scored, answer: Sc
               choices: Sequence[FieldChoice], written: Sequence[float], missing: int) -> dict[str, float]:
     required = [c for c in choices if c.required]
     picked = [c.prob for c in required if c.pick is not None]
+    margins = [c.prob - max([p for i, p in enumerate(c.probs) if i != c.pick] or [0.0]) for c in required if c.pick is not None]
+    weak = [c for c in required if c.pick is not None and c.candidates[c.pick].source in ("word", "chunk", "fallback", "default")]
+    ranked = sorted((t["name_lp_mean"] for t in per_tool), reverse=True)
     return {
+        "field_margin_min": min(margins) if margins else 1.0,
+        "weak_sources": float(len(weak)),
+        "optional_written": float(sum(1 for c in choices if not c.required and c.pick is not None)),
+        "tool_margin": ranked[0] - ranked[1] if len(ranked) > 1 else 0.0,
         "call_margin": call.logprob - answer.logprob,
         "tool_p": tool_p,
         "name_lp_best": tool["name_lp"],

@@ -27,7 +27,8 @@ import _bfcl_data as B
 __all__ = ["cascade_report", "fit_settings", "load_settings", "save_settings", "summary"]
 
 RELEVANCE_FEATURES = ("call_margin", "lex_best", "emb_best", "name_lp_best", "missing_share", "field_p_min", "tool_p")
-CONFIDENCE_FEATURES = ("tool_p", "field_p_min", "field_p_mean", "relevance", "missing_share", "written_lp_min", "lex_best", "emb_best")
+CONFIDENCE_FEATURES = ("tool_p", "field_p_min", "field_p_mean", "relevance", "missing_share", "written_lp_min", "lex_best", "emb_best",
+                       "field_margin_min", "weak_sources", "optional_written", "tool_margin", "fields_required")
 MAX_ESCALATION = 0.4
 
 
