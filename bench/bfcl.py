@@ -168,6 +168,8 @@ def main() -> None:  # noqa: C901 - one flat sequence of steps
     ap.add_argument("--weights", type=Path, default=None, help="decision weights (JSON written by --fit)")
     ap.add_argument("--fit", type=Path, default=None, metavar="OUT.json", help="refit the weights on the tuning half, write them here")
     ap.add_argument("--record", type=Path, default=None, help="write every decision (JSON lines) here")
+    ap.add_argument("--no-arg-descriptions", action="store_true", help="the tool list without what each argument means")
+    ap.add_argument("--no-embeddings", action="store_true", help="tool choice and relevance without embeddings")
     ap.add_argument("--from-records", type=Path, nargs="+", default=None, metavar="FILE",
                     help="report (and --fit) from recorded runs, without running a model")
     args = ap.parse_args()
@@ -192,6 +194,7 @@ def main() -> None:  # noqa: C901 - one flat sequence of steps
     print(f"BFCL: {len(items)} items; {len(refused)} of {len({f['name'] for i in everything for f in i.functions})} "
           f"functions refused by Tool.from_schema", file=sys.stderr)
     base = load_settings(args.weights) if args.weights else DecisionSettings()
+    base = _with(base, describe_arguments=not args.no_arg_descriptions, embeddings=not args.no_embeddings)
     models = [m for m in args.models.split(",") if m]
     modes = [m for m in args.modes.split(",") if m]
     runs: dict[str, list[dict[str, Any]]] = {}
