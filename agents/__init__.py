@@ -12,9 +12,9 @@ finds this package and not another distribution's top-level ``agents``.
 """
 
 from agents.agent import Agent
-from agents.loop import AgentResult, ToolCall, ToolResult, agent_loop
+from agents.loop import AgentResult, Escalate, ToolCall, ToolResult, agent_loop
 from agents.steps import StepDecision
 
-__all__ = ["IS_ORCHESTRATOR_AGENTS", "Agent", "AgentResult", "StepDecision", "ToolCall", "ToolResult", "agent_loop"]
+__all__ = ["IS_ORCHESTRATOR_AGENTS", "Agent", "AgentResult", "Escalate", "StepDecision", "ToolCall", "ToolResult", "agent_loop"]
 
 IS_ORCHESTRATOR_AGENTS = True

@@ -10,9 +10,10 @@ calculator's 408, ``408.00000000000000012.000…``. Two causes, both ours, not t
   thing the prompt showed was the call examples' numbers. The hint now asks for words, with no
   placeholder to copy (``agents.loop``);
 - nothing noticed a runaway answer: greedy decoding inside a string that started as a number has
-  no reason to stop. ``runaway`` finds one (a piece of up to 12 characters repeated at least 4
-  times in a row, over at least 12 characters: "0000000000000", not "1000000"), and the loop sends
-  it back to the model as a malformed reply, like any other.
+  no reason to stop. ``runaway`` finds one (a piece of up to 48 characters repeated at least 4
+  times in a row, over at least 12 characters: "0000000000000", "I'm just going to keep going, "
+  four times; not "1000000"), and the loop sends it back to the model as a malformed reply, like
+  any other.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 
 __all__ = ["runaway"]
 
-_RUN = re.compile(r"(.{1,12}?)\1{3,}", re.DOTALL)
+_RUN = re.compile(r"(.{1,48}?)\1{3,}", re.DOTALL)
 _MIN_RUN_CHARS = 12
 
 

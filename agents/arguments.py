@@ -34,7 +34,7 @@ from agents.candidates import Candidate, field_candidates
 from agents.scoring import CALL_PREFIX, ScoreTexts, Scored
 from orchestrator.types import ChatMessage
 
-__all__ = ["OPTIONAL_FEATURES", "VALUE_FEATURES", "FieldChoice", "arguments_prefix", "assign", "candidate_features", "field_requests", "optional_features"]
+__all__ = ["JOINT_LIMIT", "JOINT_TOP", "OPTIONAL_FEATURES", "VALUE_FEATURES", "FieldChoice", "arguments_prefix", "assign", "candidate_features", "field_requests", "optional_features"]
 
 JOINT_TOP = 5
 JOINT_LIMIT = 20_000

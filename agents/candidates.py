@@ -31,7 +31,7 @@ from typing import Any
 
 from agents.codes import currencies, date_format, dates, is_currency_field, is_date_field, write_date
 
-__all__ = ["FALLBACK_NUMBERS", "MAX_STRING_CANDIDATES", "Candidate", "field_candidates", "numbers", "quoted", "string_spans"]
+__all__ = ["FALLBACK_NUMBERS", "MAX_SPAN_WORDS", "MAX_STRING_CANDIDATES", "Candidate", "field_candidates", "numbers", "quoted", "string_spans"]
 
 MAX_STRING_CANDIDATES = 16
 FALLBACK_NUMBERS = (1, 0, 2, 10)

@@ -55,13 +55,33 @@ class DecisionSettings:
     describe_arguments: bool = True
     examples: bool = False
     embeddings: bool = True
-    tool_weights: Mapping[str, float] = field(default_factory=lambda: {"name_lp": 1.0})
-    relevance: Logistic = Logistic({"call_margin": 1.0, "lex_best": 4.0}, -1.0)
-    confidence: Logistic = Logistic({"tool_p": 2.0, "field_p_min": 2.0, "relevance": 1.0}, -3.0)
-    include: Logistic = Logistic({"enum_said": 4.0, "unused_number": 3.0, "bool_margin": 1.0}, -2.0)
-    value_weights: Mapping[str, float] = field(default_factory=lambda: {"lp": 1.0})
-    order_bonus: float = 2.0
-    call_threshold: float = 0.5
+    # Fit on the tuning half of BFCL (even ids, 40 items per category) with smollm2-135m:
+    # `orchestrator bench bfcl --half tune --limit 40 --models smollm2-135m --fit W.json` (bench/_bfcl_fit.py).
+    tool_weights: Mapping[str, float] = field(default_factory=lambda: {
+        "name_lp": 0.0137, "name_lp_mean": 0.1921, "emb": 13.7934, "lex": 6.845
+    })
+    relevance: Logistic = Logistic({
+        "call_margin": 0.1266, "lex_best": 1.5912, "emb_best": 22.657, "name_lp_best": 0.0415,
+        "missing_share": -1.212, "field_p_min": -0.3656
+    }, -18.6866)
+    confidence: Logistic = Logistic({
+        "field_p_min": 1.854, "field_p_mean": -0.4215, "relevance": -0.9615, "missing_share": -3.058,
+        "written_lp_min": 0.6727, "lex_best": 1.7694, "emb_best": 10.3262, "field_margin_min": -0.7911,
+        "weak_sources": -1.103, "optional_written": 2.9794, "tool_margin": -0.0654,
+        "fields_required": -0.7209
+    }, -7.6095)
+    include: Logistic = Logistic({
+        "bias_bool": -0.2565, "bool_margin": 0.017, "enum_said": 1.6777, "unused_number": 2.5973,
+        "best_p": 4.9093, "best_lp_mean": 0.227, "spoken": 0.1515, "is_default": -1.6994,
+        "described": 1.6989, "unused_spoken": 2.131
+    }, -7.5675)
+    value_weights: Mapping[str, float] = field(default_factory=lambda: {
+        "lp": 0.0202, "lp_mean": 0.2915, "digits_string": -0.7673, "described": 0.2703,
+        "src_quoted": 2.2863, "src_name": 1.0611, "src_chunk": -0.2025, "src_word": -0.3417,
+        "src_date": 2.0917
+    })
+    order_bonus: float = 1.0
+    call_threshold: float = 0.69
 
 
 DEFAULT_SETTINGS = DecisionSettings()

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MAX_SPAN_WORDS", "ground_schema", "mentioned", "numbers", "spans"]
+__all__ = ["MAX_SPANS", "MAX_SPAN_WORDS", "ground_schema", "mentioned", "numbers", "spans"]
 
 MAX_SPAN_WORDS = 8
 MAX_SPANS = 400  # beyond this a string stays free: a grammar of thousands of literals slows every token

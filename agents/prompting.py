@@ -47,7 +47,7 @@ from orchestrator.errors import ToolCallError
 from orchestrator.types import ChatMessage
 from tools.validation import validate_arguments
 
-__all__ = ["example_arguments", "prompt_messages", "select_examples", "system_prompt", "tool_examples"]
+__all__ = ["ANSWER_FORMAT", "REPLY_FORMAT", "example_arguments", "prompt_messages", "select_examples", "system_prompt", "tool_examples"]
 
 REPLY_FORMAT = 'To use a tool, reply {"calls": [{"name": "<tool name>", "arguments": {...}}]}. Otherwise reply {"answer": "<text>"}.'
 ANSWER_FORMAT = 'Reply with JSON only: {"answer": ...}.'

@@ -24,10 +24,12 @@ from typing import Any
 
 import _bfcl_data as B
 
-__all__ = ["cascade_report", "fit_settings", "load_settings", "save_settings", "summary"]
+__all__ = ["cascade_report", "fit_settings", "load_settings", "reweigh", "save_settings", "summary"]
 
-RELEVANCE_FEATURES = ("call_margin", "lex_best", "emb_best", "name_lp_best", "missing_share", "field_p_min", "tool_p")
-CONFIDENCE_FEATURES = ("tool_p", "field_p_min", "field_p_mean", "relevance", "missing_share", "written_lp_min", "lex_best", "emb_best",
+# Not the tool's softmax probability: in BFCL every item with several tools is relevant, so a fit would
+# learn "several tools: call" (it did: a weight of -18 on tool_p), which no app's agent should inherit.
+RELEVANCE_FEATURES = ("call_margin", "lex_best", "emb_best", "name_lp_best", "missing_share", "field_p_min")
+CONFIDENCE_FEATURES = ("field_p_min", "field_p_mean", "relevance", "missing_share", "written_lp_min", "lex_best", "emb_best",
                        "field_margin_min", "weak_sources", "optional_written", "tool_margin", "fields_required")
 MAX_ESCALATION = 0.4
 
@@ -242,6 +244,24 @@ def _optional_rows(tune: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, fl
                 rows.append(feats)
                 labels.append(True)
     return rows, labels
+
+
+def reweigh(records: Sequence[Mapping[str, Any]], settings: Any) -> list[dict[str, Any]]:
+    """Recorded scored decisions under other relevance/confidence weights and call threshold: exact,
+    since those act on recorded features only (the call each record would make is kept with its
+    rightness, ``call_right``). Tool and value weights need a rerun (they change what is scored)."""
+    out = []
+    for r in records:
+        if "features" not in r:
+            out.append(dict(r))
+            continue
+        relevance = settings.relevance(r["features"])
+        calls = relevance >= settings.call_threshold
+        right = (not calls) if r["category"] == "irrelevance" else (calls and bool(r.get("call_right")))
+        confidence = settings.confidence({**r["features"], "relevance": relevance}) if calls else 1.0 - relevance
+        out.append({**r, "right": right, "confidence": confidence, "relevance": relevance,
+                    "why": None if right else ("called a function" if calls else "no call") if r["category"] == "irrelevance" or not calls else r.get("why")})
+    return out
 
 
 def save_settings(settings: Any, path: Path) -> None:

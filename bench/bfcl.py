@@ -49,7 +49,7 @@ if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(_
 sys.path.append(str(Path(__file__).resolve().parent))  # after the repo: bench/tools.py must not shadow our `tools`
 
 import _bfcl_data as B  # noqa: E402
-from _bfcl_fit import cascade_report, fit_settings, load_settings, save_settings, summary  # noqa: E402
+from _bfcl_fit import cascade_report, fit_settings, load_settings, reweigh, save_settings, summary  # noqa: E402
 
 SMALL, LARGE = "smollm2-135m", "gemma3-270m"
 
@@ -119,8 +119,12 @@ def run_scored(engine: Any, items: list[B.Item], settings: Any, cache: MutableMa
 
 def run_free(engine: Any, items: list[B.Item], refused: dict[str, str], progress: str) -> list[dict[str, Any]]:
     """The agent's first turn as before (grammar-constrained JSON, grounded arguments)."""
+    import anyio
+
     from agents.agent import Agent
     from agents.loop import ModelTurn, RunTools, agent_loop
+    from orchestrator.backends.base import complete
+    from orchestrator.backends.local import LocalBackend
 
     out = []
     started = time.perf_counter()
@@ -136,7 +140,7 @@ def run_free(engine: Any, items: list[B.Item], refused: dict[str, str], progress
         loop = agent_loop(agent, item.question)
         need = next(loop)
         assert isinstance(need, ModelTurn)
-        completion = engine.submit(need.request).result()
+        completion = anyio.run(complete, LocalBackend(engine), need.request)  # the backend compiles the grammar, reads calls back
         calls: list[Any] = []
         try:
             after = loop.send(completion)
@@ -243,6 +247,8 @@ def _report_records(args: argparse.Namespace) -> None:
         base = load_settings(args.weights) if args.weights else DecisionSettings()
         save_settings(fit_settings(records[f"{SMALL}/scored"], base), args.fit)
         print(f"fitted weights written to {args.fit}", file=sys.stderr)
+    if args.weights and not args.fit:  # the recorded decisions under other relevance/confidence weights
+        records = {name: (reweigh(rows, load_settings(args.weights)) if name.endswith("/scored") else rows) for name, rows in records.items()}
     report = {name: summary(rows) for name, rows in records.items()}
     cascade = cascade_report(records.get(f"{SMALL}/scored"), records.get(f"{LARGE}/scored"))
     _print(report, cascade, {})

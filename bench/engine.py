@@ -1,9 +1,13 @@
 """orchestrator bench engine: batched decode throughput, and the engine against high-level Llama.
 
-For each model, in one run, alternating and repeated (median reported):
+For each model and each weights file (``--weights shipped,auto``: the shipped file and
+the variant this machine's tune chose, side by side), in one run, alternating and
+repeated (median reported):
 - aggregate tok/s of the engine with 1, 2, 4, 8, 16 concurrent sequences;
 - single-sequence tok/s of llama-cpp-python's high-level ``Llama`` (same prompts,
-  same thread count, greedy) as the baseline.
+  same thread count, greedy, same file) as the baseline;
+- each weights file's tok/s against the first one's, width by width.
+The weights files take turns within every repetition, each turn on a fresh engine.
 Prints a table, then one JSON line. Ratios, not absolute speeds, are the result:
 this machine is shared and noisy.
 """
@@ -18,7 +22,6 @@ import sys
 import time
 
 from orchestrator.engine import EngineConfig, LocalEngine
-from orchestrator.models.catalogue import resolve_model
 from orchestrator.cli.progress import StepProgress
 from orchestrator.types import GenerationRequest
 
@@ -89,28 +92,60 @@ class LlamaBaseline:
         self.proc.wait(timeout=30)
 
 
-def bench_model(name: str, widths: list[int], reps: int, tokens: int, threads: int, steps: StepProgress) -> dict:
-    path = resolve_model(name)
+def weights_paths(name: str, choices: list[str], threads: int) -> dict[str, tuple[str, str]]:
+    """label -> (path, reason) for each of ``--weights`` (``shipped``, ``auto``, or a .gguf path);
+    ``auto`` is labelled with the variant it chose, and a choice that is another's file is measured once."""
+    from orchestrator.engine.variants import resolve_weights
+
+    out: dict[str, tuple[str, str]] = {}
+    for choice in choices:
+        got = resolve_weights(name, choice, threads=threads)
+        label = choice if choice != "auto" else f"auto:{got.format}"
+        if str(got.path) in {p for p, _ in out.values()}:
+            print(f"  {name}: {label} is the same file as another choice; measured once", file=sys.stderr)
+            continue
+        out[label] = (str(got.path), got.reason)
+    return out
+
+
+def bench_model(name: str, weights: list[str], widths: list[int], reps: int, tokens: int, threads: int, steps: StepProgress) -> dict:
+    """Each weights file of ``name``, taking turns within each repetition (a fresh engine per turn)."""
+    files = weights_paths(name, weights, threads)
     cfg = EngineConfig(n_ctx=max(widths) * (tokens + 64), max_sequences=max(widths), prefix_cache_slots=0, n_threads=threads)
-    samples: dict[str, list[float]] = {f"engine_{n}": [] for n in widths} | {"llama": []}
-    with LocalEngine(path, cfg, name=name) as engine:
-        llm = LlamaBaseline(str(path), threads)
-        engine_rate(engine, 1, 8)  # warm-up both
-        llm.rate(8)
+    samples = {label: {f"engine_{n}": [] for n in widths} | {"llama": []} for label in files}
+    baselines = {label: LlamaBaseline(path, threads) for label, (path, _) in files.items()}
+    try:
         for rep in range(reps):
-            for n in widths:
-                samples[f"engine_{n}"].append(engine_rate(engine, n, tokens))
-                if n == 1:
-                    samples["llama"].append(llm.rate(tokens))
-                steps.advance(f"{name} rep {rep + 1} width {n}")
-            steps.note(f"  {name} rep {rep + 1}/{reps}: " + ", ".join(f"{k}={v[-1]:.0f}" for k, v in samples.items()))
-        llm.close()
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    return {
-        "tok_s": {k: round(v, 1) for k, v in med.items()},
-        "ratio_vs_single": {str(n): round(med[f"engine_{n}"] / med["engine_1"], 2) for n in widths},
-        "single_vs_llama": round(med["engine_1"] / med["llama"], 2),
-    }
+            for label, (path, _) in files.items():
+                with LocalEngine(path, cfg, name=name) as engine:
+                    engine_rate(engine, 1, 8)  # warm-up both
+                    baselines[label].rate(8)
+                    for n in widths:
+                        samples[label][f"engine_{n}"].append(engine_rate(engine, n, tokens))
+                        if n == 1:
+                            samples[label]["llama"].append(baselines[label].rate(tokens))
+                        steps.advance(f"{name} [{label}] rep {rep + 1} width {n}")
+                got = samples[label]
+                steps.note(f"  {name} [{label}] rep {rep + 1}/{reps}: " + ", ".join(f"{k}={v[-1]:.0f}" for k, v in got.items()))
+    finally:
+        for baseline in baselines.values():
+            baseline.close()
+    results = {}
+    for label, (path, reason) in files.items():
+        med = {k: statistics.median(v) for k, v in samples[label].items()}
+        results[label] = {
+            "path": path,
+            "why": reason,
+            "tok_s": {k: round(v, 1) for k, v in med.items()},
+            "ratio_vs_single": {str(n): round(med[f"engine_{n}"] / med["engine_1"], 2) for n in widths},
+            "single_vs_llama": round(med["engine_1"] / med["llama"], 2),
+        }
+    first = next(iter(results))
+    for label, r in results.items():  # every other file against the first one listed, width by width
+        if label != first:
+            base = results[first]["tok_s"]
+            r[f"ratio_vs_{first}"] = {str(n): round(r["tok_s"][f"engine_{n}"] / base[f"engine_{n}"], 2) for n in widths}
+    return results
 
 
 def main() -> None:
@@ -120,20 +155,29 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=EngineConfig().threads)
+    ap.add_argument("--weights", default="shipped,auto",
+                    help="weights files side by side, comma-separated: shipped, auto (the variant chosen here), or .gguf paths; "
+                         "ratios are against the first")
     args = ap.parse_args()
     widths = [int(w) for w in args.widths.split(",")]
+    weights = [w.strip() for w in args.weights.split(",") if w.strip()]
     results = {}
     models = args.models.split(",")
-    with StepProgress("bench engine", total=len(models) * args.reps * len(widths)) as steps:
+    with StepProgress("bench engine", total=len(models) * args.reps * len(widths) * len(weights)) as steps:
         for name in models:
-            results[name] = bench_model(name, widths, args.reps, args.tokens, args.threads, steps)
+            results[name] = bench_model(name, weights, widths, args.reps, args.tokens, args.threads, steps)
 
-    print(f"\n{'model':<14} {'seqs':>5} {'tok/s':>8} {'x single':>9}")
-    for name, r in results.items():
-        for n in widths:
-            print(f"{name:<14} {n:>5} {r['tok_s'][f'engine_{n}']:>8.1f} {r['ratio_vs_single'][str(n)]:>9.2f}")
-        print(f"{name:<14} {'Llama':>5} {r['tok_s']['llama']:>8.1f}   engine single / high-level Llama = {r['single_vs_llama']:.2f}x")
-    print(json.dumps({"bench": "engine", "reps": args.reps, "tokens": args.tokens, "threads": args.threads, "results": results}))
+    print(f"\n{'model':<14} {'weights':<14} {'seqs':>5} {'tok/s':>8} {'x single':>9}  x first weights")
+    for name, by_weights in results.items():
+        first = next(iter(by_weights))
+        for label, r in by_weights.items():
+            for n in widths:
+                vs = r.get(f"ratio_vs_{first}", {}).get(str(n))
+                print(f"{name:<14} {label:<14} {n:>5} {r['tok_s'][f'engine_{n}']:>8.1f} {r['ratio_vs_single'][str(n)]:>9.2f}"
+                      + (f"  {vs:.2f}x {first}" if vs is not None else ""))
+            print(f"{name:<14} {label:<14} {'Llama':>5} {r['tok_s']['llama']:>8.1f}   engine single / high-level Llama = {r['single_vs_llama']:.2f}x")
+            print(f"{'':<14} {label}: {r['why']}")
+    print(json.dumps({"bench": "engine", "reps": args.reps, "tokens": args.tokens, "threads": args.threads, "weights": weights, "results": results}))
 
 
 if __name__ == "__main__":

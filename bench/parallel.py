@@ -79,7 +79,7 @@ import anyio
 
 from orchestrator.backends.local import LocalBackend
 from orchestrator.engine import EngineConfig, LocalEngine
-from orchestrator.models.catalogue import resolve_model
+from orchestrator.engine.variants import resolve_weights
 from orchestrator.taskgraph.patterns import skeleton_of_thought
 from orchestrator.taskgraph.scheduler import Runner
 from orchestrator.types import Completion, GenerationRequest, TokenDelta
@@ -234,8 +234,10 @@ def med(runs: list[dict[str, Any]], key: str) -> float:
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    path = resolve_model(MODEL)
     cfg = EngineConfig(n_ctx=8192, max_sequences=16, n_threads=args.threads)
+    weights = resolve_weights(MODEL, args.weights, threads=cfg.threads)  # both modes, and the reference, load this file
+    path = weights.path
+    print(f"  weights: {weights.format} ({weights.reason})", file=sys.stderr, flush=True)
     questions = QUESTIONS[: args.questions]
     pairs: list[dict[str, Any]] = []
     discarded: list[dict[str, Any]] = []
@@ -281,6 +283,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         pair["identity"] = compare_pair(pair["sequential"], pair["parallel"], checker)
     out = summarise(args, questions, pairs, checker, bench_s)
     out["discarded"] = discarded
+    out["weights"] = {"asked": args.weights, "format": weights.format, "file": path.name, "why": weights.reason}
     return out
 
 
@@ -373,7 +376,8 @@ def summarise(args, questions, pairs, checker: GapChecker, bench_s: float) -> di
 
 def print_table(out: dict[str, Any]) -> None:
     m = out["modes"]
-    print(f"\nSkeleton-of-Thought on {out['model']}, {out['points']} points, {out['pairs']} pairs ({out['reps']} reps over {out['questions']} questions), "
+    print(f"\nweights: {out['weights']['format']} ({out['weights']['file']}): {out['weights']['why']}")
+    print(f"Skeleton-of-Thought on {out['model']}, {out['points']} points, {out['pairs']} pairs ({out['reps']} reps over {out['questions']} questions), "
           f"{out['threads']} threads; medians (fresh engine per run, load {out['engine_load_s']:.2f}s untimed)")
     print(f"{'mode':<11} {'wall s':>7} {'expand s':>9} {'outline s':>10} {'exp tok/s':>10} {'prefill comp':>13} {'reused':>7} {'decode steps':>13}  points")
     for mode in MODES:
@@ -424,6 +428,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="engine threads (default: the engine's)")
     ap.add_argument("--deadline", type=float, default=60.0, help="seconds per run before its pair is discarded as contended (~10 s quiet)")
     ap.add_argument("--retries", type=int, default=1, help="reruns of a discarded pair")
+    ap.add_argument("--weights", default="auto", help="auto (the variant chosen on this machine, the engine's default), shipped, or a .gguf path")
     args = ap.parse_args()
     if args.quick:
         args.reps = 2

@@ -30,6 +30,7 @@ from pathlib import Path
 from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.engine.prompt_lookup import lookup_speedup_bound
 from orchestrator.errors import ModelNotFoundError
+from orchestrator.engine.variants import resolve_weights
 from orchestrator.models.catalogue import cache_dir_for, resolve_model
 from orchestrator.engine.quantize import quantize_model
 from orchestrator.types import ChatMessage, GenerationRequest
@@ -172,13 +173,18 @@ def bench_target(label: str, path: Path, draft: str | None, reps: int, tokens: i
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="orchestrator bench speculative")
-    ap.add_argument("--targets", default="q4_1,f32", help="q4_1 (shipped smollm2-135m) and/or f32 (its requantization)")
+    ap.add_argument("--targets", default="q4_1,f32",
+                    help="q4_1 (shipped smollm2-135m), auto (the weights variant chosen on this machine) and/or f32 (its requantization)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=EngineConfig().threads)
     args = ap.parse_args()
     # target -> (model file, draft model): the F32 target gets the shipped Q4_1 as its draft
-    targets = {"q4_1": (lambda: resolve_model("smollm2-135m"), None), "f32": (f32_target, "smollm2-135m")}
+    targets = {
+        "q4_1": (lambda: resolve_model("smollm2-135m"), None),
+        "auto": (lambda: resolve_weights("smollm2-135m", "auto", threads=args.threads).path, None),
+        "f32": (f32_target, "smollm2-135m"),
+    }
     results = {}
     for target in args.targets.split(","):
         make_path, draft = targets[target]

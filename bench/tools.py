@@ -339,13 +339,17 @@ class Outcome:
 
 
 def ours_first_turn(engine: Any, agent: Any, text: str) -> Outcome:
+    import anyio
+
     from agents.loop import ModelTurn, RunTools, agent_loop
+    from orchestrator.backends.base import complete
+    from orchestrator.backends.local import LocalBackend
 
     start = time.perf_counter()
     loop = agent_loop(agent, text)
     need = next(loop)
     assert isinstance(need, ModelTurn)
-    completion = engine.submit(need.request).result()
+    completion = anyio.run(complete, LocalBackend(engine), need.request)  # the backend compiles the grammar, reads the calls back
     seconds = time.perf_counter() - start
     reply = completion.choices[0].text
     try:

@@ -14,10 +14,11 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     ├── RequestError             one request is wrong; the engine is fine
     │   ├── ContextLengthError   prompt (+ max_tokens) longer than a sequence may be
     │   ├── ChatTemplateError    template missing, unsafe, too slow or too large
-    │   ├── GrammarError         a grammar llama.cpp cannot parse
+    │   ├── GrammarError         a grammar llama.cpp cannot parse, or too large to build
     │   ├── PlanError            a model-written plan that cannot be executed (the reason goes back to the model)
     │   └── ToolCallError        a model-written tool call: unknown tool, or arguments that do not validate
     ├── CapacityError            the KV memory budget cannot hold what was asked
+    ├── DiskSpaceError           too little free disk for files the orchestrator must write (weight variants)
     ├── EngineError              the engine is closed or llama.cpp failed mid-run
     ├── GraphError               a task graph that cannot run as built (cycle, missing input, unknown node)
     ├── RunError                 a task graph run that did not finish
@@ -26,11 +27,13 @@ Every error the library raises on purpose is an ``OrchestratorError``; a bare
     │   ├── RunCancelledError    the run, or the branch a result needed, was cancelled
     │   └── UnsafeResumeError    resuming would silently repeat a side effect that may have happened
     ├── StoreError               the run store is unreadable, or holds no such run
+    │   └── UnknownFactoryError  a stored run names a graph factory that is not registered (never imported)
     ├── AgentError               an agent ended without an answer: wrong replies past its retries and escalation
-    ├── ToolExecutionError       a tool raised while running; the model sees a short reason, never a stack trace
+    ├── ToolExecutionError       a tool call gave no result (raised, timed out, not approved); the model sees a short reason
     ├── RemoteError              a remote OpenAI-compatible server failed; ``endpoint`` and ``status`` say where and how
     │   ├── RemoteUnavailableError   unreachable, timed out, 5xx or 429 past the retries, or its circuit is open
     │   ├── RemoteProtocolError      the server answered with something that is not the OpenAI API (bad JSON or SSE)
+    │   ├── RemoteServerError        the server reported an error inside its reply; its own message, in full
     │   └── StreamBrokenError        a stream ended mid-way; ``partial_text`` holds what had arrived (never re-issued)
     └── RoutingError             no backend may take the request under the policies
         └── EgressRefusedError   the request holds data that must not leave the device, and only remote backends remain
@@ -44,6 +47,7 @@ __all__ = [
     "ChatTemplateError",
     "ConfigError",
     "ContextLengthError",
+    "DiskSpaceError",
     "EgressRefusedError",
     "EngineError",
     "GrammarError",
@@ -59,6 +63,7 @@ __all__ = [
     "PlanError",
     "RemoteError",
     "RemoteProtocolError",
+    "RemoteServerError",
     "RemoteUnavailableError",
     "RequestError",
     "RoutingError",
@@ -69,6 +74,7 @@ __all__ = [
     "ToolCallError",
     "ToolDefinitionError",
     "ToolExecutionError",
+    "UnknownFactoryError",
     "UnsafeResumeError",
 ]
 
@@ -119,7 +125,7 @@ class ChatTemplateError(RequestError):
 
 
 class GrammarError(RequestError):
-    """A grammar that llama.cpp cannot parse."""
+    """A grammar that llama.cpp cannot parse, or one that would be too large to build."""
 
 
 class PlanError(RequestError):
@@ -129,6 +135,17 @@ class PlanError(RequestError):
 
 class CapacityError(OrchestratorError):
     """The KV memory budget cannot hold what was asked."""
+
+
+class DiskSpaceError(OrchestratorError):
+    """Too little free disk space for files the orchestrator must write; ``folder``,
+    ``needed`` and ``free`` (bytes) say where and how much."""
+
+    def __init__(self, message: str, *, folder: str, needed: int, free: int) -> None:
+        super().__init__(message)
+        self.folder = folder
+        self.needed = needed
+        self.free = free
 
 
 class EngineError(OrchestratorError):
@@ -169,6 +186,11 @@ class StoreError(OrchestratorError):
     """The run store cannot be read or written, or holds no such run."""
 
 
+class UnknownFactoryError(StoreError):
+    """A stored run names a graph factory that no code registered. A store is data: the name is
+    looked up in ``orchestrator.taskgraph.factories``, never imported."""
+
+
 class ToolDefinitionError(ConfigError):
     """A tool cannot work as defined: a signature without a schema, a schema that is not valid,
     or one that cannot be turned into a grammar. Raised when the tool is defined."""
@@ -184,8 +206,9 @@ class ToolCallError(RequestError):
 
 
 class ToolExecutionError(OrchestratorError):
-    """A tool raised while running. ``str()`` is a short reason fit for the model; the original
-    exception is ``__cause__`` (for logs, never for the model)."""
+    """A tool call gave no result: the tool raised, ran past its timeout, returned what cannot be
+    shown, or was not approved. ``str()`` is a one-line reason fit for the model; the original
+    exception, if any, is ``__cause__`` (for logs, never for the model)."""
 
     def __init__(self, message: str, *, tool: str | None = None) -> None:
         super().__init__(message)
@@ -218,6 +241,12 @@ class RemoteUnavailableError(RemoteError):
 
 class RemoteProtocolError(RemoteError):
     """The server's reply is not what the OpenAI API says: malformed JSON, SSE or fields."""
+
+
+class RemoteServerError(RemoteError):
+    """The server reported an error inside a reply it had begun: llama.cpp's streamed
+    ``error: {...}`` line, or an ``{"error": {...}}`` object in place of a chunk. ``str()`` ends
+    with the server's own message, whole; ``status`` is the code it gave, if any."""
 
 
 class StreamBrokenError(RemoteError):

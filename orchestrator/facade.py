@@ -10,26 +10,27 @@ Models are given as catalogue names or ``.gguf`` paths (loaded on first use, in 
 thread, once, and freed by ``aclose``) or as ready ``Backend`` values (a remote server, a router;
 not closed by the facade). ``"default"`` names the first model, so agents and graphs that use
 the default backend name run on it. A ``CancelHandle`` may be cancelled from any thread (a UI
-button): a local model stops at its next token and the stream ends with a completion whose
-``finish_reason`` is ``"cancelled"``. Importing this module loads no model and does not
-initialise llama.cpp.
+button): the stream ends with a completion whose ``finish_reason`` is ``"cancelled"``, a local
+model at its next token (the ``Backend`` contract, ``orchestrator.backends.base``). The command
+line and the demo go through this facade too: ``lazy_backend`` (a Router that loads only what it
+routes to), ``engine`` (an engine's stats and costs) and ``resume_graph`` are there for them.
+Importing this module loads no model and does not initialise llama.cpp.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.from_thread
-import anyio.lowlevel
 
-from orchestrator.backends.base import Backend
+from orchestrator.backends.base import Backend, read_completion
+from orchestrator.backends.base import stream as backend_stream
+from orchestrator.backends.cancel import CancelHandle
 from orchestrator.backends.local import LocalBackend
 from orchestrator.errors import (
     ConfigError,
@@ -39,7 +40,6 @@ from orchestrator.errors import (
 )
 from orchestrator.types import (
     ChatMessage,
-    Choice,
     Completion,
     GenerationRequest,
     TokenDelta,
@@ -48,62 +48,12 @@ from orchestrator.types import (
 if TYPE_CHECKING:
     from orchestrator.engine import EngineConfig, LocalEngine
 
-__all__ = ["CancelHandle", "Orchestrator"]
+__all__ = ["CancelHandle", "Event", "ModelSource", "Orchestrator"]
 
 log = logging.getLogger(__name__)
 
 Event = TokenDelta | Completion
 ModelSource = str | Path | Backend
-
-
-class CancelHandle:
-    """Cancels one piece of work from any thread. Idempotent; cancelling before the work starts
-    makes it end at once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cancelled = False
-        self._callbacks: dict[int, Callable[[], None]] = {}
-        self._next = 0
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled
-
-    def cancel(self) -> None:
-        with self._lock:
-            if self._cancelled:
-                return
-            self._cancelled = True
-            callbacks = list(self._callbacks.values())
-        for callback in callbacks:
-            callback()
-
-    def _on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Calls ``callback`` on cancel (now, if already cancelled); returns the unregistering function."""
-        with self._lock:
-            if not self._cancelled:
-                key, self._next = self._next, self._next + 1
-                self._callbacks[key] = callback
-                return lambda: self._callbacks.pop(key, None)
-        callback()
-        return lambda: None
-
-
-def _threadsafe(fn: Callable[[], None]) -> Callable[[], None]:
-    """``fn`` (which must run on the current event loop) callable from any thread."""
-    token, loop_thread = anyio.lowlevel.current_token(), threading.get_ident()
-
-    def call() -> None:
-        if threading.get_ident() == loop_thread:
-            fn()
-            return
-        try:
-            anyio.from_thread.run_sync(fn, token=token)
-        except RuntimeError:  # the loop has ended: nothing left to cancel
-            log.debug("cancel after the event loop ended")
-
-    return call
 
 
 class Orchestrator:
@@ -134,17 +84,41 @@ class Orchestrator:
         return list(self._sources)
 
     # -- models ----------------------------------------------------------
-    async def backend(self, name: str | None = None) -> Backend:
-        """The backend of model ``name`` (None or ``"default"``: the first), loading it on first use."""
+    def _known(self, name: str | None) -> str:
+        """``name`` checked (None or ``"default"``: the first model)."""
         name = self.default if name in (None, "default") else name
         if self._closed:
             raise EngineError("the orchestrator is closed")
         if name not in self._sources:
             raise ConfigError(f"no model named {name!r}; known: {', '.join(self._sources)}")
+        return name  # type: ignore[return-value]
+
+    async def backend(self, name: str | None = None) -> Backend:
+        """The backend of model ``name`` (None or ``"default"``: the first), loading it on first use."""
+        name = self._known(name)
         backend = self._backends.get(name)
         if backend is None:
             backend = await anyio.to_thread.run_sync(self._load, name)
         return backend
+
+    def lazy_backend(self, name: str | None = None) -> Backend:
+        """A ``Backend`` for model ``name`` that loads it only when it first generates (a ready
+        ``Backend`` is returned as it is). A ``Router`` over such backends decides without loading
+        anything and loads only the models it routes to; it counts a model that is not installed
+        here as unavailable."""
+        name = self._known(name)
+        return self._backends.get(name) or _LoadedOnFirstUse(self, name)
+
+    async def engine(self, name: str | None = None) -> LocalEngine:
+        """The ``LocalEngine`` of local model ``name``, loading it on first use: for what only an
+        engine shows (its stats, KV size and step costs). A model given as a ready ``Backend``
+        has none: ``ConfigError``."""
+        name = self._known(name)
+        await self.backend(name)
+        engine = self._engines.get(name)
+        if engine is None:
+            raise ConfigError(f"model {name!r} was given as a ready backend; it has no local engine here")
+        return engine
 
     def _load(self, name: str) -> Backend:
         """Loads a local model once, even when several callers ask at the same time (worker thread)."""
@@ -165,11 +139,8 @@ class Orchestrator:
                        **fields: Any) -> Completion:
         """Runs one request to its completion. A string is sent as a user message; ``fields``
         (``max_tokens``, ``sampling``, ``stop``, ...) go into the ``GenerationRequest``."""
-        async with aclosing(self.stream(request, model=model, cancel=cancel, **fields)) as events:
-            async for event in events:
-                if isinstance(event, Completion):
-                    return event
-        raise EngineError("the stream ended without a completion")
+        events = self.stream(request, model=model, cancel=cancel, **fields)
+        return await read_completion(events, source=f"model {model or self.default}")
 
     async def stream(self, request: GenerationRequest | str, *, model: str | None = None, cancel: CancelHandle | None = None,
                      **fields: Any) -> AsyncIterator[Event]:
@@ -178,16 +149,9 @@ class Orchestrator:
         request = _as_request(request, fields)
         backend = await self.backend(model)
         cancel = cancel or CancelHandle()
-        if cancel.cancelled:  # cancelled before it started: nothing is sent to the model
-            yield _cancelled(backend.name, request.n, defaultdict(list))
-            return
         self._inflight.add(cancel)
         try:
-            if isinstance(backend, LocalBackend) and not request.tools:  # tools: LocalBackend refuses them, clearly
-                events = _engine_events(backend.engine, request, cancel)
-            else:
-                events = _backend_events(backend, request, cancel)
-            async with aclosing(events):
+            async with aclosing(backend_stream(backend, request, cancel=cancel)) as events:
                 async for event in events:
                     yield event
         finally:
@@ -204,17 +168,31 @@ class Orchestrator:
         return await self._cancellable(lambda: run_agent(agent, task, backends, **options), cancel)
 
     async def run_graph(self, graph: Any, inputs: Mapping[str, Any] | None = None, *, models: Sequence[str] | None = None,
-                        cancel: CancelHandle | None = None, store: Any = None, limits: Mapping[str, int] | None = None,
-                        failure: str = "fail_fast", **options: Any) -> Any:
-        """Runs a ``TaskGraph`` with ``orchestrator.taskgraph.scheduler.Runner`` on ``models`` (default: all,
-        plus ``"default"``); ``options`` go to ``Runner.run``."""
+                        backends: Mapping[str, Backend] | None = None, cancel: CancelHandle | None = None, store: Any = None,
+                        limits: Mapping[str, int] | None = None, failure: str = "fail_fast", **options: Any) -> Any:
+        """Runs a ``TaskGraph`` with ``orchestrator.taskgraph.scheduler.Runner`` on ``models`` (default:
+        all, loaded first), ``backends`` (named backends of your own, e.g. a ``Router`` over these
+        models; they take precedence) and ``"default"`` (the first model, unless named otherwise);
+        ``options`` go to ``Runner.run``."""
+        runner = await self._runner(models, backends, store=store, limits=limits, failure=failure)
+        return await self._cancellable(lambda: runner.run(graph, inputs, **options), cancel)
+
+    async def resume_graph(self, run_id: str, graph: Any, *, store: Any, models: Sequence[str] | None = None,
+                           backends: Mapping[str, Backend] | None = None, cancel: CancelHandle | None = None, **options: Any) -> Any:
+        """Finishes a stored run that was interrupted or failed (``Runner.resume``), with the
+        models and backends of ``run_graph``; ``options`` (``rerun_uncertain``, ``on_event``) go
+        to ``Runner.resume``."""
+        runner = await self._runner(models, backends, store=store)
+        return await self._cancellable(lambda: runner.resume(run_id, graph, **options), cancel)
+
+    async def _runner(self, models: Sequence[str] | None, backends: Mapping[str, Backend] | None, **settings: Any) -> Any:
         from orchestrator.taskgraph.scheduler import Runner
 
-        names = list(models) if models is not None else self.models
-        backends = {n: await self.backend(n) for n in names}
-        backends.setdefault("default", await self.backend())
-        runner = Runner(backends, store=store, limits=limits, failure=failure)  # type: ignore[arg-type]
-        return await self._cancellable(lambda: runner.run(graph, inputs, **options), cancel)
+        found = {n: await self.backend(n) for n in (models if models is not None else self.models)}
+        found.update(backends or {})
+        if "default" not in found:  # the first model, loaded only if a node uses it
+            found["default"] = self.lazy_backend()
+        return Runner(found, **settings)
 
     async def _cancellable(self, run: Callable[[], Any], cancel: CancelHandle | None) -> Any:
         cancel = cancel or CancelHandle()
@@ -222,12 +200,8 @@ class Orchestrator:
             raise RunCancelledError("cancelled before it started")
         self._inflight.add(cancel)
         try:
-            with anyio.CancelScope() as scope:
-                unregister = cancel._on_cancel(_threadsafe(scope.cancel))
-                try:
-                    return await run()
-                finally:
-                    unregister()
+            with anyio.CancelScope() as scope, cancel.cancels(scope):
+                return await run()
             raise RunCancelledError("cancelled")
         finally:
             self._inflight.discard(cancel)
@@ -251,6 +225,31 @@ class Orchestrator:
         await self.aclose()
 
 
+class _LoadedOnFirstUse:
+    """A ``Backend`` for one of an orchestrator's local models that loads it when it first
+    generates (``Orchestrator.lazy_backend``)."""
+
+    location = "local"
+    stops_on_cancel = True  # it hands the cancel on to the loaded backend
+
+    def __init__(self, orch: Orchestrator, name: str) -> None:
+        self._orch = orch
+        self.name = name
+
+    @property
+    def available(self) -> bool:
+        """Loaded, or loadable without fetching anything."""
+        from orchestrator.models.catalogue import is_installed
+
+        return self.name in self._orch._backends or is_installed(self._orch._sources[self.name])  # type: ignore[arg-type]
+
+    async def generate(self, request: GenerationRequest, *, cancel: CancelHandle | None = None) -> AsyncIterator[Event]:
+        backend = await self._orch.backend(self.name)
+        async with aclosing(backend_stream(backend, request, cancel=cancel)) as events:
+            async for event in events:
+                yield event
+
+
 def _as_request(request: GenerationRequest | str, fields: Mapping[str, Any]) -> GenerationRequest:
     if isinstance(request, GenerationRequest):
         if fields:
@@ -264,48 +263,3 @@ def _as_request(request: GenerationRequest | str, fields: Mapping[str, Any]) -> 
         first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
         where = ".".join(str(p) for p in first.get("loc", ())) or "request"
         raise RequestError(f"invalid {where}: {first['msg']}") from None
-
-
-async def _engine_events(engine: Any, request: GenerationRequest, cancel: CancelHandle) -> AsyncIterator[Event]:
-    """A local engine's own stream: cancelling stops its sequences at the next token and the
-    engine ends the stream with a ``"cancelled"`` completion (exact token counts)."""
-    handle = engine.submit(request)
-    unregister = cancel._on_cancel(handle.cancel)  # RequestHandle.cancel is thread-safe
-    try:
-        async for event in handle:
-            yield event
-    finally:
-        unregister()
-        handle.cancel()  # the caller left early: stop at the next token (no-op once done)
-
-
-async def _backend_events(backend: Backend, request: GenerationRequest, cancel: CancelHandle) -> AsyncIterator[Event]:
-    """Any backend's stream; on cancel it is closed and a ``"cancelled"`` completion holds the
-    text so far (``tokens`` counts the streamed pieces)."""
-    texts: dict[int, list[str]] = defaultdict(list)
-    async with aclosing(backend.generate(request)) as events:
-        while True:
-            # One cancel scope per wait, so the consumer's code between events is never in it.
-            with anyio.CancelScope() as scope:
-                unregister = cancel._on_cancel(_threadsafe(scope.cancel))
-                try:
-                    event = await events.__anext__()
-                except StopAsyncIteration:
-                    raise EngineError(f"backend {backend.name} ended its stream without a completion") from None
-                finally:
-                    unregister()
-            if scope.cancelled_caught or (cancel.cancelled and isinstance(event, TokenDelta)):
-                yield _cancelled(backend.name, request.n, texts)
-                return
-            if isinstance(event, TokenDelta):
-                texts[event.index].append(event.text)
-            yield event
-            if isinstance(event, Completion):
-                return
-
-
-def _cancelled(model: str, n: int, texts: Mapping[int, list[str]]) -> Completion:
-    """The completion of a stream cancelled after ``texts`` (pieces per choice) had arrived."""
-    choices = tuple(Choice(index=i, text="".join(texts.get(i, ())), tokens=len(texts.get(i, ())), finish_reason="cancelled")
-                    for i in range(n))
-    return Completion(model=model, choices=choices)

@@ -23,14 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.from_thread
 
+from orchestrator.backends.base import read_completion
 from orchestrator.errors import EngineError
 from orchestrator.facade import CancelHandle, ModelSource, Orchestrator
 from orchestrator.types import Completion, GenerationRequest, TokenDelta
 
 if TYPE_CHECKING:
-    from orchestrator.engine import EngineConfig
+    from orchestrator.backends.base import Backend
+    from orchestrator.engine import EngineConfig, LocalEngine
 
-__all__ = ["SyncOrchestrator", "SyncStream"]
+__all__ = ["Event", "SyncOrchestrator", "SyncStream"]
 
 Event = TokenDelta | Completion
 _END = object()
@@ -48,21 +50,20 @@ class SyncStream:
 
     async def _pump(self, orch: Orchestrator, request: GenerationRequest | str, model: str | None,
                     on_event: Callable[[Event], None] | None, fields: dict[str, Any]) -> Completion:
-        completion = None
+        def deliver(event: Event) -> None:
+            if on_event is not None:
+                on_event(event)
+            self._events.put(event)
+
         try:
-            async for event in orch.stream(request, model=model, cancel=self.cancel_handle, **fields):
-                if on_event is not None:
-                    on_event(event)
-                self._events.put(event)
-                if isinstance(event, Completion):
-                    completion = event
+            events = orch.stream(request, model=model, cancel=self.cancel_handle, **fields)
+            completion = await read_completion(events, source=f"model {model or orch.default}", on_delta=deliver)
+            deliver(completion)
         except BaseException as exc:
             self._events.put(exc)
             raise
         finally:
             self._events.put(_END)
-        if completion is None:
-            raise EngineError("the stream ended without a completion")
         return completion
 
     def cancel(self) -> None:
@@ -113,6 +114,14 @@ class SyncOrchestrator:
         """Loads a model now rather than on first use (it takes a moment)."""
         self._call(self.orchestrator.backend, model)
 
+    def backend(self, model: str | None = None) -> Backend:
+        """The ``Backend`` of a model, loaded (to serve it, or to route over it); see ``Orchestrator.backend``."""
+        return self._call(self.orchestrator.backend, model)
+
+    def engine(self, model: str | None = None) -> LocalEngine:
+        """The ``LocalEngine`` of a local model, loaded (its stats, KV size, step costs); see ``Orchestrator.engine``."""
+        return self._call(self.orchestrator.engine, model)
+
     def generate(self, request: GenerationRequest | str, *, model: str | None = None, cancel: CancelHandle | None = None,
                  **fields: Any) -> Completion:
         """Blocks until the request completes; see ``Orchestrator.generate``."""
@@ -130,6 +139,9 @@ class SyncOrchestrator:
 
     def run_graph(self, graph: Any, inputs: Mapping[str, Any] | None = None, *, cancel: CancelHandle | None = None, **options: Any) -> Any:
         return self._call(self.orchestrator.run_graph, graph, inputs, cancel=cancel, **options)
+
+    def resume_graph(self, run_id: str, graph: Any, *, cancel: CancelHandle | None = None, **options: Any) -> Any:
+        return self._call(self.orchestrator.resume_graph, run_id, graph, cancel=cancel, **options)
 
     def close(self) -> None:
         """Cancels in-flight work, frees the models, stops the loop thread. Idempotent."""

@@ -28,7 +28,7 @@ from agents.decide import DEFAULT_SETTINGS, Decision, DecisionSettings, ToolView
 from agents.scoring import EmbedTexts, GenerateText, Generated, Needs, Scored, ScoreTexts
 from orchestrator.types import ChatMessage, Completion, GenerationRequest
 
-__all__ = ["EngineScorer", "decide_on", "escalation_refused", "literal_grammar", "plain_transcript"]
+__all__ = ["EngineScorer", "decide_on", "literal_grammar", "plain_transcript"]
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def _scored(completion: Completion, text: str) -> Scored:
 
 
 # ---------------------------------------------------------------------------------------------
-# For the agent runner: a scored turn on a backend, and escalation through the routing policies
+# For the agent runner: a scored turn on a backend
 # ---------------------------------------------------------------------------------------------
 
 _SCORERS: weakref.WeakKeyDictionary[Any, EngineScorer] = weakref.WeakKeyDictionary()
@@ -176,24 +176,3 @@ async def decide_on(backend: Any, tools: Sequence[ToolView], conversation: Seque
     if scorer is None:
         scorer = _SCORERS[engine] = EngineScorer(engine)
     return await anyio.to_thread.run_sync(lambda: scorer.run(decide(list(tools), conversation, settings)))
-
-
-def escalation_refused(backend: Any, request: GenerationRequest) -> str | None:
-    """Why the routing policies keep ``request`` on the device instead of sending it to ``backend``
-    (None: it may go). A router (a backend with ``decide``, ``orchestrator.routing.Router``)
-    decides with its own policies; any other remote backend under a ``PrivacyPolicy`` with egress
-    granted (the app chose it), which still keeps private data (cards, IBANs, phone numbers, ...)
-    on the device."""
-    from orchestrator.errors import RoutingError
-    from policies.privacy import PrivacyPolicy
-    from policies.routing import Candidate, RouteRequest
-    from policies.routing import decide as route
-
-    try:
-        if callable(getattr(backend, "decide", None)):
-            backend.decide(request)
-        elif getattr(backend, "location", "local") == "remote":
-            route(RouteRequest.of(request), (Candidate(name=backend.name, location="remote"),), (PrivacyPolicy(allow_egress=True),))
-    except RoutingError as exc:
-        return str(exc)
-    return None

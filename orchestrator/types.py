@@ -18,9 +18,11 @@ __all__ = [
     "FinishReason",
     "FunctionCall",
     "GenerationRequest",
+    "ResponseFormat",
     "RouteDecision",
     "RouteStep",
     "SamplingParams",
+    "SpeculativeMode",
     "SpeculativeStats",
     "Timings",
     "TokenDelta",
@@ -54,16 +56,43 @@ class SamplingParams(_Frozen):
         return self.temperature == 0.0
 
 
+class FunctionCall(_Frozen):
+    """A tool call a backend returned. ``arguments`` is the JSON text as the model wrote it:
+    validate it (``tools.validate_arguments``) before running anything."""
+
+    id: str
+    name: str
+    arguments: str
+
+
 class ChatMessage(_Frozen):
+    """One message of a conversation, in OpenAI's shape: an assistant message may carry the
+    ``tool_calls`` it made (its ``content`` may then be empty), and a ``tool`` message answers one
+    of them by ``tool_call_id`` (``name``: the tool's name, kept for backends that show results
+    as text). Each backend writes the conversation in its own tier's shape (see
+    ``tools.output_spec`` for models that read tool calls as text)."""
+
     role: Literal["system", "user", "assistant", "tool"]
-    content: str
+    content: str = ""
     name: str | None = None
+    tool_calls: tuple[FunctionCall, ...] = Field((), max_length=128)
+    tool_call_id: str | None = Field(None, min_length=1, max_length=256)
+
+    @model_validator(mode="after")
+    def _check(self) -> ChatMessage:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if self.tool_call_id is not None and self.role != "tool":
+            raise ValueError("only tool messages carry a tool_call_id")
+        return self
 
 
 class ToolSpec(_Frozen):
-    """A tool offered to a backend with native tool calling (remote OpenAI-compatible servers).
+    """A tool offered to a model: its name, what it does and its arguments' JSON schema.
 
-    Local models call tools through a grammar instead (see ``agents.Agent``).
+    Backends enforce calls their own way: a local model (and a llama.cpp server) through a
+    grammar made from the schemas, an OpenAI-compatible server natively (``tools``), a server
+    with neither through the prompt and strict validation (see ``GenerationRequest``).
     """
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -71,13 +100,22 @@ class ToolSpec(_Frozen):
     parameters: dict = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
-class FunctionCall(_Frozen):
-    """A tool call a backend returned natively. ``arguments`` is the JSON text as the model wrote
-    it: validate it (``tools.validate_arguments``) before running anything."""
+class ResponseFormat(_Frozen):
+    """What the text of a reply must be: free ``text``, any JSON object (``json_object``), or one
+    JSON value of ``json_schema`` (OpenAI's ``response_format``; ``name`` and ``strict`` are sent
+    to servers that take them). A local model enforces it with a grammar made from the schema
+    (``tools.grammar``), so the schema must be one a grammar can enforce."""
 
-    id: str
-    name: str
-    arguments: str
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    json_schema: dict | None = None
+    name: str = Field("output", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    strict: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> ResponseFormat:
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError("give json_schema exactly when type is 'json_schema'")
+        return self
 
 
 class GenerationRequest(_Frozen):
@@ -85,6 +123,12 @@ class GenerationRequest(_Frozen):
 
     ``n`` asks for several completions of the same prompt; they are decoded
     in one batch and share the prompt's KV cache.
+
+    The request says what output it needs, not how to enforce it: ``tools`` (with
+    ``tool_choice``, at most ``max_tool_calls`` calls in one reply) and/or ``response_format``.
+    Each backend enforces them its own way and returns calls in ``Choice.tool_calls`` and the
+    rest as text. ``grammar`` is a raw GBNF constraint, a local-only option (local engines and
+    llama.cpp servers), not combined with tools or a response format.
     """
 
     prompt: str | None = None
@@ -98,6 +142,8 @@ class GenerationRequest(_Frozen):
     logprobs: bool = Field(False, description="return each generated token's log-probability (raw model distribution)")
     tools: tuple[ToolSpec, ...] = Field((), max_length=128)
     tool_choice: Literal["auto", "required", "none"] = "auto"
+    max_tool_calls: int = Field(4, ge=1, le=64, description="most tool calls in one reply (1: no parallel calls)")
+    response_format: ResponseFormat | None = None
 
     @model_validator(mode="after")
     def _check(self) -> GenerationRequest:
@@ -105,6 +151,12 @@ class GenerationRequest(_Frozen):
             raise ValueError("give exactly one of prompt or messages")
         if self.messages is not None and not self.messages:
             raise ValueError("messages must not be empty")
+        if self.grammar is not None and (self.tools or self.response_format is not None):
+            raise ValueError("a raw grammar is a local-only option: give it alone, not with tools or response_format")
+        if self.tools and self.prompt is not None:
+            raise ValueError("tools need chat messages, not a raw prompt")
+        if len({t.name for t in self.tools}) != len(self.tools):
+            raise ValueError("tool names must be distinct")
         if len(self.stop) > _MAX_STOP_STRINGS:
             raise ValueError(f"at most {_MAX_STOP_STRINGS} stop strings")
         if any(not s or len(s) > _MAX_STOP_CHARS for s in self.stop):
@@ -113,10 +165,14 @@ class GenerationRequest(_Frozen):
 
 
 class TokenDelta(_Frozen):
-    """A piece of streamed text for choice ``index`` (may hold several tokens' text)."""
+    """A piece of streamed text for choice ``index`` (may hold several tokens' text). When the
+    request asked for log-probabilities, ``logprobs`` holds those of the tokens decoded since the
+    previous delta and ``token_texts`` their text (local engines; remote servers that send them)."""
 
     index: int
     text: str
+    logprobs: tuple[float, ...] | None = None
+    token_texts: tuple[str, ...] | None = None
 
 
 class Timings(_Frozen):
@@ -174,6 +230,7 @@ class Choice(_Frozen):
     token_ids: tuple[int, ...] = ()
     logprobs: tuple[float, ...] | None = None
     tool_calls: tuple[FunctionCall, ...] = ()
+    token_texts: tuple[str, ...] | None = None  # each logprob's token as text, when the backend knows it
 
 
 class RouteStep(_Frozen):

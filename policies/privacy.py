@@ -3,7 +3,8 @@
 ``detect(text)`` returns the data classes found; it looks for (and only for):
 
 - ``email``: ``name@domain.tld``;
-- ``phone``: an international number (``+`` country code, 8 to 15 digits in all), a North
+- ``phone``: an international number (``+`` country code, 8 to 15 digits in all, in at most 7
+  groups split by spaces, dots, dashes or parentheses), a North
   American number with separators (``555-123-4567``, ``(555) 123-4567``, ``555.123.4567``), or a
   European two-digit grouping (``06 12 34 56 78``);
 - ``payment_card``: 13 to 19 digits, together or in groups of 3 to 6 split by spaces or dashes,
@@ -13,7 +14,9 @@
   letters or digits, optionally in groups of 4) whose ISO 7064 mod-97 check holds.
 
 It is a guard against the common mistakes, not a data-loss-prevention product: names, addresses
-and free-form secrets are not detected. User labels (``medical``, ``confidential``...) name what a
+and free-form secrets are not detected. Every detector runs in time linear in the text (no
+pattern can backtrack over the ways to split a run of digits), and ``PrivacyPolicy`` scans at
+most ``MAX_SCAN_CHARS`` characters: a longer request is not scanned but kept on the device. User labels (``medical``, ``confidential``...) name what a
 detector cannot see; every label is treated as a private data class.
 
 ``PrivacyPolicy``: remote backends are off unless egress is granted; a grant still keeps any
@@ -29,14 +32,25 @@ from dataclasses import dataclass
 from orchestrator.errors import ConfigError
 from policies.routing import Candidate, RouteRequest, Verdict
 
-__all__ = ["DATA_CLASSES", "PrivacyPolicy", "check_labels", "detect", "iban_valid", "luhn_valid"]
+__all__ = ["DATA_CLASSES", "MAX_SCAN_CHARS", "PrivacyPolicy", "check_labels", "detect", "iban_valid", "luhn_valid"]
 
 DATA_CLASSES = ("email", "iban", "payment_card", "phone", "us_ssn")
+MAX_SCAN_CHARS = 2_000_000
+"""The most text ``PrivacyPolicy`` scans (about 500k tokens, past any remote model's context).
+A longer request is never sent to a remote backend: what it holds is unknown."""
 
 # Each pattern starts with its first character class and checks the character before it in a
-# lookbehind after that: the regex engine then skips fast to candidate positions.
-_EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b")
-_PHONE_INTL = re.compile(r"\+(?<![\w+]\+)\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?!\d)")
+# lookbehind after that: the regex engine then skips fast to candidate positions. Every
+# repetition is either bounded or over a class the next token cannot match, so a failed
+# attempt costs a bounded number of steps and the scan stays linear in the text.
+# At most 12 labels in the domain: backtracking from a failed top-level domain stays bounded.
+_EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,10}\.[A-Za-z]{2,24}\b")
+# One digit per repetition, separators optional and distinct from digits: there is one way
+# to read a run, so nothing backtracks. (The old ``\d{1,3}(?:[ .-]?\d{1,5}){2,6}(?!\d)`` tried
+# every split of a long digit run: " +" and 40 digits, repeated, took seconds per 100 KB.)
+# 25 digits at most are read: a longer run is no phone number anyway.
+_PHONE_INTL = re.compile(r"\+(?<![\w+]\+)\d(?:[ .-]?\(?\d\)?){0,24}")
+_PHONE_GROUP_BREAK = re.compile(r"[ .()-]+")
 _PHONE_NANP_PAREN = re.compile(r"\((?<![\d\w]\()\d{3}\) ?\d{3}[ .-]\d{4}(?!\d)")
 _PHONE_NANP = re.compile(r"\d(?<![\d\w]\d)\d{2}[ .-]\d{3}[ .-]\d{4}(?!\d)")
 _PHONE_EU = re.compile(r"0(?<![\d\w]0)\d(?:[ .]\d{2}){4}(?!\d)")
@@ -105,7 +119,12 @@ def _ssn_valid(text: str) -> bool:
 
 
 def _has_intl_phone(text: str) -> bool:
-    return any(8 <= sum(ch.isdigit() for ch in m.group()) <= 15 for m in _PHONE_INTL.finditer(text))
+    for match in _PHONE_INTL.finditer(text):
+        number = match.group()
+        groups = [g for g in _PHONE_GROUP_BREAK.split(number) if g]
+        if 8 <= sum(ch.isdigit() for ch in number) <= 15 and len(groups) <= 7:
+            return True
+    return False
 
 
 def detect(text: str) -> frozenset[str]:
@@ -144,7 +163,10 @@ class PrivacyPolicy:
     name: str = "privacy"
 
     def consult(self, request: RouteRequest, candidates: tuple[Candidate, ...]) -> Verdict:
-        # 1. What private data does the request hold (detected or labelled)?
+        # 1. What private data does the request hold (detected or labelled)? Text past the scan
+        #    limit is not scanned: it may hold anything, so it stays on the device.
+        if len(request.text) > MAX_SCAN_CHARS:
+            return self._unscanned(request, candidates)
         classes = detect(request.text) | request.labels
         found = f"found {', '.join(sorted(classes))}" if classes else "no private data found"
         remotes = frozenset(c.name for c in candidates if c.remote)
@@ -159,3 +181,11 @@ class PrivacyPolicy:
             return Verdict("forbid", f"private data ({', '.join(sorted(kept))}) must stay on the device", forbidden=remotes,
                            refuses_egress=True, data_classes=classes)
         return Verdict("pass", f"{found}; egress granted", data_classes=classes)
+
+    def _unscanned(self, request: RouteRequest, candidates: tuple[Candidate, ...]) -> Verdict:
+        remotes = frozenset(c.name for c in candidates if c.remote)
+        reason = f"the request's {len(request.text)} characters are over the {MAX_SCAN_CHARS}-character scan limit"
+        if not remotes:
+            return Verdict("pass", f"{reason}; every candidate is local", data_classes=request.labels)
+        return Verdict("forbid", f"{reason}; it stays on the device", forbidden=remotes, refuses_egress=True,
+                       data_classes=request.labels)

@@ -67,6 +67,7 @@ class RouteRequest:
     ) -> RouteRequest:
         """The routing view of a ``GenerationRequest`` (messages joined; tool descriptions included)."""
         parts = [request.prompt] if request.prompt is not None else [m.content for m in request.messages or ()]
+        parts += [c.arguments for m in request.messages or () for c in m.tool_calls]  # what calls carried leaves too
         parts += [f"{t.name} {t.description}" for t in request.tools]
         text = "\n".join(parts)
         return cls(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from orchestrator.errors import ModelNotFoundError
+
+# Tests load the shipped model files (the fixtures below are their paths, which the engine uses
+# as given, and so does tests/exactness.py's independent reference), and tests that name a
+# catalogue model never start a weights tune: a minute of timing whose choice depends on the
+# machine's load. tests/test_weights_auto.py and tests/test_tune.py cover weights="auto".
+os.environ.setdefault("ORCHESTRATOR_WEIGHTS", "shipped")
 
 
 def _model_path(name: str) -> Path:

@@ -20,7 +20,7 @@ from typing import Any
 
 from typing_extensions import Self
 
-__all__ = ["Conn", "FaultServer", "Seen", "chat_chunk", "json_reply", "refused_port", "sse_reply", "stall_head", "status_reply"]
+__all__ = ["Conn", "FaultServer", "Seen", "chat_chunk", "json_reply", "llama_error_stream", "refused_port", "sse_reply", "stall_head", "status_reply"]
 
 Handler = Callable[["Conn"], None]
 
@@ -195,6 +195,13 @@ def sse_reply(events: Iterable[Any], *, done: bool = True, then: str = "end", pa
         # "close": return without ending the chunked body; the server closes the socket
 
     return handle
+
+
+def llama_error_stream(error: Any, events: Iterable[Any] = ()) -> Handler:
+    """llama.cpp's server failing mid-stream: ``events``, then one line ``error: <json>`` and the
+    end of the body, without ``[DONE]`` (its ``server_sent_event(sink, "error", ...)``)."""
+    line = b"error: " + (error if isinstance(error, bytes) else json.dumps(error).encode()) + b"\n\n"
+    return sse_reply([*events, line], done=False)
 
 
 def stall_head(seconds: float = 30) -> Handler:

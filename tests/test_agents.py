@@ -11,7 +11,7 @@ import pytest
 from pydantic import AfterValidator, BaseModel, Field
 
 from agents.agent import Agent
-from agents.loop import ModelTurn, RunTools, agent_loop
+from agents.loop import ModelTurn, RunTools, ToolResult, agent_loop
 from agents.prompting import (
     example_arguments,
     prompt_messages,
@@ -21,7 +21,8 @@ from agents.prompting import (
 )
 from orchestrator.agent_runner import AgentEvent, run_agent
 from orchestrator.backends.fake import ScriptedBackend
-from orchestrator.errors import AgentError, ConfigError, ToolDefinitionError
+from orchestrator.backends.local import engine_request
+from orchestrator.errors import AgentError, ConfigError, NodeTimeoutError, ToolDefinitionError, ToolExecutionError
 from orchestrator.types import Choice, Completion, GenerationRequest
 from policies.approvals import approval_key, decide_approval
 from tools.tool import tool
@@ -79,15 +80,23 @@ def setup_function() -> None:
     invoked.clear()
 
 
-def test_call_then_answer_and_the_grammar_is_sent() -> None:
+def test_call_then_answer_and_the_tools_are_sent() -> None:
     backend = ScriptedBackend([_calls(("add", {"a": 2, "b": 3})), _answer("5")])
     events: list[AgentEvent] = []
     result = run(Agent("adder", "You add.", tools=(add,)), "2 + 3?", backend, on_event=events.append)
     assert result.output == "5" and result.steps == 2 and invoked == ["add 2 3"]
     assert result.calls[0].ok and result.calls[0].value == 5
     first = backend.requests[0]
-    assert first.grammar and '"\\"add\\""' in first.grammar and "Tools you can call:\n- add(a: integer, b: integer): Add two integers." in first.messages[0].content
-    assert backend.requests[1].messages[-1].role == "tool" and backend.requests[1].messages[-1].content.splitlines() == [
+    assert [t.name for t in first.tools] == ["add"] and first.tool_choice == "auto" and first.grammar is None
+    assert "Tools you can call:\n- add(a: integer, b: integer): Add two integers." in first.messages[0].content
+    grammar = engine_request(first).grammar  # what a local model decodes under
+    assert grammar and '"\\"add\\""' in grammar
+    # OpenAI's shape: the call on the assistant message, its result in a tool message answering it by id.
+    call_turn, result_turn = backend.requests[1].messages[-2:]
+    assert [(c.name, json.loads(c.arguments)) for c in call_turn.tool_calls] == [("add", {"a": 2, "b": 3})]
+    assert result_turn.role == "tool" and result_turn.tool_call_id == call_turn.tool_calls[0].id and result_turn.content == "5"
+    # ... which a local model reads as text, as before.
+    assert engine_request(backend.requests[1]).messages[-1].content.splitlines() == [
         "add returned: 5", "If this answers the request, answer the user now, in words."]
     assert [e.kind for e in events if e.kind != "token"] == ["tool_started", "tool_finished", "final"]
 
@@ -96,11 +105,12 @@ def test_the_last_step_may_only_answer() -> None:
     agent = Agent("a", "x", tools=(add,), max_steps=2)
     loop = agent_loop(agent, "t")
     first = next(loop)
-    assert isinstance(first, ModelTurn) and '\\"calls\\"' in (first.request.grammar or "")
+    assert isinstance(first, ModelTurn) and first.request.tool_choice == "auto"
     need = loop.send(Completion(model="m", choices=(Choice(index=0, text=_calls(("add", {"a": 1, "b": 1})), tokens=1, finish_reason="stop"),)))
     assert isinstance(need, RunTools)
     last = loop.send([])
-    assert isinstance(last, ModelTurn) and '\\"calls\\"' not in (last.request.grammar or "")
+    assert isinstance(last, ModelTurn) and last.request.tool_choice == "none"
+    assert '\\"calls\\"' not in (engine_request(last.request).grammar or "")
 
 
 def test_invalid_json_100_times_ends_in_a_typed_error_and_no_tool_runs() -> None:
@@ -121,12 +131,13 @@ def test_unknown_tool_and_bad_arguments_go_back_to_the_model() -> None:
 
 
 def test_escalation_carries_the_failed_attempt() -> None:
-    small = ScriptedBackend(lambda r: "garbage", name="small")
+    small = ScriptedBackend(lambda r: '{"calls": "garbage"}', name="small")
     large = ScriptedBackend([_answer("fixed")], name="large")
     events: list[AgentEvent] = []
     result = run(Agent("a", "x", max_retries=1, escalate_to="large"), "t", {"default": small, "large": large}, on_event=events.append)
     assert result.output == "fixed" and result.escalated
-    assert len(small.requests) == 2 and any(m.content == "garbage" for m in large.requests[0].messages)
+    assert len(small.requests) == 2 and any(m.content == '{"calls": "garbage"}' for m in large.requests[0].messages)
+    assert result.escalation is not None and result.escalation.backend == "large"
     assert "escalated" in [e.kind for e in events]
 
 
@@ -136,11 +147,59 @@ def test_tool_faults_reach_the_model_briefly_and_the_run_continues() -> None:
     result = run(Agent("a", "x", tools=(boom, hang, weird)), "t", backend)
     assert time.perf_counter() - t0 < 3
     assert result.output == "coped" and not any(r.ok for r in result.calls)
-    seen = backend.requests[1].messages[-1].content
+    seen = engine_request(backend.requests[1]).messages[-1].content  # the tool messages, as a local model reads them
     assert "boom failed: RuntimeError: broken: disk" in seen
     assert "hang failed:" in seen and "timeout of 0.2 s" in seen
     assert "weird failed: the tool returned a value that cannot be shown to the model" in seen
     assert "Traceback" not in seen and "File " not in seen
+
+
+def test_tool_faults_reach_the_loop_as_typed_errors_with_their_cause() -> None:
+    backend = ScriptedBackend([_calls(("boom", {"reason": "disk"}), ("hang", {"seconds": 5.0}), ("weird", {}), ("send", {"to": "a@x"})),
+                               _answer("coped")])
+    result = run(Agent("a", "x", tools=(boom, hang, weird, send)), "t", backend)
+    failures = [r.failure for r in result.calls]
+    assert all(isinstance(f, ToolExecutionError) for f in failures)
+    assert [f.tool for f in failures] == ["boom", "hang", "weird", "send"]
+    assert str(failures[0]) == "RuntimeError: broken: disk" and isinstance(failures[0].__cause__, RuntimeError)
+    assert str(failures[1]).startswith("TimeoutError: ") and isinstance(failures[1].__cause__, NodeTimeoutError)
+    assert isinstance(failures[2].__cause__, TypeError)  # a set is not JSON
+    assert failures[3].__cause__ is None and result.calls[3].error == "this tool needs approval and none was given"
+    assert invoked == []  # the call that needed approval did not run
+
+
+def test_a_deep_or_huge_tool_result_reaches_the_model_as_a_short_error() -> None:
+    """A 100,000-deep result used to raise an ExceptionGroup around a RecursionError from run_agent."""
+
+    def nested(depth: int) -> list:
+        value: list = []
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    @tool
+    def deep() -> object:
+        """Returns a value nested 100,000 levels deep."""
+        return nested(100_000)
+
+    @tool
+    async def wide() -> object:
+        """Returns more lists than a result may hold."""
+        return [[] for _ in range(200_000)]
+
+    @tool
+    def fine() -> object:
+        """Returns a nested value of a sane depth."""
+        return nested(10)
+
+    backend = ScriptedBackend([_calls(("deep", {}), ("wide", {}), ("fine", {})), _answer("coped")])
+    result = run(Agent("a", "x", tools=(deep, wide, fine)), "t", backend)
+    assert result.output == "coped" and [r.ok for r in result.calls] == [False, False, True]
+    seen = engine_request(backend.requests[1]).messages[-1].content  # the tool messages, as a local model reads them
+    assert "deep failed: the tool returned a value nested deeper than 64 levels" in seen
+    assert "wide failed: the tool returned a value made of more than 100000 objects" in seen
+    assert "fine returned: " + json.dumps(nested(10)) in seen
+    assert "Traceback" not in seen and len(seen) < 1000
 
 
 def test_calls_of_one_turn_run_at_once() -> None:
@@ -191,7 +250,7 @@ def test_structured_output_is_validated() -> None:
     backend = ScriptedBackend([_answer({"city": "Oslo", "celsius": "cold"}), _answer({"city": "Oslo", "celsius": -3})])
     result = run(Agent("a", "x", output_type=Weather), "t", backend)
     assert result.output == Weather(city="Oslo", celsius=-3) and result.retries == 1
-    assert '\\"celsius\\"' in (backend.requests[0].grammar or "")
+    assert '\\"celsius\\"' in (engine_request(backend.requests[0]).grammar or "")
 
 
 def test_definition_errors() -> None:
@@ -342,7 +401,7 @@ def test_a_repeated_call_is_not_run_again_the_model_is_asked_to_answer() -> None
     backend = ScriptedBackend([_calls(("add", {"a": 2, "b": 3})), _calls(("add", {"b": 3, "a": 2})), _answer("5")])
     result = run(Agent("a", "x", tools=(add,), max_steps=4), "2 + 3?", backend)
     assert result.output == "5" and invoked == ["add 2 3"] and len(result.calls) == 1
-    assert '\\"calls\\"' not in (backend.requests[2].grammar or "")  # the third turn may only answer
+    assert backend.requests[2].tool_choice == "none"  # the third turn may only answer
     assert backend.requests[2].messages == backend.requests[1].messages  # the repeat is not shown
     assert result.steps == 3
 
@@ -397,3 +456,62 @@ def test_on_smollm2_the_weather_question_calls_the_weather_tool_once_and_answers
     keys = [json.dumps([r.call.tool.name, r.call.arguments], sort_keys=True) for r in result.calls]
     assert len(keys) == len(set(keys))  # never the same call twice
     assert isinstance(result.output, str) and result.output and result.steps <= agent.max_steps
+
+
+# -- native tool calls, escalation and privacy -----------------------------------------------------
+
+
+def test_native_tool_calls_make_the_same_decision_as_calls_written_as_json() -> None:
+    from orchestrator.types import FunctionCall
+
+    agent = Agent("a", "x", tools=(add,))
+    decisions = []
+    for choice in (Choice(index=0, text="", tokens=1, finish_reason="tool_calls",
+                          tool_calls=(FunctionCall(id="call_9", name="add", arguments='{"a": 1, "b": 2}'),
+                                      FunctionCall(id="call_10", name="add", arguments='{"a": 3, "b": 4}'))),
+                   Choice(index=0, text=_calls(("add", {"a": 1, "b": 2}), ("add", {"a": 3, "b": 4})), tokens=1, finish_reason="stop")):
+        loop = agent_loop(agent, "t")
+        next(loop)
+        need = loop.send(Completion(model="m", choices=(choice,)))
+        assert isinstance(need, RunTools)
+        decisions.append([(c.id, c.tool.name, dict(c.arguments), dict(c.kwargs)) for c in need.calls])
+        if choice.tool_calls:
+            assert [c.call_id for c in need.calls] == ["call_9", "call_10"]  # the tool messages answer these ids
+            turn = loop.send([ToolResult(c, True, value=c.kwargs["a"] + c.kwargs["b"]) for c in need.calls])
+            assert [(m.tool_call_id, m.content) for m in turn.request.messages[-2:]] == [("call_9", "3"), ("call_10", "7")]
+    assert decisions[0] == decisions[1] == [("1.1", "add", {"a": 1, "b": 2}, {"a": 1, "b": 2}), ("1.2", "add", {"a": 3, "b": 4}, {"a": 3, "b": 4})]
+
+
+def test_a_plain_text_reply_is_the_answer_and_a_broken_json_one_is_sent_back() -> None:
+    backend = ScriptedBackend(["{\"answer\": \"cut", "It is 5."])
+    result = run(Agent("a", "x", tools=(add,)), "t", backend)
+    assert result.output == "It is 5." and result.retries == 1
+
+
+class _Remote(ScriptedBackend):
+    """A scripted backend that says it is remote (what the privacy policy reads)."""
+
+    location = "remote"
+
+
+def test_a_private_task_never_leaves_the_device_whatever_the_agent_names() -> None:
+    from orchestrator.errors import EgressRefusedError
+
+    small, cloud = ScriptedBackend(['{"calls": 1}'] * 2 + [_answer("kept")], name="small"), _Remote([_answer("cloud")], name="cloud")
+    agent = Agent("a", "x", max_retries=1, escalate_to="cloud")
+    result = run(agent, "Write to jane.doe@example.com", {"default": small, "cloud": cloud})
+    # Escalation refused: the step stays on the device for another round, and the result says why.
+    assert result.output == "kept" and not result.escalated and cloud.requests == []
+    assert result.escalation is not None and result.escalation.backend == "default" and "email" in result.escalation.data_classes
+    assert any(s.policy == "privacy" and s.forbidden == ("cloud",) for s in result.escalation.trail)
+    # With nothing to ask on the device, the error says why the step did not escalate.
+    failing = ScriptedBackend(lambda r: '{"calls": 1}', name="small")
+    with pytest.raises(AgentError, match="escalation to 'cloud' was refused .*privacy"):
+        run(agent, "t", {"default": failing, "cloud": cloud}, labels=("medical",))
+    # An agent whose own model is remote: refused before any request.
+    with pytest.raises(EgressRefusedError):
+        run(Agent("a", "x", model="cloud"), "Call +44 20 7946 0958", {"cloud": cloud})
+    assert cloud.requests == []
+    # Data that may leave does: the escalation goes to the remote tier.
+    ok = run(agent, "t", {"default": ScriptedBackend(['{"calls": 1}'] * 2, name="small"), "cloud": cloud})
+    assert ok.output == "cloud" and ok.escalated and ok.escalation is not None and ok.escalation.backend == "cloud"

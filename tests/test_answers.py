@@ -17,6 +17,7 @@ from agents.agent import Agent
 from agents.answers import runaway
 from orchestrator.agent_runner import run_agent
 from orchestrator.backends.fake import ScriptedBackend
+from orchestrator.backends.local import engine_request
 from tools.tool import tool
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,7 +34,7 @@ def cancel_order(order: int) -> str:
 
 
 @pytest.mark.parametrize("text", ["1041.000000000000000000000000", "408.00000000000000012.000", "267, 267, 267, 267, 267, 267, 267",
-                                  "} now. } now. } now. } now. } now. } now. "])
+                                  "} now. } now. } now. } now. } now. } now. ", "I'm just going to keep going, " * 5])
 def test_runaways_are_found(text):
     assert runaway(text)
 
@@ -49,6 +50,6 @@ def test_a_runaway_answer_goes_back_to_the_model_and_the_hint_has_no_placeholder
     backend = ScriptedBackend([call, json.dumps({"answer": "1041." + "0" * 60}), json.dumps({"answer": "Order 1041 is cancelled."})])
     result = anyio.run(lambda: run_agent(Agent("a", "Help.", tools=(cancel_order,)), "Cancel order 1041.", backend))
     assert result.output == "Order 1041 is cancelled." and result.retries == 1
-    hint = backend.requests[1].messages[-1].content
+    hint = engine_request(backend.requests[1]).messages[-1].content  # what a local model reads after the result
     assert "answer the user now" in hint and '{"answer": ...}' not in hint
     assert "repeats" in backend.requests[2].messages[-1].content  # the model was told why

@@ -15,6 +15,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 import orchestrator.engine.chat_template as chat_template_module
 from orchestrator.engine.chat_template import CHATML_TEMPLATE, ChatTemplate, TemplateLimits
+from orchestrator.engine.template_limits import CURRENT_RENDER
 from orchestrator.errors import ChatTemplateError, ConfigError, OrchestratorError, RequestError
 
 # SmolLM2-135M-Instruct's template, as its GGUF file carries it (used when the file is absent).
@@ -470,7 +471,7 @@ def test_a_timed_out_render_leaves_nothing_behind() -> None:
     for _ in range(2):
         with pytest.raises(ChatTemplateError, match="longer than 0.2 s"):
             slow.render([])
-    assert chat_template_module._CURRENT.get() is None
+    assert CURRENT_RENDER.get() is None
     assert ChatTemplate(CHATML_TEMPLATE).render(CHAT).endswith("<|im_start|>assistant\n")
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.taskgraph.store import RunStore
+from tests.children import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "How can a small team make its software more reliable?"
@@ -42,13 +43,16 @@ def test_run_then_show_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_kill_9_mid_run_then_resume_from_the_cli(tmp_path: Path) -> None:
     store = tmp_path / "runs.sqlite3"
     cmd = [sys.executable, "-m", "orchestrator", "run", "sot", QUESTION, "--points", "4", "--run-id", "k", "--store", str(store), "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ}, preexec_fn=die_with_parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     committed: dict[str, str] = {}
     while time.monotonic() < deadline and proc.poll() is None:
         if store.exists():
-            with sqlite3.connect(store) as db:
-                committed = dict(db.execute("SELECT key, output FROM nodes WHERE run_id = 'k' AND status = 'done'").fetchall())
+            try:
+                with sqlite3.connect(store) as db:
+                    committed = dict(db.execute("SELECT key, output FROM nodes WHERE run_id = 'k' AND status = 'done'").fetchall())
+            except sqlite3.OperationalError:  # the child has created the file but not its tables yet
+                committed = {}
             if "outline" in committed:
                 break
         time.sleep(0.05)
@@ -58,7 +62,7 @@ def test_kill_9_mid_run_then_resume_from_the_cli(tmp_path: Path) -> None:
     assert RunStore(store).run("k").status == "running"  # killed: nobody could mark it
 
     done = subprocess.run([sys.executable, "-m", "orchestrator", "resume", "k", "--store", str(store), "--json", "--quiet"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, preexec_fn=die_with_parent, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["status"] == "done"

@@ -17,6 +17,7 @@ from orchestrator.errors import UnsafeResumeError
 from orchestrator.taskgraph.scheduler import Runner
 from orchestrator.taskgraph.store import RunStore
 from tests.durable_graph import build
+from tests.children import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,7 +40,7 @@ def test_kill_9_at_a_random_instant_then_resume(tmp_path: Path, seed: int) -> No
     expected = _expected(tmp_path)
     db, log = tmp_path / "runs.sqlite3", tmp_path / "ran.log"
     env = {**os.environ, "DURABLE_LOG": str(log), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from tests.durable_graph import main; main(*sys.argv[1:])", str(db), "r"], cwd=ROOT, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from tests.durable_graph import main; main(*sys.argv[1:])", str(db), "r"], cwd=ROOT, env=env, preexec_fn=die_with_parent)
     # Wait until the run is under way (the interpreter start varies), then kill at a random instant.
     deadline = time.monotonic() + 60
     while len(_ran(log)) < 2 and proc.poll() is None and time.monotonic() < deadline:

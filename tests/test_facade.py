@@ -110,7 +110,7 @@ def test_cancel_before_start_and_run_agent_and_graph():
     graph = TaskGraph("g").add("ask", Generate("Q: {question}"), inputs={"question": Input("question")})
 
     async def main() -> None:
-        backend = ScriptedBackend(lambda r: json.dumps({"answer": "42"}) if r.grammar else "A: " + r.prompt)
+        backend = ScriptedBackend(lambda r: json.dumps({"answer": "42"}) if r.response_format else "A: " + r.prompt)
         async with Orchestrator({"fake": backend}) as orch:
             result = await orch.run_agent(agent, "What is six times seven?")
             assert result.output == "42"
@@ -220,3 +220,42 @@ def test_smollm2_cancel_at_the_next_token_and_close_frees(smollm2_path):
     with pytest.raises(EngineError, match="closed"):
         engine.submit(GenerationRequest(prompt="x", max_tokens=1))
     assert orch.orchestrator._engines == {}
+
+
+# -- what the CLI uses: lazy backends, engines, resuming -----------------------------------------
+
+
+def test_lazy_backends_decide_without_loading_and_load_on_first_use():
+    from orchestrator.backends import complete
+    from orchestrator.errors import ModelFileError
+    from orchestrator.routing.router import Router
+
+    fake = ScriptedBackend(lambda r: "fine", name="fake")
+    orch = Orchestrator({"ghost": "/nonexistent/ghost.gguf", "fake": fake})
+    ghost = orch.lazy_backend("ghost")
+    assert orch.lazy_backend("fake") is fake  # a ready backend is itself
+    assert ghost.available is False  # not installed here: a router will not pick it
+    decision = Router([ghost, fake]).decide(GenerationRequest(prompt="x"))
+    assert decision.backend == "fake" and orch._engines == {}
+    with pytest.raises(ModelFileError, match="ghost.gguf"):  # generating loads it (and fails clearly)
+        anyio.run(complete, ghost, GenerationRequest(prompt="x"))
+    with pytest.raises(ConfigError, match="ready backend"):
+        anyio.run(orch.engine, "fake")
+
+
+def test_resume_graph_finishes_a_failed_run_on_other_backends(tmp_path):
+    from orchestrator.errors import NodeFailedError
+    from orchestrator.taskgraph.store import RunStore
+
+    graph = TaskGraph("g").add("ask", Generate("Q: {question}"), inputs={"question": Input("question")})
+
+    async def main() -> object:
+        async with Orchestrator({"fake": ScriptedBackend([])}) as orch:  # no reply: the node fails
+            with RunStore(tmp_path / "runs.sqlite3") as store:
+                with pytest.raises(NodeFailedError):
+                    await orch.run_graph(graph, {"question": "why"}, store=store, run_id="r1")
+                fixed = {"default": ScriptedBackend(["because"])}
+                return await orch.resume_graph("r1", graph, store=store, backends=fixed)
+
+    result = anyio.run(main)
+    assert result.status == "done" and result.output == "because"

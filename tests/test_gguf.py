@@ -184,7 +184,8 @@ def valid_kvs() -> list[bytes]:
         kv_raw("llama.attention.head_count_kv", ARRAY, array(U32, [struct.pack("<I", 2), struct.pack("<I", 1)])),
         kv_str("tokenizer.ggml.model", "gpt2"),
         kv_raw("tokenizer.ggml.tokens", ARRAY, array(STRING, [gstr("a"), gstr("b"), gstr("c")])),
-        kv_raw("tokenizer.ggml.scores", ARRAY, array(F32, [struct.pack("<f", 0.5)] * 20)),
+        kv_raw("tokenizer.ggml.merges", ARRAY, array(STRING, [gstr("a b")])),
+        kv_raw("general.weights", ARRAY, array(F32, [struct.pack("<f", 0.5)] * 20)),
         kv_raw("general.nested", ARRAY, array(ARRAY, [array(U8, [b"\x01", b"\x02"]), array(U8, [b"\x03"])])),
         kv_raw("general.flag", BOOL, b"\x01"),
         kv_raw("general.big", I64, struct.pack("<q", -5)),
@@ -226,7 +227,7 @@ def test_tiny_valid_file(tmp_path: Path) -> None:
     assert info.head_count_kv == 2  # max of the per-layer array
     assert info.key_length == 16  # 64 // 4, derived
     assert info.metadata["general.nested"] == [[1, 2], [3]]
-    assert info.metadata["tokenizer.ggml.scores"] == "<array float32 x 20>"
+    assert info.metadata["general.weights"] == "<array float32 x 20>"
     assert info.metadata["general.flag"] is True
     assert info.metadata["general.big"] == -5
     assert info.chat_template == "{{ messages }}"

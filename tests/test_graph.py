@@ -106,7 +106,7 @@ def test_condition_may_only_read_the_node_inputs() -> None:
 
 
 def test_retry_timeout_and_loop_settings_are_checked() -> None:
-    with pytest.raises(GraphError):
+    with pytest.raises(ConfigError):  # the one retry policy, shared with remote backends
         Retry(attempts=0)
     with pytest.raises(GraphError):
         TaskGraph("g").add("a", one, inputs={"x": Input("q")}, timeout_s=0)

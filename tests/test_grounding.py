@@ -12,6 +12,7 @@ from pydantic import Field
 from agents.agent import Agent
 from agents.grounding import ground_schema, mentioned, numbers, spans
 from agents.loop import decision_grammars
+from orchestrator.backends.local import engine_request
 from orchestrator.agent_runner import run_agent
 from orchestrator.backends.fake import ScriptedBackend
 from orchestrator.errors import ConfigError, ToolCallError, ToolDefinitionError
@@ -76,7 +77,7 @@ def test_the_agent_grounds_each_turn_on_the_task_and_the_tool_results() -> None:
     seen: list[str] = []
 
     def reply(request: Any) -> str:
-        seen.append(request.grammar)
+        seen.append(engine_request(request).grammar)  # what a local model decodes under
         if len(seen) == 1:
             return json.dumps({"calls": [{"name": "book", "arguments": {"restaurant": "Sakura", "people": 2}}]})
         return json.dumps({"answer": "done"})

@@ -25,26 +25,22 @@ ALLOWED = {
     "agents": {"orchestrator.core", "tools"},
     "orchestrator.models": {"orchestrator.core"},
     "orchestrator.engine": {"orchestrator.core", "orchestrator.models"},
-    "orchestrator.backends": {"orchestrator.core", "orchestrator.engine"},
+    # tools: backends enforce a request's tools and response format with its grammars (tools.output_spec)
+    "orchestrator.backends": {"orchestrator.core", "orchestrator.engine", "tools"},
     "orchestrator.routing": {"orchestrator.core", "orchestrator.backends", "policies"},
     "orchestrator.taskgraph": {"orchestrator.core", "orchestrator.backends", "agents"},
     "orchestrator.tool_decisions": {"orchestrator.core", "agents", "tools", "policies"},  # scored decisions on an engine (duck-typed)
-    "orchestrator.agent_runner": {"orchestrator.core", "orchestrator.backends", "orchestrator.taskgraph", "orchestrator.tool_decisions",
-                                  "agents", "tools", "policies"},
+    # routing: a remote turn or an escalation asks the privacy policy first (orchestrator.routing.egress)
+    "orchestrator.agent_runner": {"orchestrator.core", "orchestrator.backends", "orchestrator.routing", "orchestrator.taskgraph",
+                                  "orchestrator.tool_decisions", "agents", "tools", "policies"},
     "orchestrator.server": {"orchestrator.core", "orchestrator.backends", "tools"},
 }
 
 # Modules allowed over ~500 lines / functions over ~80 lines, each with the reason (README, layout).
 # Entries marked "to split" are being split now; remove each with its split.
 LONG_MODULES: dict[str, str] = {
-    "orchestrator.engine.engine": "to split",
-    "orchestrator.engine.chat_template": "to split",
-    "orchestrator.taskgraph.scheduler": "to split",
-    "orchestrator.taskgraph.graph": "to split",
 }
 LONG_FUNCTIONS: dict[str, str] = {
-    "orchestrator.cli.demo.run_demo": "to split",
-    "orchestrator.models.gguf._build_info": "to split",
 }
 
 

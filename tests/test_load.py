@@ -53,7 +53,7 @@ def _script(i: int) -> ScriptedBackend:
     def reply(request: GenerationRequest) -> str:
         last = request.messages[-1]
         if last.role == "tool":
-            return json.dumps({"answer": f"run {i}: {last.content.splitlines()[0].split(': ', 1)[1]}"})
+            return json.dumps({"answer": f"run {i}: {last.content}"})  # the tool message holds the result
         return json.dumps({"calls": [{"name": "lookup", "arguments": {"key": f"key-{i}"}}]})
 
     return ScriptedBackend(reply, name=f"scripted-{i}", delay=0.001)

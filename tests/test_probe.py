@@ -67,10 +67,12 @@ def duplicate_token_file(src: Path, dst: Path) -> Path:
     return _patch(dst, head)
 
 
-def transposed_embedding_file(src: Path, dst: Path) -> Path:
-    """token_embd.weight's two dimensions swapped: same bytes, wrong shape for the architecture."""
+def transposed_matrix_file(src: Path, dst: Path) -> Path:
+    """blk.0.ffn_up.weight's two dimensions swapped: same bytes, wrong shape for the architecture.
+    (A transposed token_embd.weight no longer gets this far: the header check compares its
+    rows with the vocabulary.)"""
     head = _header_copy(src, dst)
-    at = _key_end(head, b"token_embd.weight")
+    at = _key_end(head, b"blk.0.ffn_up.weight")
     assert struct.unpack_from("<I", head, at)[0] == 2
     d0, d1 = struct.unpack_from("<qq", head, at + 4)
     struct.pack_into("<qq", head, at + 4, d1, d0)
@@ -109,8 +111,8 @@ def test_an_assertion_abort_in_llama_cpp_becomes_model_load_error(smollm2_path: 
 
 @pytest.mark.model
 def test_a_refused_file_becomes_model_load_error_with_llama_cpps_reason(smollm2_path: Path, tmp_path: Path) -> None:
-    bad = transposed_embedding_file(smollm2_path, tmp_path / "shape.gguf")
-    with pytest.raises(ModelLoadError, match=r"could not load .*exit 2.*token_embd.weight' has wrong shape"):
+    bad = transposed_matrix_file(smollm2_path, tmp_path / "shape.gguf")
+    with pytest.raises(ModelLoadError, match=r"could not load .*exit 2.*blk.0.ffn_up.weight' has wrong shape"):
         probe_load(bad)
 
 

@@ -3,6 +3,7 @@ against a loopback fault-injecting server. No model; every wait is bounded."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -17,22 +18,32 @@ from orchestrator.backends import RemoteBackend, RemoteEndpoint
 from orchestrator.backends.circuit import BreakerSettings, CircuitBreaker
 from orchestrator.backends.openai_wire import ReplyAssembler, request_body
 from orchestrator.backends.remote import RemoteTimeouts
-from orchestrator.backends.retry import RetryPolicy, backoff_delay, parse_retry_after, retry_delay
+from orchestrator.backends.retry import Retry, backoff_delay, parse_retry_after, retry_delay
 from orchestrator.backends.sse import SSEDecoder
 from orchestrator.errors import (
     ConfigError,
     RemoteError,
     RemoteProtocolError,
+    RemoteServerError,
     RemoteUnavailableError,
     StreamBrokenError,
 )
 from orchestrator.types import ChatMessage, Completion, GenerationRequest, SamplingParams, TokenDelta, ToolSpec
-from tests.fault_server import FaultServer, chat_chunk, json_reply, refused_port, sse_reply, stall_head, status_reply
+from tests.fault_server import (
+    FaultServer,
+    chat_chunk,
+    json_reply,
+    llama_error_stream,
+    refused_port,
+    sse_reply,
+    stall_head,
+    status_reply,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
 CHAT = GenerationRequest(messages=(ChatMessage(role="user", content="hi"),), max_tokens=8)
-FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
+FAST = Retry(attempts=3, backoff_s=0.01, max_backoff_s=0.02)
 QUICK = RemoteTimeouts(connect_s=1.0, read_s=0.5, write_s=1.0, pool_s=1.0)
 WEATHER = ToolSpec(name="get_weather", parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 
@@ -102,11 +113,21 @@ def test_sse_close_without_done_is_an_error():
         d.close()
 
 
+def test_sse_error_line_is_kept_whole_and_ends_the_stream():
+    message = "the request exceeds the available context size, try increasing it " * 5
+    line = b"error: " + json.dumps({"code": 400, "message": message, "type": "exceed_context_size_error"}).encode()
+    d = SSEDecoder()
+    assert d.feed(b"data: a\n\n" + line + b"\n\ndata: later\n\n") == ["a"]
+    assert json.loads(d.error)["message"] == message and d.feed(b"data: more\n\n") == []
+    with pytest.raises(RemoteProtocolError, match="error line"):
+        d.close()
+
+
 # -- retry arithmetic (pure) -------------------------------------------------------------------------
 
 
 def test_backoff_is_full_jitter_under_an_exponential_cap():
-    policy = RetryPolicy(base_delay_s=0.5, max_delay_s=3.0)
+    policy = Retry(backoff_s=0.5, max_backoff_s=3.0)
     rng = random.Random(1)
     for retry, bound in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 3.0), (10, 3.0)]:
         draws = [backoff_delay(policy, retry, rng) for _ in range(200)]
@@ -124,7 +145,7 @@ def test_retry_after_seconds_and_http_date():
 
 
 def test_retry_delay_honours_retry_after_caps_and_attempts():
-    policy = RetryPolicy(max_attempts=3, max_retry_after_s=10.0)
+    policy = Retry(attempts=3, max_retry_after_s=10.0)
     rng = random.Random(0)
     assert retry_delay(policy, 0, 4.0, rng) == 4.0
     assert retry_delay(policy, 0, 11.0, rng) is None  # longer than we may wait: give up now
@@ -188,8 +209,8 @@ def test_request_body_for_chat_prompt_tools_and_extras():
 def test_request_body_refuses_what_cannot_work():
     with pytest.raises(ConfigError, match="grammar"):
         request_body(GenerationRequest(prompt="p", grammar='root ::= "a"'), model="m", stream=True, llama_cpp_extras=False)
-    with pytest.raises(ConfigError, match="tools need chat"):
-        request_body(GenerationRequest(prompt="p", tools=(WEATHER,)), model="m", stream=True, llama_cpp_extras=False)
+    with pytest.raises(ValueError, match="tools need chat"):  # refused when the request is built
+        GenerationRequest(prompt="p", tools=(WEATHER,))
     _, body = request_body(GenerationRequest(prompt="p", grammar='root ::= "a"'), model="m", stream=True, llama_cpp_extras=True)
     assert body["grammar"] == 'root ::= "a"'
 
@@ -216,12 +237,19 @@ def test_assembler_joins_interleaved_tool_call_pieces():
         ({"choices": [{"index": 0, "delta": {"content": 5}}]}, "malformed"),
         ({"choices": [{"index": 0, "delta": {}, "finish_reason": "exploded"}]}, "unknown finish_reason"),
         ({"choices": [{"index": 0, "delta": {}, "logprobs": {"content": [{"logprob": "x"}]}}]}, "malformed logprobs"),
-        ({"error": {"message": "model crashed"}}, "model crashed"),
     ],
 )
 def test_assembler_rejects_malformed_replies(obj, match):
     with pytest.raises(RemoteProtocolError, match=match):
         ReplyAssembler(n=1, chat=True).feed(obj)
+
+
+@pytest.mark.parametrize("error, status", [({"message": "model crashed " * 30}, None), ({"message": "model crashed " * 30, "code": 503}, 503),
+                                           ("model crashed " * 30, None)])
+def test_assembler_raises_the_servers_own_error_in_full(error, status):
+    with pytest.raises(RemoteServerError) as info:
+        ReplyAssembler(n=1, chat=True).feed({"error": error})
+    assert ("model crashed " * 30).strip() in str(info.value) and info.value.status == status
 
 
 # -- backend against the fault server ----------------------------------------------------------------
@@ -242,7 +270,7 @@ def test_streams_deltas_then_one_completion_with_timings():
 def test_429_with_retry_after_is_waited_for_then_succeeds():
     with FaultServer([status_reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"}), hello_stream()]) as server:
         start = time.monotonic()
-        _, done = collect(backend(server, retry=RetryPolicy(max_attempts=2, base_delay_s=0.0)))
+        _, done = collect(backend(server, retry=Retry(attempts=2, backoff_s=0.0)))
         waited = time.monotonic() - start
     assert done.text == "Hello" and len(server.seen) == 2
     assert waited >= 0.9  # the server asked for 1 s and the backoff alone would have been 0
@@ -281,7 +309,7 @@ def test_connection_refused_is_unavailable():
 
 def test_slow_first_byte_times_out_and_is_retried():
     with FaultServer([stall_head(), stall_head()]) as server, pytest.raises(RemoteUnavailableError, match="timed out"):
-        collect(backend(server, retry=RetryPolicy(max_attempts=2, base_delay_s=0.0)))
+        collect(backend(server, retry=Retry(attempts=2, backoff_s=0.0)))
     assert len(server.seen) == 2
 
 
@@ -301,7 +329,6 @@ def test_a_stream_broken_midway_keeps_the_partial_text_and_is_not_reissued(then,
         (sse_reply([b"data: {not json\n\n"]), "not valid JSON"),
         (sse_reply([b"{\"choices\": []}\n\n"]), "not an event-stream line"),
         (sse_reply([b"data: " + b"x" * 5000 + b"\n\n"]), "longer than"),
-        (sse_reply([chat_chunk("a"), {"error": {"message": "oom"}}]), "oom"),
         (status_reply(200, b"{truncated"), "not valid JSON"),
         (sse_reply([b"<html>"], content_type="text/html"), "content-type"),
     ],
@@ -310,6 +337,60 @@ def test_malformed_replies_are_protocol_errors(reply, match):
     with FaultServer([reply]) as server, pytest.raises(RemoteProtocolError, match=match):
         collect(backend(server, max_event_bytes=1024))
     assert len(server.seen) == 1
+
+
+LONG = "failed to decode the batch: the KV cache is full (n_ctx_slot = 4096, n_past = 4090); " * 4  # ~350 characters
+
+
+def test_a_llama_cpp_error_line_is_the_servers_error_in_full_and_retried_before_any_text():
+    """It was 'not an event-stream line' with the message cut at 60 characters, and never retried."""
+    error = {"code": 500, "message": LONG, "type": "server_error"}
+    with FaultServer([llama_error_stream(error, [chat_chunk(delta={"role": "assistant"})]), hello_stream()]) as server:
+        deltas, done = collect(backend(server))
+    assert done.text == "Hello" and len(server.seen) == 2  # nothing had reached the caller: sent again
+    with FaultServer([llama_error_stream(error)] * 3) as server, pytest.raises(RemoteUnavailableError) as info:
+        collect(backend(server))
+    assert LONG.strip() in str(info.value) and info.value.status == 500 and len(server.seen) == 3
+    assert isinstance(info.value.__cause__, RemoteServerError)
+
+
+def test_a_servers_error_about_the_request_is_not_retried():
+    error = {"code": 400, "message": LONG, "type": "exceed_context_size_error"}
+    with FaultServer([llama_error_stream(error)]) as server, pytest.raises(RemoteServerError) as info:
+        collect(backend(server))
+    assert LONG.strip() in str(info.value) and "exceed_context_size_error" in str(info.value)
+    assert info.value.status == 400 and len(server.seen) == 1
+
+
+@pytest.mark.parametrize("reply", [
+    llama_error_stream({"code": 503, "message": "loading model"}, [chat_chunk("par")]),
+    sse_reply([chat_chunk("par"), {"error": {"message": "oom", "code": 500}}]),
+])
+def test_a_servers_error_after_text_is_raised_and_never_reissued(reply):
+    with FaultServer([reply, hello_stream()]) as server, pytest.raises(RemoteServerError, match="loading model|oom") as info:
+        collect(backend(server))
+    assert len(server.seen) == 1 and info.value.status in (500, 503)
+
+
+@pytest.mark.parametrize("then", ["close", "reset", "end", "stall"])
+def test_a_stream_broken_before_any_text_is_retried(then):
+    role_only = [chat_chunk(delta={"role": "assistant"})]  # bytes arrived, but no text for the caller
+    with FaultServer([sse_reply(role_only, then=then, done=False), hello_stream()]) as server:
+        deltas, done = collect(backend(server))
+    assert [d.text for d in deltas] == ["Hel", "lo"] and done.text == "Hello" and len(server.seen) == 2
+
+
+def test_a_stream_broken_before_any_text_on_every_attempt_is_unavailable():
+    with FaultServer([sse_reply([], then="close", done=False)] * 2) as server, pytest.raises(RemoteUnavailableError, match="before any text") as info:
+        collect(backend(server, retry=Retry(attempts=2, backoff_s=0.0)))
+    assert len(server.seen) == 2 and isinstance(info.value.__cause__, StreamBrokenError)
+
+
+def test_opening_and_reading_retries_share_one_budget():
+    script = [status_reply(503, {}), sse_reply([], then="close", done=False), hello_stream()]
+    with FaultServer(script) as server, pytest.raises(RemoteUnavailableError):
+        collect(backend(server, retry=Retry(attempts=2, backoff_s=0.0)))
+    assert len(server.seen) == 2  # a 503, then a broken stream: two attempts, not 2 x 2
 
 
 def test_endless_trickle_ends_at_total_s():
@@ -324,7 +405,7 @@ def test_open_circuit_fails_fast_without_a_socket_then_recovers():
     now = [0.0]
     with FaultServer([status_reply(503, {}), status_reply(503, {}), hello_stream()]) as server:
         b = RemoteBackend(
-            RemoteEndpoint(base_url=server.base_url, model="m", retry=RetryPolicy(max_attempts=1), timeouts=QUICK, breaker=BreakerSettings(failure_threshold=2, cooldown_s=5)),
+            RemoteEndpoint(base_url=server.base_url, model="m", retry=Retry(attempts=1), timeouts=QUICK, breaker=BreakerSettings(failure_threshold=2, cooldown_s=5)),
             clock=lambda: now[0],
         )
         for _ in range(2):

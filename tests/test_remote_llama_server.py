@@ -24,7 +24,7 @@ import anyio
 import pytest
 
 from orchestrator.backends import RemoteBackend, RemoteEndpoint, RemoteTimeouts
-from orchestrator.backends.retry import RetryPolicy
+from orchestrator.backends.retry import Retry
 from orchestrator.errors import RemoteError, RemoteProtocolError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest, SamplingParams, TokenDelta, ToolSpec
 
@@ -77,7 +77,7 @@ def server_url(smollm2_path: Path) -> Iterator[str]:
 
 def remote(url: str, **settings) -> RemoteBackend:
     timeouts = RemoteTimeouts(connect_s=5, read_s=60, total_s=100)
-    return RemoteBackend(RemoteEndpoint(base_url=url, model="smollm2", timeouts=timeouts, retry=RetryPolicy(max_attempts=1), **settings))
+    return RemoteBackend(RemoteEndpoint(base_url=url, model="smollm2", timeouts=timeouts, retry=Retry(attempts=1), **settings))
 
 
 def run(backend: RemoteBackend, request: GenerationRequest) -> tuple[list[TokenDelta], Completion]:

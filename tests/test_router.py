@@ -14,8 +14,10 @@ from orchestrator.backends.fake import ScriptedBackend
 from orchestrator.errors import (
     ConfigError,
     EgressRefusedError,
+    RemoteServerError,
     RemoteUnavailableError,
     RoutingError,
+    StreamBrokenError,
 )
 from orchestrator.taskgraph.graph import Generate, TaskGraph
 from orchestrator.routing.hedge import Hedged
@@ -168,6 +170,63 @@ def test_fallback_exhausted_raises_the_remote_error():
     router = Router([Down("a"), Down("b")], policies=[GRANT])
     with pytest.raises(RemoteUnavailableError):
         go(router, req())
+
+
+class Breaks:
+    """A remote whose stream breaks (``StreamBrokenError``) after ``pieces`` tokens."""
+
+    location = "remote"
+
+    def __init__(self, pieces: Sequence[str], name: str = "breaks") -> None:
+        self.name, self.pieces = name, list(pieces)
+        self.requests: list[GenerationRequest] = []
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | Completion]:
+        self.requests.append(request)
+        for piece in self.pieces:
+            yield TokenDelta(index=0, text=piece)
+        raise StreamBrokenError(f"{self.name}: the connection broke mid-reply", partial_text="".join(self.pieces))
+
+
+def test_a_stream_broken_before_any_token_falls_back_but_never_after_one():
+    local = Located(["local answer"], name="small")
+    out = go(Router([Breaks([]), local], policies=[GRANT, ConnectivityPolicy()]), req())
+    assert out.text == "local answer" and out.route.trail[-1].action == "fallback" and "broke" in out.route.trail[-1].reason
+    spoken, local = Breaks(["Par"]), Located(["local answer"], name="small")
+    with pytest.raises(StreamBrokenError) as info:
+        go(Router([spoken, local], policies=[GRANT, ConnectivityPolicy()]), req())
+    assert info.value.partial_text == "Par" and local.requests == []  # the caller saw text: never re-sent
+
+
+def test_a_remote_servers_streamed_error_falls_back_to_the_next_tier():
+    """llama.cpp's `error:` line was a protocol error that the router did not fall back on."""
+    from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
+    from orchestrator.backends.retry import Retry
+    from tests.fault_server import FaultServer, llama_error_stream
+
+    message = "slot unavailable: the server is shutting down " * 3
+    error = {"code": 503, "message": message, "type": "unavailable_error"}
+    with FaultServer([llama_error_stream(error), llama_error_stream(error, [{"choices": [{"index": 0, "text": "Li"}]}])]) as server:
+        remote = RemoteBackend(RemoteEndpoint(base_url=server.base_url, model="m", name="cloud", retry=Retry(attempts=1)))
+        local = Located(["local answer"], name="small")
+        out = go(Router([remote, local], policies=[GRANT, ConnectivityPolicy()]), req())
+        assert out.text == "local answer" and out.route.backend == "small" and message.strip() in out.route.trail[-1].reason
+        with pytest.raises(RemoteServerError, match="shutting down"):  # text had reached the caller
+            go(Router([remote, Located(["local answer"], name="small")], policies=[GRANT, ConnectivityPolicy()]), req())
+    assert len(server.seen) == 2
+
+
+def test_a_remote_servers_error_about_the_request_does_not_fall_back():
+    class Refuses(Down):
+        async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | Completion]:
+            self.requests.append(request)
+            raise RemoteServerError("the request exceeds the available context size", status=400)
+            yield  # pragma: no cover
+
+    local = Located(["local answer"], name="small")
+    with pytest.raises(RemoteServerError, match="context size"):
+        go(Router([Refuses(), local], policies=[GRANT, ConnectivityPolicy()]), req())
+    assert local.requests == []
 
 
 def test_router_checks_its_configuration():

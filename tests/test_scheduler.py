@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -153,6 +154,13 @@ def test_continue_policy_runs_unrelated_branches_and_reports() -> None:
     assert result.outputs["join"] == [None, "V"]
 
 
+class TopOfRange(random.Random):
+    """Draws the top of every range: a full-jitter backoff waits its whole bound."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
 def test_retry_then_success_and_backoff() -> None:
     calls = []
 
@@ -164,7 +172,7 @@ def test_retry_then_success_and_backoff() -> None:
 
     events: list[RunEvent] = []
     g = TaskGraph("g").add("f", flaky, retry=Retry(attempts=3, backoff_s=0.05))
-    result = run(lambda: Runner({}).run(g, on_event=events.append))
+    result = run(lambda: Runner({}, rng=TopOfRange()).run(g, on_event=events.append))
     assert result.output == "fine" and len(calls) == 3 and result.nodes["f"].attempts == 3
     assert [e.kind for e in events].count("node_retrying") == 2
     assert calls[1] - calls[0] >= 0.02

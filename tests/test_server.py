@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
@@ -375,6 +376,9 @@ def test_client_disconnect_stops_generation():
             assert [next(lines) for _ in range(3)]
         assert endless.closed.wait(5), "the backend stream was not closed after the client left"
         seen = endless.pieces
+        deadline = time.monotonic() + 5  # the slot is released just after the stream closes
+        while server.stats.active and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert server.stats.disconnected == 1 and server.stats.active == 0
     assert seen < 200  # it stopped: at 20 ms a piece it would have made far more by the time the server closed
 

@@ -52,7 +52,7 @@ def test_rejected_drafts_leave_no_kv_behind(smollm2_path):
     with LocalEngine(smollm2_path, EngineConfig(n_ctx=4096, prefix_cache_slots=1)) as engine:
         r = run(engine, COPY_PROMPT, "prompt-lookup")
         prompt = engine._model.tokenize(COPY_PROMPT, add_special=True, parse_special=True)
-        (slot,) = list(engine._cache)
+        (slot,) = engine._slots.cached
         held = engine._ledger.tokens(slot)
         native_max = llama().llama_memory_seq_pos_max(engine._ctx.memory, slot)
     assert r.speculative.drafted > r.speculative.accepted  # some drafts were rejected and rolled back

@@ -13,14 +13,10 @@ from jsonschema import Draft202012Validator
 
 from orchestrator.errors import ToolCallError, ToolDefinitionError
 from orchestrator.types import ChatMessage, GenerationRequest, SamplingParams
-from tools.grammar import (
-    _BIG,
-    _int_range,
-    _number_range,
-    parse_tool_call,
-    schema_to_gbnf,
-    tool_call_grammar,
-)
+from tools.gbnf_numbers import BIG as _BIG
+from tools.gbnf_numbers import int_range as _int_range
+from tools.gbnf_numbers import number_range as _number_range
+from tools.grammar import parse_tool_call, schema_to_gbnf, tool_call_grammar
 
 S = {"type": "string", "maxLength": 20}
 
@@ -331,6 +327,115 @@ def test_parse_tool_call():
 def test_parse_tool_call_rejects_malformed_calls(text):
     with pytest.raises(ToolCallError):
         parse_tool_call(text)
+
+
+# -- bounded work on hostile schemas ---------------------------------------------------------------
+
+
+def as_full_regex(grammar: str) -> re.Pattern:
+    """A regex matching what a non-recursive grammar matches (its rules inlined), for grammars
+    without ``*``/``+`` (the Sampler reads those as at most 4 repeats)."""
+    sampler = Sampler(grammar, seed=0)
+
+    def rx(node: tuple) -> str:
+        kind = node[0]
+        if kind == "alt":
+            return "(?:" + "|".join("".join(rx(x) for x in seq) for seq in node[1]) + ")"
+        if kind == "rep":
+            return f"(?:{rx(node[1])}){{{node[2]},{node[3]}}}"
+        if kind == "lit":
+            return re.escape(node[1])
+        if kind == "ref":
+            return rx(sampler.rules[node[1]])
+        return "[" + "".join(re.escape(c) for c in node[1]) + "]"
+
+    return re.compile(rx(("ref", "root")), re.DOTALL)
+
+
+def test_optional_properties_accept_exactly_the_subsets_in_order():
+    import itertools
+
+    names = ["a", "b", "c", "d"]
+    schema = {"type": "object", "properties": {n: {"type": "boolean"} for n in names}}
+    grammar = as_full_regex(schema_to_gbnf(schema))
+    for k in range(len(names) + 1):
+        for keys in itertools.permutations(names, k):
+            for spaced in (False, True):
+                sep, colon = (", ", ": ") if spaced else (",", ":")
+                text = "{" + sep.join(f'"{n}"{colon}true' for n in keys) + "}"
+                in_order = list(keys) == sorted(keys)
+                assert bool(grammar.fullmatch(text)) == in_order, text
+    for text in ('{,"a":true}', '{"a":true,}', '{"a":true,"a":true}', '{"a":true "b":true}', '{"e":true}'):
+        assert not grammar.fullmatch(text), text
+
+
+def test_optional_properties_grammar_grows_linearly():
+    def size(n: int) -> int:
+        return len(schema_to_gbnf({"type": "object", "properties": {f"p{i}": {"type": "boolean"} for i in range(n)}}))
+
+    small, large = size(100), size(1000)
+    assert large < 15 * small  # linear: ~10x; every suffix spelled out (the old encoding) made it ~100x
+
+
+def test_4999_optional_properties_are_built_with_bounded_time_and_memory():
+    import time
+    import tracemalloc
+
+    schema = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(4999)}}
+    tracemalloc.start()
+    start = time.monotonic()
+    try:
+        grammar = tool_call_grammar([("wide", schema)], allow_text=True)
+        elapsed, peak = time.monotonic() - start, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(grammar) < 1_000_000
+    assert peak < 100 * 2**20  # the quadratic encoding took ~1.7 GB here
+    assert elapsed < 20  # generous: it catches a super-linear blow-up, not noise
+
+
+def test_grammar_size_cap_stops_the_build_early():
+    import tracemalloc
+
+    from orchestrator.errors import GrammarError
+    from tools.grammar import MAX_GRAMMAR_CHARS
+
+    long = "k" * 300
+    schema = {"type": "object", "properties": {f"{long}{i}": {"type": "boolean"} for i in range(4000)}}
+    tracemalloc.start()
+    try:
+        with pytest.raises(GrammarError, match=f"longer than {MAX_GRAMMAR_CHARS}"):
+            schema_to_gbnf(schema)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20
+
+
+@pytest.mark.parametrize("schema, match", [
+    ({"type": "object", "properties": {f"p{i}": {"type": "boolean"} for i in range(5001)}}, "more than 5000 properties"),
+    ({"enum": list(range(5001))}, "more than 5000 enum values"),
+    ({"anyOf": [{"type": "integer", "minimum": i, "maximum": i} for i in range(65)]}, "more than 64 branches"),
+    ({"oneOf": [{"const": i} for i in range(65)]}, "more than 64 branches"),
+])
+def test_work_is_bounded_up_front(schema, match):
+    with pytest.raises(ToolDefinitionError, match=match):
+        schema_to_gbnf(schema)
+
+
+def test_deep_schemas_are_refused_before_any_recursive_walk():
+    deep: dict = {"type": "boolean"}
+    for _ in range(400):
+        deep = {"type": "object", "properties": {"a": deep}, "required": ["a"]}
+    with pytest.raises(ToolDefinitionError, match="nested deeper"):
+        schema_to_gbnf(deep)
+    with pytest.raises(ToolDefinitionError, match="nested deeper"):
+        tool_call_grammar([("deep", deep)])
+    moderate: dict = {"type": "boolean"}
+    for _ in range(40):
+        moderate = {"allOf": [moderate]}
+    with pytest.raises(ToolDefinitionError, match="deeper than 32 levels"):
+        schema_to_gbnf(moderate)
 
 
 # -- llama.cpp and the real model -----------------------------------------------------------------

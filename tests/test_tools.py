@@ -11,6 +11,8 @@ import json
 import math
 import os
 import sys
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, List, Literal, Optional, Union
 
@@ -463,6 +465,27 @@ def test_raw_schema_arguments_are_validated_but_not_converted():
         validate_arguments(t, {"city": "Oslo", "days": "3"})
 
 
+def test_deep_or_wide_raw_schemas_are_refused_before_the_metaschema_check():
+    """A schema nested 400 levels deep raised RecursionError inside the metaschema check (a 500 in
+    the server); one of 4,999 properties took seconds there before any limit was looked at."""
+    import time
+
+    deep: dict[str, Any] = {"type": "boolean"}
+    for _ in range(400):
+        deep = {"type": "object", "properties": {"a": deep}, "required": ["a"]}
+    with pytest.raises(ToolDefinitionError, match="nested deeper than 64 levels"):
+        Tool.from_schema("deep", "", deep, lambda **kw: None)
+    wide = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(4999)}}
+    start = time.monotonic()
+    with pytest.raises(ToolDefinitionError, match="more than 1000 objects and lists"):
+        Tool.from_schema("wide", "", wide, lambda **kw: None)
+    assert time.monotonic() - start < 2  # the count stops at the limit: milliseconds, not seconds
+    fine: dict[str, Any] = {"type": "boolean"}
+    for _ in range(30):  # 30 levels of objects: 61 JSON levels, under both limits
+        fine = {"type": "object", "properties": {"a": fine}, "required": ["a"]}
+    assert Tool.from_schema("fine", "", fine, lambda a: None).parameters["required"] == ["a"]
+
+
 def _doubling_defs(levels: int) -> dict[str, Any]:
     defs = {"D0": {"type": "integer"}}
     for i in range(1, levels):
@@ -912,8 +935,6 @@ def test_read_file_reads_text_inside_the_folder(folder):
     assert read(path="notes.txt") == "hello\n"
     assert read(path="sub/deep.md") == "# deep é\n"
     assert read(path="sub/../notes.txt") == "hello\n"
-    (folder / "link_in.txt").symlink_to(folder / "notes.txt")
-    assert read(path="link_in.txt") == "hello\n"
     _, kwargs = ToolRegistry([read]).parse_call("read_file", '{"path": "notes.txt"}')
     assert read(**kwargs) == "hello\n"
 
@@ -921,7 +942,9 @@ def test_read_file_reads_text_inside_the_folder(folder):
 @pytest.mark.skipif(sys.platform == "win32", reason="symlinks and FIFOs")
 def test_read_file_refuses_everything_else(folder, tmp_path):
     (folder / "link_out.txt").symlink_to(tmp_path / "secret.txt")
+    (folder / "link_in.txt").symlink_to(folder / "notes.txt")
     (folder / "dir_out").symlink_to(tmp_path)
+    (folder / "dir_in").symlink_to(folder / "sub")
     (folder / "loop").symlink_to(folder / "loop")
     os.mkfifo(folder / "pipe")
     (folder / "big.txt").write_text("x" * 101, encoding="utf-8")
@@ -934,9 +957,12 @@ def test_read_file_refuses_everything_else(folder, tmp_path):
         str(tmp_path / "secret.txt"): "relative to the allowed folder",
         str(folder / "notes.txt"): "relative to the allowed folder",
         "~/x": "relative to the allowed folder",
-        "link_out.txt": "outside the allowed folder",
-        "dir_out/secret.txt": "outside the allowed folder",
-        "loop": "symlink loop",
+        "link_out.txt": "symlinks are not followed",
+        "link_in.txt": "symlinks are not followed",  # even one that stays inside
+        "dir_out/secret.txt": "symlinks are not followed",
+        "dir_in/deep.md": "symlinks are not followed",  # a symlinked subfolder
+        "notes.txt/x": "'notes.txt' is not a folder",
+        "loop": "symlinks are not followed",
         "pipe": "not a regular file",
         "sub": "a folder",
         ".": "a folder",
@@ -952,6 +978,51 @@ def test_read_file_refuses_everything_else(folder, tmp_path):
         message = str(info.value)
         assert fragment in message and info.value.tool == "files", (path, message)
         assert str(tmp_path) not in message.replace(repr(path)[1:-1], ""), message  # never shows where the folder is
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks")
+@pytest.mark.timeout(60)
+def test_read_file_never_escapes_while_a_folder_is_swapped_for_a_symlink(tmp_path):
+    # Regression: the old reader resolved the path, then opened it; O_NOFOLLOW guarded only the
+    # last component, so a folder swapped for a symlink in between led it out of the folder.
+    root, outside = tmp_path / "allowed", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (root / "sub" / "passwd").write_text("inside", encoding="utf-8")
+    (outside / "passwd").write_text("OUTSIDE", encoding="utf-8")
+    read = read_file_tool(root)
+    stop, swaps = threading.Event(), [0]
+
+    def swap() -> None:  # sub: a real folder, then a symlink to outside, then the folder again
+        sub, held, link = root / "sub", tmp_path / "held", tmp_path / "link"
+        link.symlink_to(outside)
+        while not stop.is_set():
+            os.rename(sub, held)
+            os.rename(link, sub)
+            time.sleep(0)
+            os.rename(sub, link)
+            os.rename(held, sub)
+            time.sleep(0)
+            swaps[0] += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, so reads land inside a swap
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    seen: dict[str, int] = {}
+    try:
+        for _ in range(3000):
+            try:
+                text = read(path="sub/passwd")
+            except ToolCallError as exc:
+                text = str(exc).split(": ", 1)[1]
+            seen[text] = seen.get(text, 0) + 1
+    finally:
+        stop.set()
+        swapper.join(10)
+        sys.setswitchinterval(interval)
+    assert swaps[0] > 0 and seen.get("inside", 0) > 0, seen
+    assert "OUTSIDE" not in seen, seen
 
 
 def test_read_file_tool_checks_its_folder(tmp_path):

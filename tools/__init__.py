@@ -8,7 +8,8 @@ inside the one folder it is given. From the engine room only ``orchestrator.type
   arguments (``Tool.parameters``), built from type hints and docstrings or given raw
   (``Tool.from_schema``); bad definitions raise ``ToolDefinitionError`` at once.
 - ``tools.schema``: the schema subset every ``Tool.parameters`` stays in (what validation
-  checks and grammars are built from); ``tools.hints``: type hints to schemas;
+  checks and grammars are built from); ``tools.schema_match``: whether a JSON value matches
+  such a schema, and why not; ``tools.hints``: type hints to schemas;
   ``tools.docstrings``: argument descriptions from Google/NumPy/reST docstrings.
 - ``validate_arguments`` / ``ArgumentLimits`` (``tools.validation``): model-written
   arguments checked strictly, with size caps, converted to the signature's types; any

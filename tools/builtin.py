@@ -2,13 +2,15 @@
 
 They treat their arguments as hostile: the calculator walks the expression's syntax tree
 and never calls ``eval``; the file reader only reads regular UTF-8 text files inside one
-folder chosen by the developer. A bad argument is a ``ToolCallError`` with a short reason
-the model can act on; messages never show the folder's absolute path.
+folder chosen by the developer, opened component by component with no symlink followed.
+A bad argument is a ``ToolCallError`` with a short reason the model can act on; messages
+never show the folder's absolute path.
 """
 
 from __future__ import annotations
 
 import ast
+import errno
 import math
 import operator
 import os
@@ -24,11 +26,20 @@ from pydantic import Field
 from orchestrator.errors import ToolCallError, ToolDefinitionError
 from tools.tool import Tool, tool
 
-__all__ = ["calculator", "current_time", "read_file_tool"]
+__all__ = [
+    "MAX_EXPRESSION_CHARS",
+    "MAX_EXPRESSION_NODES",
+    "MAX_INT_BITS",
+    "MAX_ROUND_DIGITS",
+    "calculator",
+    "current_time",
+    "read_file_tool",
+]
 
 MAX_EXPRESSION_CHARS = 500
 MAX_EXPRESSION_NODES = 200
 MAX_INT_BITS = 400  # about 120 digits: plenty for arithmetic, far from a memory bomb
+MAX_ROUND_DIGITS = 400  # round(x, n) computes 10**abs(n): round(1, -10**8) never returned
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -109,7 +120,10 @@ def _evaluate(node: ast.AST) -> int | float:
         if not fewest <= len(node.args) <= most:
             count = f"{fewest} to {most} arguments" if most > fewest else f"{fewest} argument" + ("s" if fewest > 1 else "")
             raise _CalcError(f"{node.func.id}() takes {count}")
-        return _apply(fn, *(_evaluate(a) for a in node.args), label=node.func.id)
+        args = [_evaluate(a) for a in node.args]
+        if node.func.id == "round" and len(args) == 2:
+            _check_round_digits(args[1])
+        return _apply(fn, *args, label=node.func.id)
     raise _CalcError(f"'{ast.unparse(node)[:30]}' is not allowed; use {_ALLOWED}")
 
 
@@ -122,6 +136,14 @@ def _check_power(base: int | float, exponent: int | float) -> None:
     exact = isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1
     if exact and exponent * math.log2(abs(base)) > MAX_INT_BITS:
         raise _CalcError(f"result too large: a power of more than {MAX_INT_BITS} bits")
+
+
+def _check_round_digits(ndigits: int | float) -> None:
+    """Refuses ``round``'s digit counts that would make it build a huge power of ten."""
+    if not isinstance(ndigits, int):
+        raise _CalcError("round(): the number of digits must be a whole number")
+    if abs(ndigits) > MAX_ROUND_DIGITS:
+        raise _CalcError(f"round(): the number of digits must lie between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}")
 
 
 def _apply(fn: Callable[..., Any], *args: Any, label: str = "") -> int | float:
@@ -164,9 +186,16 @@ def current_time(timezone: _Zone = "UTC") -> str:
 def read_file_tool(folder: str | os.PathLike[str], *, max_bytes: int = 100_000, name: str = "read_file") -> Tool:
     """A tool that reads one UTF-8 text file inside ``folder`` (and nowhere else).
 
-    Paths are relative to the folder; absolute paths, ``..`` or symlinks leading out of
-    it, folders, non-regular files (FIFOs, devices), files over ``max_bytes`` and binary
-    or non-UTF-8 files are refused with a ``ToolCallError``.
+    Paths are relative to the folder. The file is opened one path component at a time,
+    each relative to the folder already opened, and no symlink is ever followed (not even
+    one that points inside the folder): a folder swapped for a symlink while the tool reads
+    cannot lead it out. ``..`` may step back up, never above ``folder``. Absolute paths,
+    symlinks, folders, non-regular files (FIFOs, devices), files over ``max_bytes`` and
+    binary or non-UTF-8 files are refused with a ``ToolCallError``.
+
+    Limit: a hard link inside the folder to a file outside it is read (a hard link is the
+    file itself; nothing in the path tells it apart). Do not give the tool a folder where
+    others can create hard links to files you would not show the model.
     """
     try:
         root = Path(folder).resolve(strict=True)
@@ -176,6 +205,8 @@ def read_file_tool(folder: str | os.PathLike[str], *, max_bytes: int = 100_000, 
         raise ToolDefinitionError(f"read_file_tool: {os.fspath(folder)!r} is not a folder")
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
         raise ToolDefinitionError("read_file_tool: max_bytes must be a positive int")
+    if os.open not in os.supports_dir_fd or not hasattr(os, "O_NOFOLLOW") or not hasattr(os, "O_DIRECTORY"):
+        raise ToolDefinitionError("read_file_tool needs openat-style file opening (dir_fd, O_NOFOLLOW), which this OS lacks")
 
     def read_file(path: _RelativePath) -> str:
         return _read_text(root, path, max_bytes, name)
@@ -183,51 +214,105 @@ def read_file_tool(folder: str | os.PathLike[str], *, max_bytes: int = 100_000, 
     return tool(read_file, name=name, description=f"Read a UTF-8 text file (at most {max_bytes} bytes) from the allowed folder.")
 
 
+class _Refused(Exception):
+    """Why a path cannot be read; becomes the file reader's ToolCallError."""
+
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | _CLOEXEC
+# O_NOFOLLOW: a symlink is refused, not followed; O_NONBLOCK: a FIFO cannot hang us.
+_FILE_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
+
+
 def _read_text(root: Path, rel: str, max_bytes: int, name: str) -> str:
     shown = repr(rel if len(rel) <= 80 else rel[:77] + "...")
+    try:
+        if "\x00" in rel:
+            raise _Refused("the path holds a NUL character")
+        if PurePath(rel).is_absolute() or rel.startswith(("~", "/")):
+            raise _Refused("give a path relative to the allowed folder")
+        fd = _open_beneath(root, rel)
+        try:
+            data = _read_opened(fd, max_bytes)
+        finally:
+            os.close(fd)
+        if b"\x00" in data:
+            raise _Refused("it is a binary file, not text")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Refused("it is not UTF-8 text") from None
+    except _Refused as exc:
+        raise ToolCallError(f"cannot read {shown}: {exc}", tool=name) from None
 
-    def refuse(reason: str) -> ToolCallError:
-        return ToolCallError(f"cannot read {shown}: {reason}", tool=name)
 
-    if "\x00" in rel:
-        raise refuse("the path holds a NUL character")
-    if PurePath(rel).is_absolute() or rel.startswith("~"):
-        raise refuse("give a path relative to the allowed folder")
+def _open_beneath(root: Path, rel: str) -> int:
+    """Opens ``rel`` under ``root`` component by component, following no symlink; returns the fd.
+
+    Every ``os.open`` names one component relative to a folder descriptor we hold, with
+    O_NOFOLLOW, so swapping any folder on the way for a symlink makes that open fail
+    instead of leading elsewhere. ``..`` returns to the descriptor held before (our own
+    stack, not the file system's ``..``), and never above ``root``.
+    """
+    parts = [p for p in rel.replace(os.sep, "/").split("/") if p not in ("", ".")]
+    stack = [_open_dir(str(root), None, "")]
     try:
-        # resolve() follows every symlink and '..'; what it names must still be inside root.
-        resolved = (root / rel).resolve()
-    except (OSError, RuntimeError):
-        raise refuse("the path cannot be resolved (a symlink loop?)") from None
-    if not resolved.is_relative_to(root):
-        raise refuse("it is outside the allowed folder")
-    # O_NOFOLLOW: a symlink swapped in after resolve() is refused; O_NONBLOCK: a FIFO cannot hang us.
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(resolved, flags)
-    except FileNotFoundError:
-        raise refuse("no such file") from None
-    except PermissionError:
-        raise refuse("permission denied") from None
-    except OSError:
-        raise refuse("not a readable file") from None
-    try:
-        # Check what was opened (not what the path named a moment ago) before reading it.
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise refuse("it is a folder, not a file")
-        if not stat.S_ISREG(info.st_mode):
-            raise refuse("not a regular file")
-        if info.st_size > max_bytes:
-            raise refuse(f"file too large ({info.st_size} bytes; the limit is {max_bytes})")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(max_bytes + 1)  # the file may have grown since fstat
+        for i, part in enumerate(parts):
+            if part == "..":
+                if len(stack) == 1:
+                    raise _Refused("it is outside the allowed folder")
+                os.close(stack.pop())
+            elif i < len(parts) - 1:
+                stack.append(_open_dir(part, stack[-1], "/".join(parts[: i + 1])))
+        if not parts or parts[-1] == "..":
+            raise _Refused("it is a folder, not a file")
+        return _open_entry(parts[-1], stack[-1], _FILE_FLAGS)
     finally:
-        os.close(fd)
-    if len(data) > max_bytes:
-        raise refuse(f"file too large (the limit is {max_bytes} bytes)")
-    if b"\x00" in data:
-        raise refuse("it is a binary file, not text")
+        for fd in stack:
+            os.close(fd)
+
+
+def _open_dir(part: str, dir_fd: int | None, shown: str) -> int:
+    if dir_fd is None:  # the allowed folder itself (checked when the tool was made)
+        try:
+            return os.open(part, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
+        except OSError:
+            raise _Refused("the allowed folder cannot be opened") from None
+    return _open_entry(part, dir_fd, _DIR_FLAGS, folder=shown)
+
+
+def _open_entry(part: str, dir_fd: int, flags: int, *, folder: str = "") -> int:
+    """``os.open(part, flags, dir_fd=dir_fd)`` with each failure turned into its reason."""
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise refuse("it is not UTF-8 text") from None
+        return os.open(part, flags, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise _Refused("no such file") from None
+    except PermissionError:
+        raise _Refused("permission denied") from None
+    except OSError as exc:
+        # ELOOP (EMLINK on BSD) is what O_NOFOLLOW gives for a symlink; look at the entry to say which.
+        try:
+            is_link = stat.S_ISLNK(os.stat(part, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+        except OSError:
+            is_link = False
+        if is_link:
+            raise _Refused("it goes through a symlink; symlinks are not followed") from None
+        if folder and exc.errno == errno.ENOTDIR:
+            raise _Refused(f"{folder!r} is not a folder") from None
+        raise _Refused("not a readable file") from None
+
+
+def _read_opened(fd: int, max_bytes: int) -> bytes:
+    """Checks what was opened (not what the path named a moment ago), then reads it."""
+    info = os.fstat(fd)
+    if stat.S_ISDIR(info.st_mode):
+        raise _Refused("it is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise _Refused("not a regular file")
+    if info.st_size > max_bytes:
+        raise _Refused(f"file too large ({info.st_size} bytes; the limit is {max_bytes})")
+    with os.fdopen(os.dup(fd), "rb") as f:
+        data = f.read(max_bytes + 1)  # the file may have grown since fstat
+    if len(data) > max_bytes:
+        raise _Refused(f"file too large (the limit is {max_bytes} bytes)")
+    return data

@@ -26,6 +26,13 @@ Everything else is refused: ``pattern``, ``format``, ``multipleOf``, ``uniqueIte
 ``patternProperties``, ``additionalProperties`` true or a schema, recursive or remote ``$ref``, schemas
 that do not say what kind of value they want, any unknown keyword.
 
+The work is bounded before and while it is done, since schemas are untrusted input: at most
+``MAX_PROPERTIES`` object properties, ``MAX_ENUM_VALUES`` enum/const values and ``MAX_BRANCHES``
+branches per ``anyOf``/``oneOf`` in one grammar, schemas nested at most ``MAX_DEPTH`` levels, and
+a grammar of at most ``MAX_GRAMMAR_CHARS`` characters (``GrammarError`` as soon as the text being
+built passes it). The grammar grows linearly with the schema: each optional property's rule refers
+to the rule of the properties after it, instead of spelling out every combination.
+
 Every value is finite, so constrained decoding always ends; but the default caps are generous: give
 strings ``maxLength`` and arrays ``maxItems`` (or lower the ``max_*`` arguments) so that the longest
 call fits the request's ``max_tokens``, since a call cut by the token limit is not JSON.
@@ -34,16 +41,22 @@ call fits the request's ``max_tokens``, since a call cut by the token limit is n
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.errors import ToolCallError, ToolDefinitionError
+from orchestrator.errors import GrammarError, ToolCallError, ToolDefinitionError
+from tools.gbnf_numbers import group, int_bounds, int_range, number_bounds, repeat
+from tools.nesting import nesting_problem
 
 __all__ = [
     "DEFAULT_MAX_ITEMS",
     "DEFAULT_MAX_STRING_LENGTH",
+    "MAX_BRANCHES",
+    "MAX_DEPTH",
+    "MAX_ENUM_VALUES",
+    "MAX_GRAMMAR_CHARS",
+    "MAX_PROPERTIES",
     "parse_tool_call",
     "schema_to_gbnf",
     "tool_call_grammar",
@@ -51,8 +64,17 @@ __all__ = [
 
 DEFAULT_MAX_STRING_LENGTH = 200
 DEFAULT_MAX_ITEMS = 16
-_MAX_DIGITS = 15
-_BIG = 10**_MAX_DIGITS - 1  # integers and the integer part of numbers stay within ±_BIG
+MAX_GRAMMAR_CHARS = 1_000_000
+"""Longest grammar text built (the same cap as ``GenerationRequest.grammar``)."""
+MAX_PROPERTIES = 5_000
+"""Most object properties in one grammar, all schemas together."""
+MAX_ENUM_VALUES = 5_000
+"""Most enum/const values in one grammar, all schemas together."""
+MAX_BRANCHES = 64
+"""Most branches of one ``anyOf``/``oneOf`` (``oneOf`` compares every pair)."""
+MAX_DEPTH = 32
+"""Deepest nesting of schemas inside schemas."""
+_MAX_JSON_DEPTH = 4 * MAX_DEPTH  # raw JSON nesting, checked before any recursive walk
 
 _ANNOTATIONS = {"title", "description", "default", "examples", "$comment", "deprecated", "readOnly",
                 "writeOnly", "$schema", "$defs", "definitions", "discriminator"}
@@ -85,83 +107,6 @@ def _json_lit(value: Any) -> str:
         raise ToolDefinitionError(f"enum/const value {value!r} is not JSON: {exc}") from None
 
 
-def _rep(item: str, lo: int, hi: int | None = None) -> str:
-    """``item`` repeated ``lo`` to ``hi`` times (default exactly ``lo``; empty text for zero times)."""
-    hi = lo if hi is None else hi
-    if hi == 0 or (lo, hi) == (1, 1):
-        return "" if hi == 0 else item
-    return f"{item}?" if (lo, hi) == (0, 1) else f"{item}{{{lo}}}" if lo == hi else f"{item}{{{lo},{hi}}}"
-
-
-def _same_length(a: str, b: str) -> str:
-    """The digit strings from ``a`` to ``b`` (same length, ``a <= b``)."""
-    i = 0
-    while i < len(a) and a[i] == b[i]:
-        i += 1
-    head, a, b = ([_lit(a[:i])] if i else []), a[i:], b[i:]
-    if not a:
-        return " ".join(head)
-    rest, first, last = len(a) - 1, int(a[0]), int(b[0])
-    alts = []
-    if a[1:] != "0" * rest:  # a's first digit, then a's tail up to 9...9
-        alts.append(f'"{first}" ' + _same_length(a[1:], "9" * rest))
-        first += 1
-    high = f'"{last}" ' + _same_length("0" * rest, b[1:]) if b[1:] != "9" * rest else ""
-    last -= bool(high)
-    if first <= last:  # a first digit strictly between them, then any digits
-        digit = f"[{first}-{last}]" if first < last else f'"{first}"'
-        alts.append(f"{digit} {_rep('[0-9]', rest)}".strip())
-    return " ".join(head + [_group(alts + [high])])
-
-
-def _group(alts: list[str]) -> str:
-    alts = [a for a in alts if a]
-    return alts[0] if len(alts) == 1 else "(" + " | ".join(alts) + ")"
-
-
-def _uint_range(lo: int, hi: int) -> str:
-    """Decimal integers from ``lo`` to ``hi`` (0 <= lo <= hi), without leading zeros."""
-    alts, full = [], []  # full: counts of digits after the first for lengths wholly in range
-    for length in range(len(str(lo)), len(str(hi)) + 1):
-        a, b = max(lo, 10 ** (length - 1) if length > 1 else 0), min(hi, 10**length - 1)
-        if b == 10**length - 1 and a <= max(1, 10 ** (length - 1)):
-            full.append(length - 1)
-            alts += ['"0"'] if a == 0 else []
-        elif a <= b:
-            alts.append(_same_length(str(a), str(b)))
-    if full:
-        alts.append(f"[1-9] {_rep('[0-9]', full[0], full[-1])}".strip())
-    return _group(alts)
-
-
-def _int_range(lo: int, hi: int) -> str:
-    """Integers from ``lo`` to ``hi``, negatives with a minus sign, never ``-0``."""
-    alts = []
-    if lo < 0:
-        alts.append('"-" ' + _uint_range(max(-hi, 1), -lo))
-    if hi >= 0:
-        alts.append(_uint_range(max(lo, 0), hi))
-    return _group(alts)
-
-
-def _number_range(lo: int | None, hi: int | None) -> str:
-    """Decimal numbers from ``lo`` to ``hi`` (whole numbers, or None: unbounded). The integer part
-    bounds the value; a bound itself is reached only with a zero fraction."""
-    frac, zero = f'("." [0-9]{{1,{_MAX_DIGITS}}})?', f'("." [0]{{1,{_MAX_DIGITS}}})?'
-    alts = []
-    sides = [('"-" ', 0 if hi is None else max(-hi, 0), None if lo is None else -lo), ("", max(lo or 0, 0), hi)]
-    for sign, low, high in sides:
-        if high is None:
-            alts.append(f"{sign}{_uint_range(low, _BIG)} {frac}")
-            continue
-        if high < 0 or (sign and high == 0):
-            continue
-        if low <= high - 1:
-            alts.append(f"{sign}{_uint_range(low, high - 1)} {frac}")
-        alts.append(f'{sign}"{high}" {zero}')
-    return _group(alts)
-
-
 def _type_of(value: Any) -> str:
     """A value's JSON Schema type (1.0 is an integer there too)."""
     if isinstance(value, float) and value.is_integer():
@@ -192,19 +137,45 @@ class _Builder:
         self.max_string, self.max_items = max_string_length, max_items
         self.rules: dict[str, str] = {}
         self._names: dict[str, str] = {}  # body -> name, so equal rules are written once
+        self._suffix: dict[str, int] = {}  # base name -> last number tried, so naming stays linear
         self._refs: dict[tuple[int, str], str] = {}
         self._active: list[tuple[int, str]] = []
+        self._chars = 0  # grammar text so far
+        self._depth = 0
+        self._properties = 0
+        self._enum_values = 0
 
     def rule(self, hint: str, body: str) -> str:
         if body in self._names:
             return self._names[body]
         base = re.sub(r"[^a-zA-Z0-9]+", "-", hint).strip("-")[:40] or "value"
-        name, i = base, 1
+        name, i = base, self._suffix.get(base, 1)
+        if i > 1:
+            name = f"{base}-{i}"
         while name in self.rules or name in _COMMON_RULES or name == "root":
             i += 1
             name = f"{base}-{i}"
+        self._suffix[base] = i
+        self.grow(len(name) + len(body) + 5)
         self.rules[name], self._names[body] = body, name
         return name
+
+    def grow(self, chars: int) -> None:
+        """Counts grammar text as it is written; past ``MAX_GRAMMAR_CHARS`` the build stops."""
+        self._chars += chars
+        if self._chars > MAX_GRAMMAR_CHARS:
+            raise GrammarError(f"the tool schemas need a grammar longer than {MAX_GRAMMAR_CHARS} characters; simplify them")
+
+    def count(self, what: str, n: int) -> None:
+        """Counts properties or enum values before they are turned into grammar text."""
+        if what == "properties":
+            self._properties += n
+            total, cap = self._properties, MAX_PROPERTIES
+        else:
+            self._enum_values += n
+            total, cap = self._enum_values, MAX_ENUM_VALUES
+        if total > cap:
+            raise ToolDefinitionError(f"the tool schemas hold more than {cap} {what} in all; a grammar is built for at most that many")
 
     def grammar(self, root: str) -> str:
         used = {k: v for k, v in _COMMON_RULES.items() if re.search(rf"\b{k}\b", root + " ".join(self.rules.values()))}
@@ -213,6 +184,15 @@ class _Builder:
     # -- schemas -------------------------------------------------------------------------------
 
     def value(self, schema: Any, doc: dict, hint: str) -> str:
+        if self._depth >= MAX_DEPTH:
+            raise ToolDefinitionError(f"{hint}: schemas nested deeper than {MAX_DEPTH} levels")
+        self._depth += 1
+        try:
+            return self._value(schema, doc, hint)
+        finally:
+            self._depth -= 1
+
+    def _value(self, schema: Any, doc: dict, hint: str) -> str:
         if schema is True or schema == {}:
             raise ToolDefinitionError(f"{hint}: a schema that allows any value cannot be constrained; give it a type")
         if not isinstance(schema, dict):
@@ -235,6 +215,8 @@ class _Builder:
                 branches = schema[key]
                 if not isinstance(branches, list) or not branches:
                     raise ToolDefinitionError(f"{hint}: {key} needs a non-empty list of schemas")
+                if len(branches) > MAX_BRANCHES:
+                    raise ToolDefinitionError(f"{hint}: {key} has more than {MAX_BRANCHES} branches")
                 shapes = [_shape(_deref(b, doc)) for b in branches] if key == "oneOf" else []
                 if not all(_apart(a, b) for i, a in enumerate(shapes) for b in shapes[i + 1:]):
                     raise ToolDefinitionError(f"{hint}: oneOf branches may overlap (a value could match two)")
@@ -262,6 +244,7 @@ class _Builder:
         values = [schema["const"]] if "const" in schema else schema["enum"]
         if not isinstance(values, list) or not values:
             raise ToolDefinitionError(f"{hint}: enum must be a non-empty list")
+        self.count("enum values", len(values))
         if "const" in schema and "enum" in schema and schema["const"] not in schema["enum"]:
             raise ToolDefinitionError(f"{hint}: const is not one of the enum values")
         rest = schema.keys() - _ANNOTATIONS - {"enum", "const", "type"}
@@ -281,11 +264,11 @@ class _Builder:
             lo, hi = _count(s, "minLength", 0), _count(s, "maxLength", max(self.max_string, _count(s, "minLength", 0)))
             if lo > hi:
                 raise ToolDefinitionError(f"{hint}: minLength is above maxLength")
-            return f'"\\"" {_rep("char", lo, hi)} "\\""'.replace('  ', ' ')
+            return f'"\\"" {repeat("char", lo, hi)} "\\""'.replace('  ', ' ')
         if t == "integer":
-            return self.rule(hint + "-int", _int_range(*_int_bounds(s, hint)))
+            return self.rule(hint + "-int", int_range(*int_bounds(s, hint)))
         if t == "number":
-            return self.rule(hint + "-num", _number_bounds(s, hint))
+            return self.rule(hint + "-num", number_bounds(s, hint))
         if t == "array":
             return self._array(s, doc, hint)
         return self._object(s, doc, hint)
@@ -300,7 +283,7 @@ class _Builder:
         if hi == 0:
             return '"[" ws "]"'
         item = self.value(s["items"], doc, hint + "-item")
-        more = _rep(f'(ws "," ws {item})', max(lo - 1, 0), hi - 1)
+        more = repeat(f'(ws "," ws {item})', max(lo - 1, 0), hi - 1)
         body = f"{item} {more}".strip()
         return f'"[" ws {body if lo else f"({body})?"} ws "]"'
 
@@ -314,28 +297,41 @@ class _Builder:
         props, required = s.get("properties", {}), s.get("required", [])
         if not isinstance(props, dict) or not isinstance(required, list):
             raise ToolDefinitionError(f"{hint}: properties must be an object and required a list")
-        missing = [r for r in required if r not in props]
+        self.count("properties", len(props))
+        missing = [r for r in required if not isinstance(r, str) or r not in props]
         if missing:
             raise ToolDefinitionError(f"{hint}: required {missing} not among the properties")
+        required_set = set(required)  # a set: looking names up in the list would be quadratic
         pairs = {k: f'{_json_lit(k)} ws ":" ws {self.value(v, doc, k)}' for k, v in props.items()}
-        req = [pairs[k] for k in props if k in required]
-        opt = [pairs[k] for k in props if k not in required]
+        req = [pairs[k] for k in props if k in required_set]
+        opt = [pairs[k] for k in props if k not in required_set]
         sep = 'ws "," ws'
         if req:  # the required ones in order, then each optional one, in order, present or not
             body = f" {sep} ".join(req) + "".join(f" ({sep} {o})?" for o in opt)
         elif opt:  # which optional property comes first decides where the commas go
-            firsts = [" ".join([o] + [f"({sep} {x})?" for x in opt[i + 1:]]) for i, o in enumerate(opt)]
+            tails = self._tails(opt, hint + "-kv-tail")
+            firsts = [f"{o} {tail}".strip() for o, tail in zip(opt, tails, strict=True)]
             body = "(" + " | ".join(firsts) + ")?"
         else:
             return '"{" ws "}"'
         return f'"{{" ws {self.rule(hint + "-kv", body)} ws "}}"'
 
+    def _tails(self, opt: list[str], hint: str) -> list[str]:
+        """For each optional property, the rule matching the properties after it, each present or
+        not: ``tail-i ::= ("," opt[i+1])? tail-(i+1)``, the last one empty. One rule per property
+        refers to the next, so the grammar stays linear in the number of properties (spelling out
+        every suffix after every possible first property would be quadratic)."""
+        tails = [""] * len(opt)
+        for i in range(len(opt) - 2, -1, -1):
+            tails[i] = self.rule(hint, f'(ws "," ws {opt[i + 1]})? {tails[i + 1]}'.strip())
+        return tails
+
     def _map(self, s: dict, doc: dict, hint: str) -> str:
         """A map ``{"type": "object", "additionalProperties": {schema}}``: up to ``max_items``
         string keys (up to 64 characters), each with a value of the schema."""
         value = self.value(s["additionalProperties"], doc, hint + "-value")
-        pair = self.rule(hint + "-pair", f'"\\"" {_rep("char", 1, 64)} "\\"" ws ":" ws {value}')
-        more = _rep(f'(ws "," ws {pair})', 0, self.max_items - 1)
+        pair = self.rule(hint + "-pair", f'"\\"" {repeat("char", 1, 64)} "\\"" ws ":" ws {value}')
+        more = repeat(f'(ws "," ws {pair})', 0, self.max_items - 1)
         return f'"{{" ws ({pair} {more})? ws "}}"'.replace("  ", " ")
 
 
@@ -344,36 +340,6 @@ def _count(s: dict, key: str, default: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise ToolDefinitionError(f"{key} must be a non-negative integer, not {v!r}")
     return v
-
-
-def _bound(s: dict, key: str) -> float | None:
-    v = s.get(key)
-    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
-        raise ToolDefinitionError(f"{key} must be a finite number, not {v!r}")
-    return v
-
-
-def _int_bounds(s: dict, hint: str) -> tuple[int, int]:
-    lo, hi = -_BIG, _BIG
-    for key, fn in (("minimum", math.ceil), ("exclusiveMinimum", lambda x: math.floor(x) + 1)):
-        if (v := _bound(s, key)) is not None:
-            lo = max(lo, fn(v))
-    for key, fn in (("maximum", math.floor), ("exclusiveMaximum", lambda x: math.ceil(x) - 1)):
-        if (v := _bound(s, key)) is not None:
-            hi = min(hi, fn(v))
-    if lo > hi:
-        raise ToolDefinitionError(f"{hint}: no integer within the bounds (numbers within ±{_BIG})")
-    return lo, hi
-
-
-def _number_bounds(s: dict, hint: str) -> str:
-    lo, hi = _bound(s, "minimum"), _bound(s, "maximum")
-    if s.keys() & {"exclusiveMinimum", "exclusiveMaximum"} or any(
-            v is not None and (v != int(v) or abs(v) > _BIG) for v in (lo, hi)):
-        raise ToolDefinitionError(f"{hint}: number bounds must be inclusive whole numbers (or use an integer)")
-    if lo is not None and hi is not None and lo > hi:
-        raise ToolDefinitionError(f"{hint}: minimum is above maximum")
-    return _number_range(None if lo is None else int(lo), None if hi is None else int(hi))
 
 
 def _resolve(doc: dict, ref: str) -> Any:
@@ -431,8 +397,16 @@ def schema_to_gbnf(schema: dict, *, max_string_length: int = DEFAULT_MAX_STRING_
                    max_items: int = DEFAULT_MAX_ITEMS) -> str:
     """GBNF text whose ``root`` matches one JSON value of ``schema`` (see the module docstring for
     what is supported); raises ``ToolDefinitionError`` for what it cannot enforce."""
+    _check_nesting(schema, "the schema")
     b = _Builder(max_string_length, max_items)
     return b.grammar(b.value(schema, schema, "value"))
+
+
+def _check_nesting(schema: Any, where: str) -> None:
+    """Refuses a schema nested too deeply for the recursive walks below, before any of them runs."""
+    problem = nesting_problem(schema, max_depth=_MAX_JSON_DEPTH)
+    if problem is not None:
+        raise ToolDefinitionError(f"{where} is {problem}")
 
 
 def tool_call_grammar(tools: Sequence[tuple[str, dict]], *, allow_text: bool = False, trigger: str = "<tool_call>",
@@ -455,6 +429,7 @@ def tool_call_grammar(tools: Sequence[tuple[str, dict]], *, allow_text: bool = F
     b = _Builder(max_string_length, max_items)
     calls = []
     for name, schema in tools:
+        _check_nesting(schema, f"tool {name!r}: its arguments schema")
         try:
             is_object = isinstance(schema, dict) and _types(_deref(schema, schema)) == ["object"]
         except ToolDefinitionError:

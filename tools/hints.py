@@ -42,7 +42,7 @@ from typing_extensions import is_typeddict  # knows both typing.TypedDict and ty
 
 from orchestrator.errors import ToolDefinitionError
 from tools.docstrings import parse_docstring
-from tools.validation import schema_error
+from tools.schema_match import schema_error
 
 __all__ = ["NO_DEFAULT", "json_default", "schema_for_hint"]
 

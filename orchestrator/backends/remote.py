@@ -5,15 +5,22 @@ What can go wrong, and what the caller gets:
 
 - the circuit breaker is open: ``RemoteUnavailableError`` at once, no socket opened;
 - refused or timed-out connection, timeout waiting for the reply's head, 429
-  or 5xx: retried under ``RetryPolicy`` (backoff with full jitter, Retry-After
+  or 5xx: retried under the endpoint's ``Retry`` (backoff with full jitter, Retry-After
   honoured), then ``RemoteUnavailableError``;
 - another 4xx (400, 401, 404, ...): ``RemoteError`` with the server's short
   message, never retried;
 - a reply that is not the OpenAI format (bad JSON, SSE or fields):
   ``RemoteProtocolError``;
-- a stream that stalls past ``read_s``, is reset or ends before ``[DONE]``:
-  ``StreamBrokenError`` with the text that arrived. Once a server answered
-  200 the request is never re-issued.
+- the server's own error inside the reply (llama.cpp's streamed ``error:``
+  line, or an ``error`` object in place of a chunk): ``RemoteServerError``
+  with its message, in full;
+- a stream that stalls past ``read_s``, is reset or ends before ``[DONE]``,
+  or a server error with a retryable status (or none), before any text of
+  the call reached the caller: retried like a failed open, under the same
+  attempts, then ``RemoteUnavailableError`` (so a router falls back);
+- the same after text reached the caller: ``StreamBrokenError`` with the
+  text that arrived (or the ``RemoteServerError``). A request whose text
+  was seen is never re-issued.
 
 The API key goes only into the ``Authorization`` header: never into logs,
 reprs or error messages (a server echoing it back is redacted).
@@ -32,14 +39,21 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from orchestrator.backends.circuit import BreakerSettings, CircuitBreaker
-from orchestrator.backends.openai_wire import ReplyAssembler, request_body
-from orchestrator.backends.retry import RetryPolicy, parse_retry_after, retry_delay
+from orchestrator.backends.openai_wire import OutputMode, ReplyAssembler, request_body, server_error
+from orchestrator.backends.retry import Retry, parse_retry_after, retry_delay
 from orchestrator.backends.sse import SSEDecoder
-from orchestrator.errors import RemoteError, RemoteProtocolError, RemoteUnavailableError, StreamBrokenError
+from orchestrator.errors import (
+    RemoteError,
+    RemoteProtocolError,
+    RemoteServerError,
+    RemoteUnavailableError,
+    StreamBrokenError,
+)
 from orchestrator.types import Choice, Completion, GenerationRequest, Timings, TokenDelta
+from tools.output_spec import read_choice
 
 __all__ = ["RemoteBackend", "RemoteEndpoint", "RemoteTimeouts"]
 
@@ -74,10 +88,16 @@ class RemoteEndpoint(BaseModel):
     (one delta per choice), for servers that cannot stream some features
     (llama-cpp-python's server with its ``chatml-function-calling`` format
     refuses to stream automatic tool choice). ``llama_cpp_extras`` sends llama.cpp's own fields (top_k,
-    min_p, repeat_penalty, grammar); without it a grammar is refused.
+    min_p, repeat_penalty, grammar); without it a raw grammar is refused.
+    ``output`` says how a request's tools and response format are enforced (see
+    ``openai_wire``): ``"native"`` (OpenAI's fields), ``"grammar"`` (the local engine's grammar,
+    for llama.cpp servers: the default with ``llama_cpp_extras``) or ``"prompt"`` (the schema in
+    the prompt, for servers with neither; the reply is read back strictly and a wrong one is the
+    caller's to send back, as the agent loop does).
     ``fan_out_n`` serves ``n > 1`` as n one-choice requests in turn, for
     servers that ignore ``n`` (llama-cpp-python's); without it a reply with
-    fewer choices than asked is a protocol error.
+    fewer choices than asked is a protocol error. ``retry`` is the one ``Retry``
+    policy (here 3 attempts, backoff from 0.25 s up to 8 s by default).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -87,12 +107,24 @@ class RemoteEndpoint(BaseModel):
     api_key: SecretStr | None = None
     name: str | None = None
     timeouts: RemoteTimeouts = RemoteTimeouts()
-    retry: RetryPolicy = RetryPolicy()
+    retry: Retry = Retry(attempts=3, backoff_s=0.25, max_backoff_s=8.0)
     breaker: BreakerSettings = BreakerSettings()
     stream: bool = True
     llama_cpp_extras: bool = False
+    output: OutputMode | None = None
     fan_out_n: bool = False
     max_event_bytes: int = Field(4 << 20, ge=1024, le=1 << 30)
+
+    @property
+    def output_mode(self) -> OutputMode:
+        """``output``, or its default: ``"grammar"`` on llama.cpp servers, ``"native"`` elsewhere."""
+        return self.output or ("grammar" if self.llama_cpp_extras else "native")
+
+    @model_validator(mode="after")
+    def _check_output(self) -> RemoteEndpoint:
+        if self.output == "grammar" and not self.llama_cpp_extras:
+            raise ValueError("output='grammar' needs a llama.cpp server: set llama_cpp_extras=True")
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -154,7 +186,10 @@ class RemoteBackend:
         ep = self.endpoint
         fan_out = ep.fan_out_n and request.n > 1
         # 1. Build the body first: a request this endpoint cannot take fails before any socket.
-        path, body = request_body(request, model=ep.model, stream=ep.stream, llama_cpp_extras=ep.llama_cpp_extras, n=1 if fan_out else None)
+        path, body = request_body(request, model=ep.model, stream=ep.stream, llama_cpp_extras=ep.llama_cpp_extras, n=1 if fan_out else None,
+                                  output=ep.output_mode)
+        # Calls written as text (grammar, prompt) are read back at the end; the text is not streamed meanwhile.
+        read_back = bool(request.tools) and ep.output_mode != "native"
         if request.speculative != "off":
             log.debug("%s: speculative=%s is a local-engine setting; ignored", self.name, request.speculative)
         # 2. An open circuit fails fast.
@@ -168,28 +203,64 @@ class RemoteBackend:
                 # 3. One call, or (fan-out) one call per choice in turn.
                 for first in range(request.n) if fan_out else (0,):
                     width = 1 if fan_out else request.n
-                    assembler = ReplyAssembler(n=width, chat=request.messages is not None, endpoint=ep.base_url, index_offset=first)
-                    async with aclosing(self._call(client, path, _fan_out_body(body, first), assembler, run)) as deltas:
+                    call = self._call(client, path, _fan_out_body(body, first), run, width=width, chat=request.messages is not None, first=first)
+                    async with aclosing(call) as deltas:
                         async for delta in deltas:
-                            yield delta
-                    run.absorb(assembler, width, self.name)
+                            if not read_back:
+                                yield delta
             self.breaker.record_success()
-        except (RemoteUnavailableError, StreamBrokenError, RemoteProtocolError):
-            self.breaker.record_failure()
-            raise
-        except RemoteError:
-            self.breaker.record_success()  # a 4xx: the server is up and answered
+        except RemoteError as exc:
+            if _server_fault(exc):
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_success()  # a 4xx: the server is up and answered
             raise
         finally:
             self.breaker.release()
         # 4. The completion, with what the request cost as seen from here.
         if request.logprobs and any(c.logprobs is None for c in run.choices):
             log.warning("%s: logprobs were asked but the server sent none for some choices", self.name)
-        yield Completion(model=run.model or ep.model, choices=tuple(run.choices), timings=run.timings(self._clock()))
+        choices = tuple(run.choices)
+        if read_back:
+            choices = tuple(read_choice(c, request) for c in choices)
+            for c in choices:
+                if c.text:
+                    yield TokenDelta(index=c.index, text=c.text)
+        yield Completion(model=run.model or ep.model, choices=choices, timings=run.timings(self._clock()))
 
-    async def _call(self, client: httpx.AsyncClient, path: str, body: dict[str, Any], assembler: ReplyAssembler, run: _Run) -> AsyncIterator[TokenDelta]:
-        """One HTTP call: open it (with retries), then read its reply into ``assembler``."""
-        response = await self._open(client, path, body)
+    async def _call(self, client: httpx.AsyncClient, path: str, body: dict[str, Any], run: _Run, *,
+                    width: int, chat: bool, first: int) -> AsyncIterator[TokenDelta]:
+        """One call of ``width`` choices, numbered from ``first``: its deltas, then its choices go into ``run``.
+
+        A reply that fails before any of its text reached the caller (a broken stream, or the
+        server's error with a retryable status) is tried again under the retry policy, sharing
+        its attempts with the opening retries; once text went out, the failure is raised."""
+        policy, run.retry = self.endpoint.retry, 0
+        while True:
+            assembler = ReplyAssembler(n=width, chat=chat, endpoint=self.endpoint.base_url, index_offset=first)
+            sent = False
+            try:
+                async with aclosing(self._attempt(client, path, body, assembler, run)) as deltas:
+                    async for delta in deltas:
+                        sent = True
+                        yield delta
+            except (StreamBrokenError, RemoteServerError) as exc:
+                if sent or not _retryable(exc, policy):
+                    raise
+                delay = retry_delay(policy, run.retry, None, self._rng)
+                if delay is None:
+                    raise RemoteUnavailableError(f"{exc} (before any text, after {run.retry + 1} attempt(s))",
+                                                 endpoint=self.endpoint.base_url, status=exc.status) from exc
+                run.retry += 1
+                log.info("%s: %s before any text; retry %d in %.2fs", self.name, exc, run.retry, delay)
+                await anyio.sleep(delay)
+                continue
+            run.absorb(assembler, width, self.name)
+            return
+
+    async def _attempt(self, client: httpx.AsyncClient, path: str, body: dict[str, Any], assembler: ReplyAssembler, run: _Run) -> AsyncIterator[TokenDelta]:
+        """One HTTP request: open it (with retries), then read its reply into ``assembler``."""
+        response = await self._open(client, path, body, run)
         deadline = self._clock() + self.endpoint.timeouts.total_s
         try:
             kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -202,6 +273,8 @@ class RemoteBackend:
                     yield run.emitted(delta, self._clock())
             else:
                 raise RemoteProtocolError(f"{self.name}: unexpected content-type {kind[:60]!r}", endpoint=self.endpoint.base_url)
+        except RemoteServerError as exc:  # named, and never echoing the key
+            raise RemoteServerError(self._redact(f"{self.name}: {exc}"), endpoint=exc.endpoint, status=exc.status) from None
         except httpx.TimeoutException:
             raise self._broken(f"no bytes for {self.endpoint.timeouts.read_s}s mid-reply (stalled)", run) from None
         except httpx.TransportError as exc:
@@ -216,6 +289,8 @@ class RemoteBackend:
             for data in decoder.feed(chunk):
                 for delta in assembler.feed(self._json(data)):
                     yield run.emitted(delta, self._clock())
+            if decoder.error is not None:
+                raise self._server_error(decoder.error)
             if decoder.done:
                 return
         raise self._broken("the stream ended before [DONE]", run)
@@ -229,11 +304,12 @@ class RemoteBackend:
                 raise RemoteProtocolError(f"{self.name}: reply larger than {self.endpoint.max_event_bytes} bytes", endpoint=self.endpoint.base_url)
         return bytes(data)
 
-    async def _open(self, client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:
-        """Sends the request until a 200 head arrives, retrying only what the policy allows."""
+    async def _open(self, client: httpx.AsyncClient, path: str, body: dict[str, Any], run: _Run) -> httpx.Response:
+        """Sends the request until a 200 head arrives, retrying only what the policy allows
+        (``run.retry`` counts the retries this call has had, reading its replies included)."""
         policy = self.endpoint.retry
-        for retry in range(policy.max_attempts):
-            retry_after = None
+        while True:
+            retry, retry_after = run.retry, None
             try:
                 request = client.build_request("POST", self._url(path), json=body, headers=self._headers(), timeout=self._timeout())
                 response = await client.send(request, stream=True)
@@ -251,10 +327,10 @@ class RemoteBackend:
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
             delay = retry_delay(policy, retry, retry_after, self._rng)
             if delay is None:
-                break
+                raise RemoteUnavailableError(f"{self.name}: {reason} (after {retry + 1} attempt(s))", endpoint=self.endpoint.base_url, status=status)
+            run.retry += 1
             log.info("%s: %s; retry %d in %.2fs", self.name, reason, retry + 1, delay)
             await anyio.sleep(delay)
-        raise RemoteUnavailableError(f"{self.name}: {reason} (after {retry + 1} attempt(s))", endpoint=self.endpoint.base_url, status=status)
 
     async def _error_detail(self, response: httpx.Response) -> str:
         """A short, key-free message from an error reply (reads at most a few KiB)."""
@@ -282,6 +358,14 @@ class RemoteBackend:
             return json.loads(data)
         except ValueError:
             raise RemoteProtocolError(f"{self.name}: the reply is not valid JSON", endpoint=self.endpoint.base_url) from None
+
+    def _server_error(self, value: str) -> RemoteServerError:
+        """The server's error from a streamed ``error:`` line (JSON, or plain text)."""
+        try:
+            reported: Any = json.loads(value)
+        except (ValueError, RecursionError):
+            reported = value
+        return server_error(reported, endpoint=self.endpoint.base_url)
 
     def _check_deadline(self, deadline: float, run: _Run) -> None:
         if self._clock() > deadline:
@@ -324,11 +408,28 @@ def _fan_out_body(body: dict[str, Any], index: int) -> dict[str, Any]:
     return {**body, "seed": (body["seed"] + index) % (2**32 - 1)}
 
 
+def _retryable(exc: RemoteError, policy: Retry) -> bool:
+    """Whether a reply that failed before any text may be tried again: a broken stream, or the
+    server's error with a retryable status (or none: it did not say the request was wrong)."""
+    if isinstance(exc, RemoteServerError):
+        return exc.status is None or exc.status in policy.retry_statuses
+    return isinstance(exc, StreamBrokenError)
+
+
+def _server_fault(exc: RemoteError) -> bool:
+    """Whether a failure counts against the server's circuit (a 4xx is the request's fault)."""
+    if isinstance(exc, RemoteServerError):
+        return exc.status is None or exc.status >= 500
+    return isinstance(exc, (RemoteUnavailableError, StreamBrokenError, RemoteProtocolError))
+
+
 class _Run:
-    """What one ``generate`` call gathered: choices, usage, first-token time, text of choice 0."""
+    """What one ``generate`` call gathered: choices, usage, first-token time, text of choice 0,
+    and the retries the current call has had."""
 
     def __init__(self, started: float) -> None:
         self.started = started
+        self.retry = 0
         self.first_at: float | None = None
         self.partial_text = ""
         self.choices: list[Choice] = []

@@ -9,7 +9,10 @@ JSON lines, an HTML error page) fails loudly instead of yielding nothing:
   ``retry``; any other line is a protocol error;
 - a line may hold at most ``max_line_bytes`` and one event's data at most
   ``max_event_bytes``, so a huge or endless line cannot eat memory;
-- the stream ends with the event ``[DONE]``; ``close()`` says whether it did.
+- the stream ends with the event ``[DONE]``; ``close()`` says whether it did;
+- llama.cpp's servers report a failure mid-stream with a line ``error: {...}``: the reader
+  keeps that line's value whole in ``error`` and reads nothing after it (the caller turns it
+  into the server's error).
 """
 
 from __future__ import annotations
@@ -36,14 +39,16 @@ class SSEDecoder:
     max_event_bytes: int = 4 << 20
     endpoint: str | None = None
     done: bool = False
+    error: str | None = None
     _buffer: bytearray = field(default_factory=bytearray, repr=False)
     _data: list[str] = field(default_factory=list, repr=False)
     _data_bytes: int = 0
     _skip_lf: bool = False
 
     def feed(self, chunk: bytes) -> list[str]:
-        """Takes the next bytes of the stream; returns the events they completed."""
-        if self.done:
+        """Takes the next bytes of the stream; returns the events they completed (those before an
+        ``error`` line, which ends the stream)."""
+        if self.done or self.error is not None:
             return []
         events: list[str] = []
         data = bytes(chunk)
@@ -68,6 +73,8 @@ class SSEDecoder:
                 start = cut + 1
                 self._skip_lf = data[cut] == 0x0D and cut + 1 == len(data)
             event = self._line(line)
+            if self.error is not None:  # nothing after the server's error counts
+                return events
             if event is None:
                 continue
             if event == DONE:
@@ -78,6 +85,8 @@ class SSEDecoder:
 
     def close(self) -> None:
         """Says the stream ended; raises ``RemoteProtocolError`` unless ``[DONE]`` came first."""
+        if self.error is not None:
+            raise RemoteProtocolError("the event stream ended with an error line", endpoint=self.endpoint)
         if not self.done:
             raise RemoteProtocolError("the event stream ended without [DONE]", endpoint=self.endpoint)
 
@@ -95,6 +104,9 @@ class SSEDecoder:
         if line.startswith(":"):
             return None
         name, colon, value = line.partition(":")
+        if colon and name == "error":  # llama.cpp's server: the stream ends with its error
+            self.error = value.removeprefix(" ")
+            return None
         if not colon or name not in _FIELDS:
             raise RemoteProtocolError(f"not an event-stream line: {line[:60]!r}", endpoint=self.endpoint)
         value = value.removeprefix(" ")

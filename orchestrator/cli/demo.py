@@ -1,4 +1,8 @@
-"""``orchestrator demo``: a short tour of what the engine does, on the embedded default model."""
+"""``orchestrator demo``: a short tour of what the engine does, on the embedded default model.
+
+It goes through ``SyncOrchestrator``, the facade an app embeds: every section below is what an
+app would write.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from orchestrator.engine import EngineConfig, LocalEngine
+from orchestrator.cli.tune import weights_line
+from orchestrator.engine import EngineConfig
 from orchestrator.models.catalogue import DEFAULT_MODEL, resolve_model
 from orchestrator.models.gguf import read_gguf
+from orchestrator.sync_facade import SyncOrchestrator
 from orchestrator.types import ChatMessage, GenerationRequest, SamplingParams, TokenDelta
 
 __all__ = ["run_demo"]
 
+_LARGER = "gemma3-270m"  # the cascade's second tier
 _SYSTEM = (
     "You are a concise assistant running on the user's own computer. "
     "Answer in one short sentence. Do not add explanations."
@@ -29,24 +36,103 @@ _QUESTIONS = [
 ]
 
 
+class _Out:
+    """The demo's output: ``say(line)`` writes a whole line, ``say.write(text)`` a streamed piece."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, text: str) -> None:
+        self._out.write(text)
+        self._out.flush()
+
+    def __call__(self, line: str = "") -> None:
+        self.write(line + "\n")
+
+
 def _chat(question: str, **kw: object) -> GenerationRequest:
     messages = (ChatMessage(role="system", content=_SYSTEM), ChatMessage(role="user", content=question))
     return GenerationRequest(messages=messages, **kw)  # type: ignore[arg-type]
 
 
-def _graph_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
-    """Runs the SoT pattern durably (a throwaway store) and shows what the run reports."""
-    import anyio
+def _streamed_chat(orch: SyncOrchestrator, say: _Out) -> None:
+    """One chat request, its tokens printed as they come, then its timings."""
+    say(f"   user: {_QUESTIONS[0]}")
+    say.write("   assistant: ")
+    stream = orch.stream(_chat(_QUESTIONS[0], max_tokens=40))
+    for event in stream:
+        if isinstance(event, TokenDelta):
+            say.write(event.text)
+    t = stream.result().timings
+    say(
+        f"\n   ttft {t.ttft_s * 1000:.0f} ms, prefill {t.prefill_tokens} tokens at {t.prefill_tok_s:.0f} tok/s, "
+        f"decode {t.decode_tok_s:.0f} tok/s, cpu {t.cpu_s:.2f} s, energy {t.energy_j:.1f} J ({t.energy_source})"
+    )
 
-    from orchestrator.backends.local import LocalBackend
+
+def _parallel_branches(orch: SyncOrchestrator, say: _Out) -> None:
+    """Six requests at once: the engine decodes them in one batch and shares the system prompt's KV."""
+    start = time.perf_counter()
+    streams = [orch.stream(_chat(q, max_tokens=32)) for q in _QUESTIONS]
+    results = [s.result() for s in streams]
+    wall = time.perf_counter() - start
+    for q, r in zip(_QUESTIONS, results):
+        t = r.timings
+        say(f"   {q:<38} -> {r.text.strip()[:60]!r}")
+        say(f"   {'':<38}    prefill computed {t.prefill_tokens}, reused {t.prefill_reused_tokens}")
+    tokens = sum(r.tokens for r in results)
+    say(f"   {tokens} tokens in {wall:.2f} s = {tokens / wall:.0f} tok/s aggregate")
+
+
+def _samples(orch: SyncOrchestrator, say: _Out) -> None:
+    """n=3 samples of one prompt, sharing its KV."""
+    r = orch.generate(_chat("Suggest a name for a cat.", max_tokens=16, n=3, sampling=SamplingParams(temperature=0.8, seed=7)))
+    for c in r.choices:
+        say(f"   [{c.index}] {c.text.strip()!r}")
+    say(f"   prompt computed once ({r.timings.prefill_tokens} tokens), reused {r.timings.prefill_reused_tokens}")
+
+
+def _cancellation(orch: SyncOrchestrator, say: _Out) -> None:
+    """A stop button pressed after five tokens: the sequence ends at its next token."""
+    stream = orch.stream(GenerationRequest(prompt="Once upon a time", max_tokens=400))
+    seen = 0
+    for event in stream:
+        if isinstance(event, TokenDelta):
+            seen += 1
+            if seen == 5:
+                stream.cancel()
+    c = stream.result()
+    say(f"   finish_reason={c.finish_reason} after {c.tokens} tokens")
+
+
+def _speculation(orch: SyncOrchestrator, say: _Out) -> None:
+    """Prompt lookup on a copying task, against plain decoding: the speed and the identity."""
+    text = (
+        "The survey team counted 41 herons at Alder Creek on 12 March, 23 herons at Birch Hollow "
+        "on 19 March and 58 herons at Cedar Marsh on 26 March."
+    )
+    prompt = f"Text: {text}\nRepeat the text word for word.\nRepeated: The survey team"
+    runs = {}
+    for mode in ("off", "prompt-lookup"):
+        start = time.perf_counter()
+        r = orch.generate(GenerationRequest(prompt=prompt, max_tokens=48, speculative=mode))
+        runs[mode] = (r, r.tokens / (time.perf_counter() - start))
+    (plain, plain_rate), (r, rate) = runs["off"], runs["prompt-lookup"]
+    sp = r.speculative
+    assert sp is not None
+    same = "identical to" if r.choices[0].token_ids == plain.choices[0].token_ids else "differs (near-tie) from"
+    say(f"   plain {plain_rate:.0f} tok/s; prompt-lookup {rate:.0f} tok/s ({rate / plain_rate:.2f}x), {same} plain greedy")
+    say(f"   drafted {sp.drafted}, accepted {sp.accepted} ({sp.acceptance_rate:.0%}), {sp.tokens_per_step:.2f} tokens per target step")
+
+
+def _graph_demo(orch: SyncOrchestrator, say: _Out) -> None:
+    """Runs the SoT pattern durably (a throwaway store) and shows what the run reports."""
     from orchestrator.taskgraph.patterns import skeleton_of_thought
-    from orchestrator.taskgraph.scheduler import Runner
     from orchestrator.taskgraph.store import RunStore
 
     question = "How can a small team make its software more reliable?"
     with tempfile.TemporaryDirectory() as tmp, RunStore(Path(tmp) / "runs.sqlite3") as store:
-        runner = Runner(LocalBackend(engine), store=store)
-        result = anyio.run(lambda: runner.run(skeleton_of_thought(points=4, point_tokens=40), {"question": question}))
+        result = orch.run_graph(skeleton_of_thought(points=4, point_tokens=40), {"question": question}, store=store)
         say(f"   question: {question}")
         for line in str(result.output).splitlines():
             say(f"   {line[:110]}")
@@ -61,13 +147,10 @@ def _graph_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
             "   `orchestrator run sot ...` a killed run finishes with `orchestrator resume RUN_ID`")
 
 
-def _agent_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
+def _agent_demo(orch: SyncOrchestrator, say: _Out) -> None:
     """An agent with two tools on the small model: grammar-constrained, grounded calls."""
-    import anyio
-
     from agents.agent import Agent
-    from orchestrator.agent_runner import AgentEvent, run_agent
-    from orchestrator.backends.local import LocalBackend
+    from orchestrator.agent_runner import AgentEvent
     from tools.builtin import calculator
     from tools.tool import tool
 
@@ -97,7 +180,7 @@ def _agent_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
     for task in ("What's the weather in Lisbon?", "What is 12 * 34?"):
         say(f"   user: {task}")
         start = time.perf_counter()
-        result = anyio.run(lambda task=task: run_agent(agent, task, LocalBackend(engine), on_event=show))
+        result = orch.run_agent(agent, task, on_event=show)
         for r in result.calls:
             say(f"   call {r.call.tool.name}({', '.join(f'{k}={v!r}' for k, v in r.call.arguments.items())}) = {r.value!r}")
         say(f"   answer: {str(result.output)[:100]!r}  ({result.steps} model turns, {time.perf_counter() - start:.1f} s)")
@@ -105,12 +188,11 @@ def _agent_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
         "   validated; with ground_arguments the city had to be words of the request")
 
 
-def _routing_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
+def _routing_demo(orch: SyncOrchestrator, say: _Out) -> None:
     """Routing decisions as data: privacy, a remote that is down, a confidence cascade."""
     import anyio
 
     from orchestrator.backends.base import complete
-    from orchestrator.backends.local import LocalBackend
     from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
     from orchestrator.routing.router import Router
     from policies.cascade import CascadePolicy, CascadeSettings
@@ -125,7 +207,7 @@ def _routing_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
 
     # A "cloud" tier at a loopback port where nothing listens: the demo never leaves this machine.
     cloud = RemoteBackend(RemoteEndpoint(base_url="http://127.0.0.1:9/v1", model="large", name="cloud"))
-    local = LocalBackend(engine)
+    local = orch.backend()
     router = Router([cloud, local], policies=[PrivacyPolicy(allow_egress=True), ConnectivityPolicy()])
     private = _chat("Draft a reply to jane.doe@example.com about the invoice.", max_tokens=8)
     say("   a request holding an e-mail address (decided, not run):")
@@ -136,10 +218,10 @@ def _routing_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
     assert done.route is not None
     show(done.route)
 
-    say("   a confidence cascade (smollm2-135m, then gemma3-270m): the small model answers with token\n"
+    say(f"   a confidence cascade ({local.name}, then {_LARGER}): the small model answers with token\n"
         "   log-probabilities; an answer below the confidence threshold escalates")
-    with LocalEngine("gemma3-270m", EngineConfig(n_ctx=1024, max_sequences=2)) as larger:
-        router = Router([local, LocalBackend(larger)], policies=[PrivacyPolicy(), CascadePolicy(CascadeSettings(threshold=0.5))])
+    with SyncOrchestrator({_LARGER: _LARGER}, engine_config=EngineConfig(n_ctx=1024, max_sequences=2)) as larger:
+        router = Router([local, larger.backend()], policies=[PrivacyPolicy(), CascadePolicy(CascadeSettings(threshold=0.5))])
         for question in ("The capital of France is", "The author of the novel Middlemarch is"):
             request = GenerationRequest(prompt=question, max_tokens=6, stop=("\n", "."))
             done = anyio.run(lambda request=request: complete(router, request))
@@ -149,11 +231,78 @@ def _routing_demo(engine: LocalEngine, say: Callable[[str], None]) -> None:
             say(f"      {step.policy} {step.action}: {step.reason}")
 
 
-def run_demo(out: TextIO, model: str = DEFAULT_MODEL) -> int:
-    def say(line: str = "") -> None:
-        out.write(line + "\n")
-        out.flush()
+def _escalation_demo(orch: SyncOrchestrator, say: _Out) -> None:
+    """One agent step escalated to a second tier, an OpenAI-compatible server on loopback
+    (``orchestrator serve``, here over the same small model: the embedded gemma3-270m file has
+    no chat template, so it cannot run an agent's chat), then a private task whose escalation
+    the privacy policy refuses; each decision printed."""
+    from typing import Annotated
 
+    import anyio
+    from pydantic import AfterValidator, BaseModel
+
+    from agents.agent import Agent
+    from orchestrator.agent_runner import run_agent
+    from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
+    from orchestrator.errors import ConfigError
+    from tools.tool import tool
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Current weather in a city.
+
+        Args:
+            city: City name, e.g. "Paris".
+        """
+        return f"{city}: 18 degrees, light rain"
+
+    checked: list[str] = []
+
+    def reviewed(summary: str) -> str:  # stands in for a check the small model fails (a validator, a reviewer)
+        checked.append(summary)
+        if len(checked) == 1:
+            raise ValueError("too vague: say the temperature and the rain")
+        return summary
+
+    class Report(BaseModel):
+        city: str
+        summary: Annotated[str, AfterValidator(reviewed)]
+
+    agent = Agent("reporter", "You report the weather.", tools=(get_weather,), output_type=Report, escalate_to="larger",
+                  max_retries=0, max_steps=3, max_tokens=128,
+                  examples=(("Is it cold in Oslo?", {"calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}),))
+
+    def show(task: str, backends: dict) -> None:
+        checked.clear()
+        result = anyio.run(lambda: run_agent(agent, task, backends))
+        say(f"   user: {task}")
+        for r in result.calls:
+            say(f"   call {r.call.tool.name}({', '.join(f'{k}={v!r}' for k, v in r.call.arguments.items())}) = {r.value!r}")
+        say(f"   first answer refused by the check: {checked[0][:60]!r}" if checked else "   (no answer was checked)")
+        d = result.escalation
+        if d is not None:
+            say(f"   escalation -> {d.backend} (decided by {d.policy}: {d.reason})")
+            for step in d.trail:
+                say(f"      {step.policy:<8} {step.action:<7} {step.reason}")
+        say(f"   answer from {'the larger tier' if result.escalated else 'the small model'}: {result.output!r}")
+
+    local = orch.backend()
+    try:
+        from orchestrator.server import BackgroundServer, ServerConfig
+    except ConfigError as exc:  # the server extra is not installed
+        say(f"   (skipped: {exc})")
+        return
+    with BackgroundServer({"assistant": local}, ServerConfig(port=0)) as server:
+        say(f"   second tier: an OpenAI-compatible server at {server.url} (native tool calls and response_format)")
+        show("What's the weather in Lisbon?", {"default": local, "larger": RemoteBackend(RemoteEndpoint(base_url=server.url, model="assistant"))})
+    # A remote tier at a loopback port where nothing listens: the privacy policy refuses before any socket.
+    cloud = RemoteBackend(RemoteEndpoint(base_url="http://127.0.0.1:9/v1", model="large", name="cloud"))
+    say("   the same agent with a remote tier, on a task holding an e-mail address:")
+    show("What's the weather in Lisbon? Mail it to jane.doe@example.com", {"default": local, "larger": cloud})
+
+
+def _model_header(model: str, say: _Out) -> None:
+    """What the GGUF header says, read before loading the model."""
     path = resolve_model(model)
     info = read_gguf(path)
     say(f"== model: {model}  ({path.name})")
@@ -161,87 +310,32 @@ def run_demo(out: TextIO, model: str = DEFAULT_MODEL) -> int:
         f"   read from the GGUF header before loading: {info.architecture}, {info.n_params / 1e6:.0f}M params, "
         f"{info.file_type}, vocab {info.vocab_size} ({info.vocab_type}), trained context {info.context_length}"
     )
+    for name in (model, "gemma3-270m"):  # measured once per machine (a minute each), then remembered
+        say(f"   weights of {name}: {weights_line(name)}")
 
-    with LocalEngine(model, EngineConfig(n_ctx=4096, max_sequences=16)) as engine:
+
+_SECTIONS: list[tuple[str, Callable[[SyncOrchestrator, _Out], None]]] = [
+    ("1. one chat request, streamed", _streamed_chat),
+    ("2. six parallel branches, one batched decode, shared system-prompt KV", _parallel_branches),
+    ("3. n=3 samples of one prompt (temperature 0.8), sharing the prompt's KV", _samples),
+    ("4. cancellation stops a sequence at its next token and frees its KV cells", _cancellation),
+    ("5. speculative decoding: prompt lookup drafts from the input, verified in one batched step", _speculation),
+    ("6. a task graph: Skeleton-of-Thought, the outline's points expanded as parallel branches", _graph_demo),
+    ("7. an agent with tools: grammar-constrained, grounded tool calls on the small model", _agent_demo),
+    ("8. routing: each decision is data (backend, deciding policy, reason, trail)", _routing_demo),
+    ("9. one agent step escalated to a second tier; a private task kept on the device", _escalation_demo),
+]
+
+
+def run_demo(out: TextIO, model: str = DEFAULT_MODEL) -> int:
+    say = _Out(out)
+    _model_header(model, say)
+    with SyncOrchestrator({model: model}, engine_config=EngineConfig(n_ctx=4096, max_sequences=16)) as orch:
+        engine = orch.engine()
         say(f"   KV cache: {engine.kv_bytes_per_token} bytes/token (f16); {engine.stats().n_ctx} cells shared by 16 sequences")
-
-        say("\n== 1. one chat request, streamed")
-        say(f"   user: {_QUESTIONS[0]}")
-        out.write("   assistant: ")
-        handle = engine.submit(_chat(_QUESTIONS[0], max_tokens=40))
-        for event in handle:
-            if isinstance(event, TokenDelta):
-                out.write(event.text)
-                out.flush()
-        done = handle.result()
-        t = done.timings
-        say(
-            f"\n   ttft {t.ttft_s * 1000:.0f} ms, prefill {t.prefill_tokens} tokens at {t.prefill_tok_s:.0f} tok/s, "
-            f"decode {t.decode_tok_s:.0f} tok/s, cpu {t.cpu_s:.2f} s, energy {t.energy_j:.1f} J ({t.energy_source})"
-        )
-
-        say("\n== 2. six parallel branches, one batched decode, shared system-prompt KV")
-        start = time.perf_counter()
-        handles = [engine.submit(_chat(q, max_tokens=32)) for q in _QUESTIONS]
-        results = [h.result() for h in handles]
-        wall = time.perf_counter() - start
-        for q, r in zip(_QUESTIONS, results):
-            t = r.timings
-            say(f"   {q:<38} -> {r.text.strip()[:60]!r}")
-            say(f"   {'':<38}    prefill computed {t.prefill_tokens}, reused {t.prefill_reused_tokens}")
-        tokens = sum(r.tokens for r in results)
-        say(f"   {tokens} tokens in {wall:.2f} s = {tokens / wall:.0f} tok/s aggregate")
-
-        say("\n== 3. n=3 samples of one prompt (temperature 0.8), sharing the prompt's KV")
-        r = engine.generate(
-            _chat("Suggest a name for a cat.", max_tokens=16, n=3, sampling=SamplingParams(temperature=0.8, seed=7))
-        )
-        for c in r.choices:
-            say(f"   [{c.index}] {c.text.strip()!r}")
-        say(f"   prompt computed once ({r.timings.prefill_tokens} tokens), reused {r.timings.prefill_reused_tokens}")
-
-        say("\n== 4. cancellation stops a sequence at its next token and frees its KV cells")
-        handle = engine.submit(GenerationRequest(prompt="Once upon a time", max_tokens=400))
-        seen = 0
-        for event in handle:
-            if isinstance(event, TokenDelta):
-                seen += 1
-                if seen == 5:
-                    handle.cancel()
-        c = handle.result()
-        say(f"   finish_reason={c.finish_reason} after {c.tokens} tokens")
-
-        say("\n== 5. speculative decoding: prompt lookup drafts from the input, verified in one batched step")
-        text = (
-            "The survey team counted 41 herons at Alder Creek on 12 March, 23 herons at Birch Hollow "
-            "on 19 March and 58 herons at Cedar Marsh on 26 March."
-        )
-        prompt = f"Text: {text}\nRepeat the text word for word.\nRepeated: The survey team"
-        for mode in ("off", "prompt-lookup"):
-            start = time.perf_counter()
-            r = engine.generate(GenerationRequest(prompt=prompt, max_tokens=48, speculative=mode))
-            rate = r.tokens / (time.perf_counter() - start)
-            if mode == "off":
-                plain, plain_rate = r, rate
-                continue
-            sp = r.speculative
-            assert sp is not None
-            same = "identical to" if r.choices[0].token_ids == plain.choices[0].token_ids else "differs (near-tie) from"
-            say(f"   plain {plain_rate:.0f} tok/s; prompt-lookup {rate:.0f} tok/s ({rate / plain_rate:.2f}x), {same} plain greedy")
-            say(
-                f"   drafted {sp.drafted}, accepted {sp.accepted} ({sp.acceptance_rate:.0%}), "
-                f"{sp.tokens_per_step:.2f} tokens per target step"
-            )
-
-        say("\n== 6. a task graph: Skeleton-of-Thought, the outline's points expanded as parallel branches")
-        _graph_demo(engine, say)
-
-        say("\n== 7. an agent with tools: grammar-constrained, grounded tool calls on the small model")
-        _agent_demo(engine, say)
-
-        say("\n== 8. routing: each decision is data (backend, deciding policy, reason, trail)")
-        _routing_demo(engine, say)
-
+        for title, section in _SECTIONS:
+            say(f"\n== {title}")
+            section(orch, say)
         s = engine.stats()
         say(
             f"\n== engine: {s.decode_steps} batched steps, prefill computed {s.prefill_computed_tokens} tokens, "

@@ -8,7 +8,6 @@ rebuild its graph (a factory reference and its arguments, as JSON), never pickle
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -72,17 +71,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
-def build_from_factory(factory: str) -> tuple[Any, dict[str, str]]:
-    """Rebuilds a graph from a run's factory record: ``{"ref": "module:function", "kwargs": {...},
-    "backends": {"default": MODEL}}`` (or a bare ``"module:function"``)."""
-    try:
-        spec = json.loads(factory) if factory.lstrip().startswith("{") else {"ref": factory}
-        module_name, _, attr = spec["ref"].partition(":")
-        fn: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
-        graph = fn(**spec.get("kwargs", {}))
-    except (ValueError, KeyError, TypeError, ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot rebuild the graph from {factory!r}: {exc}") from exc
-    return graph, dict(spec.get("backends", {}))
+def build_from_factory(factory: str) -> tuple[Any, dict[str, Any]]:
+    """Rebuilds a graph from a run's factory record: ``{"ref": NAME, "kwargs": {...},
+    "backends": {"default": MODEL}}`` (or a bare ``NAME``). Only registered factories are used
+    (``orchestrator.taskgraph.factories``); nothing the record names is imported."""
+    from orchestrator.taskgraph.factories import build_from_record
+
+    return build_from_record(factory)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -101,8 +96,8 @@ def _run(args: argparse.Namespace) -> int:
     factory = json.dumps({"ref": ref, "kwargs": kwargs, "backends": {"default": backend}})
     graph, _ = build_from_factory(factory)
     value: Any = args.text if input_name == "documents" else " ".join(args.text)
-    return _drive(args, graph, {"default": backend}, lambda runner, on_event: runner.run(
-        graph, {input_name: value}, run_id=args.run_id, on_event=on_event, factory=factory))
+    return _drive(args, {"default": backend}, lambda orch, **kw: orch.run_graph(
+        graph, {input_name: value}, run_id=args.run_id, factory=factory, **kw))
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -113,19 +108,19 @@ def _resume(args: argparse.Namespace) -> int:
     if not record.factory:
         raise StoreError(f"run {args.run_id!r} was started from code without a factory; resume it from that code with Runner.resume")
     graph, backends = build_from_factory(record.factory)
-    return _drive(args, graph, backends, lambda runner, on_event: runner.resume(
-        args.run_id, graph, rerun_uncertain=args.rerun, on_event=on_event))
+    return _drive(args, backends, lambda orch, **kw: orch.resume_graph(args.run_id, graph, rerun_uncertain=args.rerun, **kw))
 
 
-def _drive(args: argparse.Namespace, graph: Any, models: dict[str, Any], start: Callable[..., Any]) -> int:
-    """Loads the models, runs or resumes, prints the output (and the summary with --json).
+def _drive(args: argparse.Namespace, models: dict[str, Any], start: Callable[..., Any]) -> int:
+    """Loads the models, runs or resumes (``start(orch, **Orchestrator.run_graph options)``), prints
+    the output (and the summary with --json).
 
     A backend is a model (catalogue name or path), or ``{"route": [small, larger], "cascade": T}``:
     a ``Router`` that runs ``small`` and escalates answers below confidence ``T`` to ``larger``."""
     import anyio
 
-    from orchestrator.engine import EngineConfig, LocalEngine
-    from orchestrator.taskgraph.scheduler import Runner
+    from orchestrator.engine import EngineConfig
+    from orchestrator.facade import Orchestrator
     from orchestrator.taskgraph.store import RunStore
 
     t0 = time.perf_counter()
@@ -137,15 +132,15 @@ def _drive(args: argparse.Namespace, graph: Any, models: dict[str, Any], start: 
         print(f"[{time.perf_counter() - t0:6.2f}s] {event.kind.replace('_', ' ')} {event.node or event.run_id}{detail}", file=sys.stderr)
 
     wanted = [m for spec in models.values() for m in (spec["route"] if isinstance(spec, dict) else [spec])]
-    engines = {m: LocalEngine(m, EngineConfig(n_ctx=8192, max_sequences=16), name=str(m)) for m in dict.fromkeys(wanted)}
-    try:
-        backends = {name: _backend(spec, engines) for name, spec in models.items()}
-        with RunStore(args.store or default_store_path()) as store:
-            runner = Runner(backends, store=store)
-            result = anyio.run(start, runner, on_event)
-    finally:
-        for engine in engines.values():
-            engine.close()
+
+    async def drive() -> Any:
+        # No model named (a graph of plain functions): the default model, loaded only if used.
+        async with Orchestrator({m: m for m in wanted} or None, engine_config=EngineConfig(n_ctx=8192, max_sequences=16)) as orch:
+            backends = {name: await _backend(orch, spec) for name, spec in models.items()}
+            with RunStore(args.store or default_store_path()) as store:
+                return await start(orch, models=[], backends=backends, store=store, on_event=on_event)
+
+    result = anyio.run(drive)
     if args.json:
         print(json.dumps({**result.summary(), "output": result.output}, ensure_ascii=False))
     else:
@@ -160,13 +155,13 @@ def _drive(args: argparse.Namespace, graph: Any, models: dict[str, Any], start: 
     return 0
 
 
-def _backend(spec: Any, engines: dict[str, Any]) -> Any:
-    from orchestrator.backends.local import LocalBackend
+async def _backend(orch: Any, spec: Any) -> Any:
+    """The backend for one graph backend spec: a model of ``orch`` (loaded now), or a router over them."""
     from orchestrator.routing.router import tiered_router
 
     if not isinstance(spec, dict):
-        return LocalBackend(engines[spec])
-    return tiered_router([LocalBackend(engines[m]) for m in spec["route"]], cascade=float(spec["cascade"]))
+        return await orch.backend(spec)
+    return tiered_router([await orch.backend(m) for m in spec["route"]], cascade=float(spec["cascade"]))
 
 
 def _runs(args: argparse.Namespace) -> int:

@@ -13,10 +13,11 @@ from orchestrator.cli import graph as cli_graph
 from orchestrator.cli import models_check as cli_models_check
 from orchestrator.cli import route as cli_route
 from orchestrator.cli import serve as cli_serve
-from orchestrator.errors import OrchestratorError
+from orchestrator.cli import tune as cli_tune
+from orchestrator.errors import ConfigError, OrchestratorError, RequestError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest, SamplingParams, TokenDelta
 
-__all__ = ["main"]
+__all__ = ["completion_json", "main"]
 
 log = logging.getLogger("orchestrator.cli")
 
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("model")
     info.add_argument("--json", action="store_true")
     cli_models_check.add_parser(msub)
+    cli_tune.add_parser(msub)
 
     gen = sub.add_parser("generate", help="generate text with a local model")
     gen.add_argument("model", help="catalogue name or path to a .gguf file")
@@ -119,6 +121,8 @@ def _models(args: argparse.Namespace) -> int:
         return 0
     if args.models_command == "check":
         return cli_models_check.run(args)
+    if args.models_command == "tune":
+        return cli_tune.run(args)
     if args.models_command == "info":
         from orchestrator.models.catalogue import resolve_model
         from orchestrator.models.gguf import read_gguf
@@ -138,38 +142,38 @@ def _models(args: argparse.Namespace) -> int:
         size = f"{m.size / 2**20:.0f} MiB" if m.size else "-"
         where = str(m.path) if m.path else f"({m.description}; `orchestrator models pull {m.name}`)"
         print(f"{m.name:<14} {'yes' if m.installed else 'no':<10} {size:>9}  {where}")
+        if m.installed:
+            print(f"{'':<14} weights in use: {cli_tune.weights_summary(m.name)}")
     return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from orchestrator.engine import EngineConfig, LocalEngine
+    from orchestrator.engine import EngineConfig
+    from orchestrator.models.catalogue import model_name
+    from orchestrator.sync_facade import SyncOrchestrator
 
     draft = None
     if args.speculative.startswith("draft="):
         draft, args.speculative = args.speculative.split("=", 1)[1], "draft"
         if not draft:
-            raise OrchestratorError("--speculative draft=MODEL needs a model name or .gguf path")
+            raise ConfigError("--speculative draft=MODEL needs a model name or .gguf path")
     elif args.speculative not in ("off", "prompt-lookup", "auto"):
-        raise OrchestratorError(f"--speculative must be off, prompt-lookup, draft=MODEL or auto, not {args.speculative!r}")
+        raise ConfigError(f"--speculative must be off, prompt-lookup, draft=MODEL or auto, not {args.speculative!r}")
     request = _request_from_args(args)
     config = EngineConfig(
         n_ctx=args.n_ctx, type_k=args.kv_type, type_v=args.kv_type, max_sequences=max(16, args.n), draft_model=draft
     )
-    name = Path(args.model).stem if args.model.endswith(".gguf") else args.model  # as LocalEngine names it
-    with LocalEngine(_prepared(args.model), config, name=name) as engine:
-        handle = engine.submit(request)
+    with SyncOrchestrator({model_name(args.model): _prepared(args.model)}, engine_config=config) as orch:
         if args.json or args.n > 1:
-            completion = handle.result()
+            completion = orch.generate(request)
         else:
-            completion = None
-            for event in handle:
+            stream = orch.stream(request)
+            for event in stream:
                 if isinstance(event, TokenDelta):
                     sys.stdout.write(event.text)
                     sys.stdout.flush()
-                else:
-                    completion = event
             sys.stdout.write("\n")
-    assert completion is not None
+            completion = stream.result()
     if args.json:
         print(json.dumps(completion_json(completion, n=args.n)))
     elif args.n > 1:
@@ -186,16 +190,17 @@ def _prepared(model: str) -> Path:
 
     bar = ProgressBar(f"preparing {model}")
     try:
-        return resolve_model(model, progress=bar)
+        resolve_model(model, progress=bar)
     finally:
         bar.close()
+    return cli_tune.chosen_weights(model).path  # a catalogue model's variant for this machine; a path as given
 
 
 def _request_from_args(args: argparse.Namespace) -> GenerationRequest:
     try:
         grammar = args.grammar.read_text() if args.grammar else None
     except OSError as exc:
-        raise OrchestratorError(f"cannot read grammar file: {exc}") from None
+        raise ConfigError(f"cannot read grammar file: {exc}") from None
     try:
         sampling = SamplingParams(
             temperature=args.temperature,
@@ -222,7 +227,7 @@ def _request_from_args(args: argparse.Namespace) -> GenerationRequest:
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
         where = ".".join(str(x) for x in first.get("loc", ())) or "request"
-        raise OrchestratorError(f"invalid {where}: {first['msg']}") from None
+        raise RequestError(f"invalid {where}: {first['msg']}") from None
 
 
 def completion_json(completion: Completion, *, n: int = 1) -> dict:
@@ -280,9 +285,11 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from orchestrator.engine.doctor import diagnose_draft
+    from orchestrator.engine.doctor import measure_draft, probe_config
+    from orchestrator.sync_facade import SyncOrchestrator
 
-    report = diagnose_draft(args.target, args.draft)
+    with SyncOrchestrator({args.target: args.target}, engine_config=probe_config(args.draft)) as orch:
+        report = measure_draft(orch.engine())
     if args.json:
         print(json.dumps(report.model_dump()))
         return 0
@@ -309,11 +316,11 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import runpy
 
-    bench_dir = Path(__file__).resolve().parents[2] / "bench"  # orchestrator/cli/main.py -> the checkout
+    bench_dir = Path(__file__).resolve().parents[2] / "bench"  # the source checkout: orchestrator/cli/main.py -> bench/
     script = bench_dir / f"{args.name}.py"
     if not script.is_file():
         known = sorted(p.stem for p in bench_dir.glob("*.py") if not p.stem.startswith("_")) if bench_dir.is_dir() else []
-        raise OrchestratorError(f"no benchmark named {args.name!r} (known: {', '.join(known) or 'none; run from a source checkout'})")
+        raise ConfigError(f"no benchmark named {args.name!r} (known: {', '.join(known) or 'none; run from a source checkout'})")
     from orchestrator.cli.plots import plot_ratios, pop_plot_flag, run_capturing_json
 
     plot, rest = pop_plot_flag(args.args, args.plot)  # checked before a long run starts

@@ -23,6 +23,7 @@ from orchestrator.errors import ConfigError
 
 __all__ = [
     "JsonLineTap",
+    "MAX_BARS",
     "check_plot_path",
     "find_ratios",
     "last_json_object",

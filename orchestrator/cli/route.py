@@ -2,11 +2,12 @@
 
     orchestrator route "summarise: ..." --remote http://127.0.0.1:8080/v1 --remote-model qwen --allow-egress --json
 
-prints the routing decision without loading any model or opening any socket: local tiers are
-catalogue names (installed or not), the remote is described by its URL, and measured speeds come
+prints the routing decision without loading any model or opening any socket: the ``Router`` is
+built over the facade's local models, loaded only when a request runs on them (a model that is
+not installed counts as unavailable), and the remote is described by its URL; measured speeds come
 from the stored stats file (``$ORCHESTRATOR_STATE_DIR/backend_stats.json``). ``--run`` then runs
-the request through a ``Router`` (loading the local models) and prints the answer and the final
-decision, and stores the measured speeds for later decisions.
+the request through the same router (loading the model it routes to), prints the answer and the
+final decision, and stores the measured speeds for later decisions.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from typing import Any
 
 from orchestrator.routing.backend_stats import BackendStats
 from orchestrator.errors import ConfigError
-from orchestrator.types import GenerationRequest, RouteDecision
+from orchestrator.types import Completion, GenerationRequest, RouteDecision
 from policies.budgets import BudgetPolicy
 from policies.cascade import CascadePolicy, CascadeSettings
 from policies.connectivity import ConnectivityPolicy
 from policies.privacy import DATA_CLASSES, PrivacyPolicy, check_labels
-from policies.routing import Candidate, RouteRequest, RoutingPolicy, decide
+from policies.routing import RoutingPolicy
 
 __all__ = ["COMMANDS", "add_parsers", "default_stats_path"]
 
@@ -72,34 +73,21 @@ def _policies(args: argparse.Namespace) -> list[RoutingPolicy]:
     return policies
 
 
-def _local_installed(name: str) -> bool:
-    """Whether a local model can be loaded here, found without loading (or assembling) it."""
-    from orchestrator.models.catalogue import list_models
-
-    for status in list_models():
-        if status.name == name:
-            return status.installed
-    return Path(name).expanduser().is_file()
-
-
 def _remote_name(args: argparse.Namespace) -> str:
     return f"remote:{args.remote_model}"
 
 
-def _candidates(args: argparse.Namespace, stats: BackendStats) -> list[Candidate]:
-    from orchestrator.models.catalogue import DEFAULT_MODEL
+def _router(args: argparse.Namespace, orch: Any, stats: BackendStats) -> Any:
+    """The router over the local models (loaded only when a request runs on them) and the remote."""
+    from orchestrator.routing.router import Router
 
-    out = []
-    for name in (args.model or DEFAULT_MODEL, args.larger):
-        if name is not None:
-            m = stats.get(name)
-            out.append(Candidate(name, "local", available=_local_installed(name), ttft_s=m.ttft_s, tok_s=m.tok_s,
-                                 energy_j_per_token=m.energy_j_per_token, cost_per_token=0.0))
+    backends = [orch.lazy_backend(name) for name in orch.models]
     if args.remote is not None:
-        m = stats.get(_remote_name(args))
-        out.append(Candidate(_remote_name(args), "remote", ttft_s=m.ttft_s, tok_s=m.tok_s, energy_j_per_token=m.energy_j_per_token,
-                             cost_per_token=args.remote_cost))
-    return out
+        from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
+
+        backends.append(RemoteBackend(RemoteEndpoint(base_url=args.remote, model=args.remote_model, name=_remote_name(args))))
+    costs = {_remote_name(args): args.remote_cost} if args.remote is not None and args.remote_cost is not None else None
+    return Router(backends, policies=_policies(args), stats=stats, costs=costs, labels=args.label)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -136,39 +124,27 @@ def _print(decision: RouteDecision, as_json: bool, answer: str | None = None) ->
 
 
 def _route(args: argparse.Namespace) -> int:
+    import anyio
+
+    from orchestrator.backends.base import complete
+    from orchestrator.facade import Orchestrator
+    from orchestrator.models.catalogue import DEFAULT_MODEL
+
     _check(args)
     stats_path = args.stats or default_stats_path()
     stats = BackendStats.load(stats_path)
     request = GenerationRequest(prompt=args.prompt, max_tokens=args.max_tokens)
-    if not args.run:
-        route_request = RouteRequest.of(request, labels=check_labels(args.label))
-        _print(decide(route_request, _candidates(args, stats), _policies(args)), args.json)
+    orch = Orchestrator({name: name for name in (args.model or DEFAULT_MODEL, args.larger) if name is not None})
+    router = _router(args, orch, stats)
+    if not args.run:  # the decision alone: no model is loaded, no socket opened
+        _print(router.decide(request), args.json)
         return 0
-    return _run_routed(args, request, stats, stats_path)
 
+    async def run() -> Completion:
+        async with orch:
+            return await complete(router, request)
 
-def _run_routed(args: argparse.Namespace, request: GenerationRequest, stats: BackendStats, stats_path: Path) -> int:
-    import anyio
-
-    from orchestrator.backends.base import Backend, complete
-    from orchestrator.backends.local import LocalBackend
-    from orchestrator.engine import LocalEngine
-    from orchestrator.models.catalogue import DEFAULT_MODEL
-    from orchestrator.routing.router import Router
-
-    engines = [LocalEngine(name, name=name) for name in (args.model or DEFAULT_MODEL, args.larger) if name is not None]
-    try:
-        backends: list[Backend] = [LocalBackend(e) for e in engines]
-        if args.remote is not None:
-            from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
-
-            backends.append(RemoteBackend(RemoteEndpoint(base_url=args.remote, model=args.remote_model, name=_remote_name(args))))
-        costs = {_remote_name(args): args.remote_cost} if args.remote is not None and args.remote_cost is not None else None
-        router = Router(backends, policies=_policies(args), stats=stats, costs=costs, labels=args.label)
-        completion = anyio.run(complete, router, request)
-    finally:
-        for engine in engines:
-            engine.close()
+    completion = anyio.run(run)
     stats.save(stats_path)
     assert completion.route is not None
     _print(completion.route, args.json, answer=completion.text)

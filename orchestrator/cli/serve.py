@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["COMMANDS", "add_parsers"]
+__all__ = ["API_KEY_ENV", "COMMANDS", "add_parsers", "router_over"]
 
 log = logging.getLogger("orchestrator.cli")
 
@@ -48,9 +48,11 @@ def add_parsers(sub: Any) -> None:
 
 
 def _named(spec: str) -> tuple[str, str]:
+    from orchestrator.models.catalogue import model_name
+
     name, sep, source = spec.partition("=")
     if not sep:
-        name, source = spec.rsplit("/", 1)[-1].removesuffix(".gguf"), spec
+        name, source = model_name(spec), spec
     if not name or not source:
         raise ConfigError(f"expected [NAME=]MODEL, got {spec!r}")
     return name, source
@@ -59,10 +61,10 @@ def _named(spec: str) -> tuple[str, str]:
 def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from orchestrator.backends.local import LocalBackend
-    from orchestrator.engine import EngineConfig, LocalEngine
+    from orchestrator.engine import EngineConfig
     from orchestrator.models.catalogue import DEFAULT_MODEL
     from orchestrator.server import ServerConfig, serve
+    from orchestrator.sync_facade import SyncOrchestrator
 
     try:
         config = ServerConfig(
@@ -73,34 +75,38 @@ def _serve(args: argparse.Namespace) -> int:
         engine_config = EngineConfig(n_ctx=args.n_ctx, max_sequences=args.max_sequences)
     except ValidationError as exc:
         raise ConfigError(exc.errors(include_url=False)[0]["msg"]) from None
-    specs = [_named(s) for s in args.model] or ([] if args.remote else [(DEFAULT_MODEL, DEFAULT_MODEL)])
-    backends: dict[str, Any] = {}
-    engines = []
-    try:
-        for name, source in specs:
-            if name in backends:
-                raise ConfigError(f"two models are named {name!r}")
-            engine = LocalEngine(source, engine_config, name=name)
-            engines.append(engine)
-            backends[name] = LocalBackend(engine)
-        for spec in args.remote:
-            name, rest = _named(spec)
-            model, sep, url = rest.partition("@")
-            if not sep or name in backends:
-                raise ConfigError(f"expected a new NAME=MODEL@URL, got {spec!r}")
-            from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
-
-            try:
-                backends[name] = RemoteBackend(RemoteEndpoint(base_url=url, model=model, name=name))
-            except ValidationError as exc:
-                raise ConfigError(f"--remote {spec}: {exc.errors(include_url=False)[0]['msg']}") from None
+    models: dict[str, Any] = {}
+    for name, source in [_named(s) for s in args.model] or ([] if args.remote else [(DEFAULT_MODEL, DEFAULT_MODEL)]):
+        if name in models:
+            raise ConfigError(f"two models are named {name!r}")
+        models[name] = source
+    for spec in args.remote:
+        name, backend = _remote(spec)
+        if name in models:
+            raise ConfigError(f"expected a new NAME=MODEL@URL, got {spec!r}")
+        models[name] = backend
+    with SyncOrchestrator(models, engine_config=engine_config) as orch:
+        backends = {name: orch.backend(name) for name in orch.models}  # local models load now, before serving
         if args.router is not None:
             backends[args.router] = router_over(backends, args.router, allow_egress=args.allow_egress, cascade=args.cascade)
         serve(backends, config, log_level="info" if args.verbose else "warning")
-    finally:
-        for engine in engines:
-            engine.close()
     return 0
+
+
+def _remote(spec: str) -> tuple[str, Any]:
+    """``NAME=MODEL@URL`` as a name and a ``RemoteBackend``."""
+    from pydantic import ValidationError
+
+    from orchestrator.backends.remote import RemoteBackend, RemoteEndpoint
+
+    name, rest = _named(spec)
+    model, sep, url = rest.partition("@")
+    if not sep:
+        raise ConfigError(f"expected a new NAME=MODEL@URL, got {spec!r}")
+    try:
+        return name, RemoteBackend(RemoteEndpoint(base_url=url, model=model, name=name))
+    except ValidationError as exc:
+        raise ConfigError(f"--remote {spec}: {exc.errors(include_url=False)[0]['msg']}") from None
 
 
 def router_over(backends: dict[str, Any], name: str, *, allow_egress: bool = False, cascade: float | None = None) -> Any:

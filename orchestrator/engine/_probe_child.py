@@ -2,7 +2,10 @@
 
 Run as ``python -m orchestrator.engine._probe_child PATH [MEMORY_LIMIT_BYTES]``. It loads
 the weights (memory-mapped), makes a 64-cell context and decodes one token, so that
-shape, type and graph errors show up here and not in the application. A native crash
+shape, type and graph errors show up here and not in the application. Then it does with
+text what the engine will do: tokenizes text with every ASCII character and many scripts
+(bytes outside the vocabulary included), renders the chat template and tokenizes the
+prompt, and turns every token of the vocabulary back into text. A native crash
 kills only this process; the parent maps its exit to ``ModelLoadError``. Exit codes:
 0 loaded (facts on stdout), 2 llama.cpp refused the file (reason on stderr), 3 bad usage.
 """
@@ -15,8 +18,9 @@ import logging
 import os
 import sys
 import time
+from typing import Any
 
-__all__ = ["main"]
+__all__ = ["SAMPLE_TEXT", "main"]
 
 log = logging.getLogger("orchestrator.probe")
 
@@ -31,6 +35,44 @@ def _limit_memory(limit: int) -> None:
     except ImportError:  # Windows: the time limit still applies
         return
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+# Every ASCII character, Latin accents, Greek, Cyrillic, CJK, Hangul, Hebrew, Arabic,
+# Devanagari, emoji (a ZWJ sequence too), a combining accent, zero-width and BOM characters.
+SAMPLE_TEXT = (
+    "".join(chr(c) for c in range(128))
+    + " héllo wörld ñ ß ø Ελληνικά русский 中文 日本語 한국어 עברית العربية हिन्दी 🙂🚀 "
+    + "e\u0301 \u200b\ufeff \U0001F468\u200D\U0001F469 <|im_start|> <s> </s> [INST] {{ x }}"
+)
+_MAX_PIECES = 1_000_000  # vocabularies are far smaller; the header check caps tokens at 10M
+
+
+def _exercise_text(model: Any, path: str) -> None:
+    """Tokenizes, renders the chat template and detokenizes as the engine will (see module doc)."""
+    from orchestrator.engine.chat_template import ChatTemplate
+    from orchestrator.errors import ChatTemplateError
+    from orchestrator.models.gguf import read_gguf
+
+    # 1. Raw prompts: with and without special-token parsing, like prompts and chat text.
+    for parse_special in (True, False):
+        model.tokenize(SAMPLE_TEXT, add_special=True, parse_special=parse_special)
+    # 2. The chat template, as the engine loads and renders it; a template the engine would
+    #    refuse (ChatTemplateError) is the engine's typed error, not a crash.
+    bos, eos = model.token_text(model.bos), model.token_text(model.eos)
+    source = read_gguf(path).chat_template
+    if source:
+        messages = [{"role": "system", "content": SAMPLE_TEXT}, {"role": "user", "content": SAMPLE_TEXT},
+                    {"role": "assistant", "content": "ok"}, {"role": "user", "content": "again"}]
+        try:
+            prompt = ChatTemplate(source, bos_token=bos, eos_token=eos).render(messages)
+        except ChatTemplateError as exc:
+            log.warning("the chat template will not be used: %s", exc)
+        else:
+            model.tokenize(prompt, add_special=model.add_bos, parse_special=True)
+    # 3. Any token may be sampled: each one's text and end-of-generation flag.
+    for token in range(min(model.n_vocab, _MAX_PIECES)):
+        model.piece(token)
+        model.is_eog(token)
 
 
 def main(argv: list[str]) -> int:
@@ -63,6 +105,8 @@ def main(argv: list[str]) -> int:
         token = max(model.bos, 0)
         batch.add([token], 0, 0, True)
         ctx.decode(batch)
+        # 4. Text, as the engine handles it: an uncaught C++ exception in the tokenizer aborts here.
+        _exercise_text(model, path)
     except OrchestratorError as exc:
         log.error("%s", exc)
         return 2

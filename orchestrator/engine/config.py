@@ -36,6 +36,13 @@ class EngineConfig(BaseModel):
     ``"auto"`` probes every file that is not a catalogue model matching its
     pinned sha256 (about 0.7 s for a 100 MB model), ``"on"`` every file,
     ``"off"`` none (see ``orchestrator.engine.probe``).
+    ``weights`` picks the file a catalogue model runs from: ``"auto"`` the weight
+    format measured fastest on this machine within a quality bound (tuned once
+    on first use, then stored; ``orchestrator models tune NAME``, see
+    ``orchestrator.engine.variants``), ``"shipped"`` the shipped file, or a
+    ``.gguf`` path. A model given as a path is used as given unless ``weights``
+    is a path. ``$ORCHESTRATOR_WEIGHTS=shipped`` makes ``"auto"`` mean ``"shipped"``
+    (the test suite sets it, so tests load the files their references load).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -52,11 +59,14 @@ class EngineConfig(BaseModel):
     draft_model: str | None = Field(None, description="catalogue name or .gguf path of a draft model for speculation")
     draft_length: int | None = Field(None, ge=1, le=16, description="fixed draft length; None adapts it to measured gain")
     probe: Literal["auto", "on", "off"] = "auto"
+    weights: str = Field("auto", min_length=1, description='"auto", "shipped", or the path of a .gguf weights file')
 
     @model_validator(mode="after")
     def _check(self) -> EngineConfig:
         if self.type_v != "f16" and self.flash_attn == "off":
             raise ValueError(f"a {self.type_v} V cache needs flash attention; use flash_attn='on' or 'auto'")
+        if self.weights not in ("auto", "shipped") and not self.weights.lower().endswith(".gguf"):
+            raise ValueError(f"weights must be 'auto', 'shipped' or the path of a .gguf file, not {self.weights!r}")
         return self
 
     @property

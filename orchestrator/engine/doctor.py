@@ -20,9 +20,9 @@ from orchestrator.engine.engine import LocalEngine
 from orchestrator.engine.speculative import choose_draft_length, expected_tokens
 from orchestrator.types import GenerationRequest
 
-__all__ = ["DraftReport", "diagnose_draft"]
+__all__ = ["DraftReport", "diagnose_draft", "measure_draft", "probe_config"]
 
-PROMPTS = (
+_PROMPTS = (
     "The history of the bicycle begins",
     "def fibonacci(n):\n",
     "Dear Anna,\n\nThis summer I",
@@ -47,37 +47,49 @@ class DraftReport(BaseModel):
     measured_speedup: float  # at the probe's fixed draft length, on the probe prompts
 
 
-def diagnose_draft(target: str | Path, draft: str | Path, *, probe_length: int = 4, tokens: int = 48) -> DraftReport:
-    """Raises IncompatibleDraftError (naming the mismatch) for a pair that cannot work."""
-    cfg = EngineConfig(n_ctx=2048, prefix_cache_slots=0, draft_model=str(draft), draft_length=probe_length)
-    with LocalEngine(target, cfg) as engine:
-        if engine.draft_error:
-            from orchestrator.errors import ModelLoadError
+def probe_config(draft: str | Path, probe_length: int = 4) -> EngineConfig:
+    """The engine settings the doctor measures a target with: ``draft`` as its draft model at a
+    fixed draft length, and no prefix cache (every probe prompt is computed)."""
+    return EngineConfig(n_ctx=2048, prefix_cache_slots=0, draft_model=str(draft), draft_length=probe_length)
 
-            raise ModelLoadError(engine.draft_error)
-        drafted = accepted = 0
-        spent = {"off": 0.0, "draft": 0.0}
-        made = {"off": 0, "draft": 0}
-        for prompt in PROMPTS:
-            for mode in ("off", "draft"):  # alternating, so both see the same machine
-                start = time.perf_counter()
-                done = engine.generate(GenerationRequest(prompt=prompt, max_tokens=tokens, speculative=mode))
-                spent[mode] += time.perf_counter() - start
-                made[mode] += done.tokens
-                if done.speculative is not None:
-                    drafted += done.speculative.drafted
-                    accepted += done.speculative.accepted
-        costs = engine.step_costs
-        one_row = costs.one_row_seconds() or 0.0
-        draft_step = engine.draft_seconds_per_token or 0.0
+
+def diagnose_draft(target: str | Path, draft: str | Path, *, probe_length: int = 4, tokens: int = 48) -> DraftReport:
+    """Loads ``target`` with ``draft`` (``probe_config``) and measures the pair (``measure_draft``).
+    Raises IncompatibleDraftError (naming the mismatch) for a pair that cannot work."""
+    with LocalEngine(target, probe_config(draft, probe_length), name=str(target)) as engine:
+        return measure_draft(engine, tokens=tokens)
+
+
+def measure_draft(engine: LocalEngine, *, tokens: int = 48) -> DraftReport:
+    """Measures an engine loaded with ``probe_config``: the draft's acceptance, the costs, the
+    predicted and the measured speedup. ``ModelLoadError`` if its draft did not load."""
+    if engine.draft_error:
+        from orchestrator.errors import ModelLoadError
+
+        raise ModelLoadError(engine.draft_error)
+    drafted = accepted = 0
+    spent = {"off": 0.0, "draft": 0.0}
+    made = {"off": 0, "draft": 0}
+    for prompt in _PROMPTS:
+        for mode in ("off", "draft"):  # alternating, so both see the same machine
+            start = time.perf_counter()
+            done = engine.generate(GenerationRequest(prompt=prompt, max_tokens=tokens, speculative=mode))
+            spent[mode] += time.perf_counter() - start
+            made[mode] += done.tokens
+            if done.speculative is not None:
+                drafted += done.speculative.drafted
+                accepted += done.speculative.accepted
+    costs = engine.step_costs
+    one_row = costs.one_row_seconds() or 0.0
+    draft_step = engine.draft_seconds_per_token or 0.0
     alpha = accepted / drafted if drafted else 0.0
     row_cost = costs.extra_row_cost()
     draft_cost = draft_step / one_row if one_row else 0.0
     best = choose_draft_length(alpha, row_cost + draft_cost, 12, min_gain=1.0)
     speedup = expected_tokens(alpha, best) / (1.0 + (row_cost + draft_cost) * best) if best else 1.0
     return DraftReport(
-        target=str(target),
-        draft=str(draft),
+        target=engine.name,
+        draft=str(engine.config.draft_model),
         acceptance_rate=round(alpha, 3),
         target_step_s=round(one_row, 4),
         extra_row_cost=round(row_cost, 3),

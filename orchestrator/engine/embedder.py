@@ -30,7 +30,7 @@ import numpy as np
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
 from orchestrator.errors import EngineError, OrchestratorError, RequestError
 
-__all__ = ["MAX_EMBED_TOKENS", "PACK_SEQUENCES", "EmbedJob", "EmbeddingQueue", "embed_tokens"]
+__all__ = ["MAX_EMBED_TOKENS", "PACK_SEQUENCES", "EmbedJob", "Embedder", "EmbeddingQueue", "embed_tokens"]
 
 MAX_EMBED_TOKENS = 512
 PACK_SEQUENCES = 8

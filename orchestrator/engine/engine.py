@@ -8,6 +8,10 @@ cache (of a live sequence, or of a finished one kept as a cached prefix)
 shares those cells (``llama_memory_seq_cp``) instead of recomputing them.
 Between steps the worker also runs embedding jobs (``embed``), one pack of
 texts at a time, in a second context of its own (``embedder.py``).
+
+Beside it: ``opening.py`` checks and loads the model, ``slots.py`` keeps the KV slots and
+cached prefixes, ``sequence.py`` the per-request state and its result, ``speculator.py``
+drafts and verifies.
 """
 
 from __future__ import annotations
@@ -17,40 +21,29 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence as Seq
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.engine.config import EngineConfig
-from orchestrator.engine.draft_model import DraftModel
 from orchestrator.engine.embedder import EmbeddingQueue, EmbedJob, embed_tokens
 from orchestrator.engine.handle import RequestHandle
 from orchestrator.engine.ledger import KVLedger, common_prefix_len
-from orchestrator.engine.native import Batch, NativeContext, NativeModel
+from orchestrator.engine.metrics import EnergyMeter
+from orchestrator.engine.opening import open_model
 from orchestrator.engine.sampling import Sampler
 from orchestrator.engine.sequence import Job, Sequence
+from orchestrator.engine.slots import KVSlots
 from orchestrator.engine.speculative import StepCostModel
 from orchestrator.engine.speculator import Speculator
-from orchestrator.errors import (
-    CapacityError,
-    ChatTemplateError,
-    ContextLengthError,
-    EngineError,
-    ModelError,
-    RequestError,
-)
-from orchestrator.engine.metrics import EnergyMeter, available_memory_bytes
-from orchestrator.models.catalogue import resolve_model
-from orchestrator.models.gguf import GGUFInfo, read_gguf
-from orchestrator.engine.probe import check_loadable
-from orchestrator.types import ChatMessage, Choice, Completion, GenerationRequest, SpeculativeStats, Timings
-
-if TYPE_CHECKING:
-    from orchestrator.engine.chat_template import ChatTemplate
+from orchestrator.engine.variants import ResolvedWeights, measured_step_costs, resolve_weights
+from orchestrator.errors import CapacityError, ChatTemplateError, ContextLengthError, EngineError, RequestError
+from orchestrator.models.catalogue import model_name
+from orchestrator.models.gguf import GGUFInfo
+from orchestrator.types import ChatMessage, Completion, GenerationRequest
 
 __all__ = ["EngineStats", "LocalEngine"]
 
@@ -60,7 +53,6 @@ _CLOSE = object()
 _WAKE = None
 # Wait for another sequence's prefill rather than recompute this many shared tokens.
 _WAIT_FOR_SHARED_PREFILL = 32
-_DEFAULT_MEMORY = 8 << 30
 
 
 class EngineStats(BaseModel):
@@ -90,38 +82,21 @@ class LocalEngine:
 
     def __init__(self, model: str | Path, config: EngineConfig | None = None, *, name: str | None = None) -> None:
         self.config = cfg = config or EngineConfig()
-        path = resolve_model(model)
-        self.info: GGUFInfo = read_gguf(path)  # hostile files fail here, before any native load
-        check_loadable(path, cfg.probe, info=self.info)  # untrusted files load in a child first
-        self.name = name or (str(model) if not str(model).endswith(".gguf") else path.stem)
-        self.kv_bytes_per_token = self.info.kv_bytes_per_token(cfg.type_k, cfg.type_v)
-        self._check_budget()
-
-        self._model = NativeModel(path)
-        try:
-            n_seq_max = cfg.max_sequences + cfg.prefix_cache_slots + 1  # + a scratch slot for calibration
-            self._ctx = NativeContext(
-                self._model,
-                n_ctx=cfg.n_ctx,
-                n_batch=cfg.n_batch,
-                n_seq_max=n_seq_max,
-                n_threads=cfg.threads,
-                type_k=cfg.type_k,
-                type_v=cfg.type_v,
-                flash_attn=cfg.flash,
-            )
-            self._batch = Batch(cfg.n_batch)
-        except BaseException:
-            self._model.free()
-            raise
-        self.max_positions = min(self._ctx.n_ctx, self._model.n_ctx_train or self._ctx.n_ctx)
-        self._template = self._load_template()
-        draft, self.draft_error = self._load_draft(cfg.draft_model) if cfg.draft_model else (None, None)
+        n_seq_max = cfg.max_sequences + cfg.prefix_cache_slots + 1  # + a scratch slot for calibration
+        # the weights file: the variant chosen for this machine, the shipped file, or a path as given
+        self.weights: ResolvedWeights = resolve_weights(model, cfg.weights, threads=cfg.threads)
+        opened = open_model(self.weights.path, cfg, name=name or model_name(model), n_seq_max=n_seq_max)  # checks, probes, loads
+        self.name = opened.name
+        self.info: GGUFInfo = opened.info
+        self.kv_bytes_per_token = opened.kv_bytes_per_token
+        self.max_positions = opened.max_positions
+        self.draft_error = opened.draft_error
+        self._model, self._ctx, self._batch = opened.model, opened.ctx, opened.batch
+        self._template = opened.template
 
         self._ledger = KVLedger(self._ctx.n_ctx)
         self._scratch_slot = n_seq_max - 1
-        self._free_slots = list(range(n_seq_max - 2, -1, -1))
-        self._cache: OrderedDict[int, None] = OrderedDict()  # finished slots kept as prefixes, LRU first
+        self._slots = KVSlots(self._ctx, self._ledger, n_slots=n_seq_max - 1, cache_slots=cfg.prefix_cache_slots)
         self._live: list[Sequence] = []
         self._waiting: deque[Job] = deque()
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -130,7 +105,8 @@ class LocalEngine:
         self._spec = Speculator(
             ctx=self._ctx, model=self._model, ledger=self._ledger, batch=self._batch,
             scratch_slot=self._scratch_slot, max_positions=self.max_positions,
-            draft_length=cfg.draft_length, draft_model=draft, draft_error=self.draft_error,
+            draft_length=cfg.draft_length, draft_model=opened.draft, draft_error=self.draft_error,
+            measured=measured_step_costs(self.weights.path, cfg.threads),
         )
         self._ids = itertools.count(1)
         self._closing = False
@@ -231,11 +207,16 @@ class LocalEngine:
             kv_cells_used=self._ledger.used,
             live_sequences=len(self._live),
             waiting_requests=len(self._waiting),
-            cached_prefixes=len(self._cache),
+            cached_prefixes=len(self._slots.cached),
             prefill_computed_tokens=self._totals["computed"],
             prefill_reused_tokens=self._totals["reused"],
             decode_steps=self._totals["steps"],
         )
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called (the model is freed, or being freed)."""
+        return self._closing
 
     def close(self) -> None:
         """Fails what is still running with EngineError, stops the worker, frees the model."""
@@ -260,60 +241,12 @@ class LocalEngine:
     def _wake(self) -> None:
         self._inbox.put(_WAKE)
 
-    def _check_budget(self) -> None:
-        cfg = self.config
-        budget = cfg.kv_budget_bytes or (available_memory_bytes() or _DEFAULT_MEMORY) // 2
-        need = cfg.n_ctx * self.kv_bytes_per_token
-        if need > budget:
-            raise CapacityError(
-                f"a KV cache of {cfg.n_ctx} tokens at {self.kv_bytes_per_token} bytes/token needs "
-                f"{need / 2**20:.0f} MiB; the budget is {budget / 2**20:.0f} MiB "
-                f"(lower n_ctx, quantize the KV cache with type_k/type_v, or raise kv_budget_bytes)"
-            )
-
-    def _load_draft(self, name: str) -> tuple[DraftModel | None, str | None]:
-        """Loads the draft model; a draft that cannot load leaves speculation off (and says why),
-        but a draft whose vocabulary differs is the caller's mistake and raises."""
-        cfg = self.config
-        try:
-            path = resolve_model(name)
-            check_loadable(path, cfg.probe, info=read_gguf(path))
-            draft = DraftModel(
-                str(path), self._model, n_ctx=self._ctx.n_ctx, n_seq_max=cfg.max_sequences,
-                n_batch=cfg.n_batch, threads=cfg.threads,
-            )
-            return draft, None
-        except ModelError as exc:
-            error = f"draft model {name} did not load: {exc}"
-            log.warning("%s; speculation with it stays off", error)
-            return None, error
-        except BaseException:  # e.g. IncompatibleDraftError: nothing of this engine survives
-            self._batch.free()
-            self._ctx.free()
-            self._model.free()
-            raise
-
-    def _load_template(self) -> ChatTemplate | None:
-        if not self.info.chat_template:
-            return None
-        from orchestrator.engine.chat_template import ChatTemplate
-
-        try:
-            return ChatTemplate(
-                self.info.chat_template,
-                bos_token=self._model.token_text(self._model.bos),
-                eos_token=self._model.token_text(self._model.eos),
-            )
-        except ChatTemplateError as exc:
-            log.warning("ignoring the chat template of %s: %s", self.name, exc)
-            return None
-
     def chat_text(self, messages: Seq[ChatMessage]) -> str | None:
         """The text the model reads for ``messages`` in its chat template, the assistant's turn
         opened; None when the model has no usable template (a base model: write a raw prompt)."""
         if self._template is None:
             return None
-        return self._template.render([m.model_dump(exclude_none=True) for m in messages])
+        return self._template.render([m.model_dump(exclude_none=True, exclude={"tool_calls"}) for m in messages])
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The tokens the model reads for this request: the raw prompt, or the messages in the chat template."""
@@ -322,7 +255,8 @@ class LocalEngine:
             return self._model.tokenize(request.prompt, add_special=True, parse_special=True)
         if self._template is None:
             raise ChatTemplateError(f"{self.name} has no usable chat template; send a raw prompt instead")
-        text = self._template.render([m.model_dump(exclude_none=True) for m in request.messages])
+        # Tool calls and results reach the engine written as text (``LocalBackend``): no empty tool fields for the template.
+        text = self._template.render([m.model_dump(exclude_none=True, exclude={"tool_calls"}) for m in request.messages])
         bos_text = self._model.token_text(self._model.bos)
         add_bos = self._model.add_bos and not (bos_text and text.startswith(bos_text))
         return self._model.tokenize(text, add_special=add_bos, parse_special=True)
@@ -395,14 +329,14 @@ class LocalEngine:
             job = self._waiting[0]
             if self._reserved_sequences() + job.request.n > self.config.max_sequences:
                 return
-            src, reuse = self._ledger.longest_prefix(job.prompt, [s.slot for s in self._live] + list(self._cache))
+            src, reuse = self._ledger.longest_prefix(job.prompt, [s.slot for s in self._live] + self._slots.cached)
             # Compute at least two prompt tokens: llama.cpp's kernels differ between one-row and
             # multi-row batches, and a multi-row suffix gives bit-identical logits to a fresh prefill.
             reuse = max(0, min(reuse, len(job.prompt) - 2))
             if self._shared_prefill_pending(job.prompt, reuse):
                 return
             need = len(job.prompt) - reuse + job.request.n * job.max_tokens
-            if not self._make_room(need, keep=src):
+            if not self._slots.make_room(need, growth=self._growth(), keep=src):
                 if self._live:
                     return  # wait for running sequences to finish
                 self._waiting.popleft()
@@ -432,23 +366,12 @@ class LocalEngine:
             total += sum(job.max_tokens - len(s.out) for s in job.seqs if s.finish is None)
         return total
 
-    def _make_room(self, need: int, keep: int | None) -> bool:
-        """Evicts cached prefixes (oldest first) until ``need`` cells are sure to fit."""
-        while self._ledger.used + self._growth() + need > self._ledger.n_cells:
-            victim = next((s for s in self._cache if s != keep), None)
-            if victim is None:
-                return False
-            self._evict(victim)
-        return True
-
     def _start(self, job: Job, src: int | None, reuse: int) -> None:
         job.t_admit = time.perf_counter()
         leader = job.seqs[0]
-        leader.slot = self._open_slot()
+        leader.slot = self._slots.open()
         if src is not None and reuse > 0:
-            self._share(src, leader.slot, reuse)
-            if src in self._cache:
-                self._cache.move_to_end(src)
+            self._slots.share(src, leader.slot, reuse)
         leader.n_past = reuse
         leader.pending = job.prompt[reuse:]
         self._spec.attach(leader)
@@ -457,15 +380,6 @@ class LocalEngine:
         self._totals["reused"] += reuse
         self._totals["computed"] += job.prefill_computed
         self._live.append(leader)
-
-    def _open_slot(self) -> int:
-        slot = self._free_slots.pop()
-        self._ledger.open(slot)
-        return slot
-
-    def _share(self, src: int, dst: int, n: int) -> None:
-        self._ctx.seq_cp(src, dst, 0, n)
-        self._ledger.copy_prefix(src, dst, n)
 
     # -- one batched decode step ----------------------------------------------
     def _step(self) -> None:
@@ -546,8 +460,8 @@ class LocalEngine:
         """Choices 1..n-1 share the leader's prompt cells and sample from its logits."""
         followers = leader.job.seqs[1:]
         for seq in followers:
-            seq.slot = self._open_slot()
-            self._share(leader.slot, seq.slot, leader.n_past)
+            seq.slot = self._slots.open()
+            self._slots.share(leader.slot, seq.slot, leader.n_past)
             seq.n_past = leader.n_past
             self._spec.attach(seq)
             leader.job.prefill_reused += leader.n_past
@@ -564,55 +478,14 @@ class LocalEngine:
             seq.drafter = None
         keep = self.config.prefix_cache_slots > 0 and seq.index == 0 and seq.finish != "cancelled"
         if keep:
-            self._cache[seq.slot] = None
-            while len(self._cache) > self.config.prefix_cache_slots:
-                self._evict(next(iter(self._cache)))
+            self._slots.keep(seq.slot)
         else:
-            self._close_slot(seq.slot)
-
-    def _evict(self, slot: int) -> None:
-        del self._cache[slot]
-        self._close_slot(slot)
-
-    def _close_slot(self, slot: int) -> None:
-        self._ctx.seq_rm(slot)
-        self._ledger.close(slot)
-        self._free_slots.append(slot)
+            self._slots.close(seq.slot)
 
     def _complete(self, job: Job) -> None:
         for seq in job.seqs:
             seq.sampler.free()
-        end = time.perf_counter()
-        started = [s for s in job.seqs if s.out]
-        generated = sum(len(s.out) for s in job.seqs)
-        last = max((s.t_last for s in started), default=0.0)
-        decode_s = last - job.t_first if started else 0.0
-        prefill_s = job.t_prefilled - job.t_admit if job.t_prefilled else 0.0
-        timings = Timings(
-            queue_s=(job.t_admit or end) - job.t_submit,
-            ttft_s=job.t_first - job.t_submit if job.t_first else 0.0,
-            prefill_tokens=job.prefill_computed,
-            prefill_reused_tokens=job.prefill_reused,
-            prefill_tok_s=job.prefill_computed / prefill_s if prefill_s > 0 else 0.0,
-            decode_tokens=generated,
-            decode_tok_s=(generated - len(started)) / decode_s if decode_s > 0 else 0.0,
-            total_s=end - job.t_submit,
-            cpu_s=sum(s.cpu_s for s in job.seqs),
-            energy_j=sum(s.energy_j for s in job.seqs),
-            energy_source=self._meter.source,
-        )
-        choices: tuple[Choice, ...] = tuple(s.choice() for s in job.seqs)
-        spec = None
-        if job.request.speculative != "off":
-            spec = SpeculativeStats(
-                mode=job.spec_mode or "off",
-                drafted=sum(s.drafted for s in job.seqs),
-                accepted=sum(s.accepted for s in job.seqs),
-                target_steps=sum(s.target_steps for s in job.seqs),
-                tokens=generated - len(started),  # the first token of each choice comes from the prefill
-                note=job.spec_note,
-            )
-        job.handle.put(Completion(model=self.name, choices=choices, timings=timings, speculative=spec))
+        job.handle.put(job.completion(self.name, self._meter.source))
 
     def _fail_job(self, job: Job, exc: BaseException) -> None:
         for seq in job.seqs:
@@ -624,7 +497,6 @@ class LocalEngine:
         for seq in list(self._live):
             seq.finish = "cancelled"
             self._release(seq)
-        for slot in list(self._cache):
-            self._evict(slot)
+        self._slots.evict_all()
         for job in jobs:
             self._fail_job(job, exc)

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.errors import ConfigError, ModelLoadError
 from orchestrator.models.catalogue import pinned_model
 from orchestrator.models.gguf import GGUFInfo, read_gguf
+from orchestrator.models.variants import trusted_variant
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -126,12 +127,13 @@ def probe_load(
 
 
 def needs_probe(path: str | os.PathLike[str], mode: ProbeMode = "auto") -> bool:
-    """``on``: always; ``off``: never; ``auto``: unless the file is a catalogue model matching its pinned sha256."""
+    """``on``: always; ``off``: never; ``auto``: unless the file is a catalogue model matching its pinned
+    sha256, or a weights variant the engine made from one (unchanged since, see ``trusted_variant``)."""
     if mode not in ("auto", "on", "off"):
         raise ConfigError(f"probe must be 'auto', 'on' or 'off', not {mode!r}")
     if mode != "auto":
         return mode == "on"
-    return pinned_model(Path(path)) is None
+    return pinned_model(Path(path)) is None and trusted_variant(Path(path)) is None
 
 
 def check_loadable(path: str | os.PathLike[str], mode: ProbeMode = "auto", *, info: GGUFInfo | None = None) -> ProbeResult | None:

@@ -76,11 +76,6 @@ class Sampler:
     def _add(self, smpl: object) -> None:
         llama().llama_sampler_chain_add(self.chain, smpl)
 
-    @property
-    def is_argmax(self) -> bool:
-        """Plain greedy: the choice is a pure function of the logits (what speculation verifies)."""
-        return self._argmax
-
     def probs(self, ctx: NativeContext, idx: int) -> np.ndarray:
         """The distribution this sampler draws from at batch index ``idx`` (for speculative sampling)."""
         logits = np.ctypeslib.as_array(llama().llama_get_logits_ith(ctx.ptr, idx), shape=(self._n_vocab,))

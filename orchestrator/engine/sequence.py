@@ -1,4 +1,4 @@
-"""The engine's per-request and per-sequence state (worker thread only)."""
+"""The engine's per-request and per-sequence state (worker thread only), and a request's result."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from orchestrator.engine.sampling import Sampler
 from orchestrator.engine.prompt_lookup import PromptLookupDrafter
 from orchestrator.engine.speculative import Acceptance, AcceptanceByMatch, Drafter
 from orchestrator.engine.text import StopMatcher, Utf8Stream
-from orchestrator.types import Choice, FinishReason, GenerationRequest, TokenDelta
+from orchestrator.types import Choice, Completion, FinishReason, GenerationRequest, SpeculativeStats, Timings, TokenDelta
 
 __all__ = ["Job", "Sequence"]
 
@@ -36,6 +36,40 @@ class Job:
     @property
     def done(self) -> bool:
         return bool(self.seqs) and all(s.finish is not None for s in self.seqs)
+
+    def completion(self, model: str, energy_source: str) -> Completion:
+        """The finished request's result: its choices, its timings and what speculation did."""
+        end = time.perf_counter()
+        started = [s for s in self.seqs if s.out]
+        generated = sum(len(s.out) for s in self.seqs)
+        last = max((s.t_last for s in started), default=0.0)
+        decode_s = last - self.t_first if started else 0.0
+        prefill_s = self.t_prefilled - self.t_admit if self.t_prefilled else 0.0
+        timings = Timings(
+            queue_s=(self.t_admit or end) - self.t_submit,
+            ttft_s=self.t_first - self.t_submit if self.t_first else 0.0,
+            prefill_tokens=self.prefill_computed,
+            prefill_reused_tokens=self.prefill_reused,
+            prefill_tok_s=self.prefill_computed / prefill_s if prefill_s > 0 else 0.0,
+            decode_tokens=generated,
+            decode_tok_s=(generated - len(started)) / decode_s if decode_s > 0 else 0.0,
+            total_s=end - self.t_submit,
+            cpu_s=sum(s.cpu_s for s in self.seqs),
+            energy_j=sum(s.energy_j for s in self.seqs),
+            energy_source=energy_source,
+        )
+        choices: tuple[Choice, ...] = tuple(s.choice() for s in self.seqs)
+        spec = None
+        if self.request.speculative != "off":
+            spec = SpeculativeStats(
+                mode=self.spec_mode or "off",
+                drafted=sum(s.drafted for s in self.seqs),
+                accepted=sum(s.accepted for s in self.seqs),
+                target_steps=sum(s.target_steps for s in self.seqs),
+                tokens=generated - len(started),  # the first token of each choice comes from the prefill
+                note=self.spec_note,
+            )
+        return Completion(model=model, choices=choices, timings=timings, speculative=spec)
 
 
 @dataclass(eq=False)
@@ -68,12 +102,15 @@ class Sequence:
     accepted: int = 0
     target_steps: int = 0
     idle_draft_steps: int = 0
-    # one raw log-probability per token in ``out``, when the request asks for them
+    # one raw log-probability per token in ``out``, and the token's text, when the request asks for them
     logprobs: list[float] | None = None
+    token_texts: list[str] | None = None
+    logprobs_sent: int = 0  # how many of them went out with a delta
 
     def __post_init__(self) -> None:
         if self.job.request.logprobs:
             self.logprobs = []
+            self.token_texts = []
         self._utf8 = Utf8Stream()
         self._stops = StopMatcher(self.job.request.stop)
 
@@ -93,9 +130,10 @@ class Sequence:
             self.end("stop")
             return
         self.out.append(token)
-        if self.logprobs is not None:
+        if self.logprobs is not None and self.token_texts is not None:
             assert logprob is not None, "the request asked for logprobs"
             self.logprobs.append(logprob)
+            self.token_texts.append(piece.decode("utf-8", "replace"))
         shown, stopped = self._stops.feed(self._utf8.feed(piece))
         self._emit(shown)
         if stopped:
@@ -115,7 +153,11 @@ class Sequence:
     def _emit(self, text: str) -> None:
         if text:
             self.text.append(text)
-            self.job.handle.put(TokenDelta(index=self.index, text=text))
+            logprobs = texts = None
+            if self.logprobs is not None and self.token_texts is not None:  # those of the tokens since the last delta
+                logprobs, texts = tuple(self.logprobs[self.logprobs_sent:]), tuple(self.token_texts[self.logprobs_sent:])
+                self.logprobs_sent = len(self.logprobs)
+            self.job.handle.put(TokenDelta(index=self.index, text=text, logprobs=logprobs, token_texts=texts))
 
     def choice(self) -> Choice:
         assert self.finish is not None
@@ -126,4 +168,5 @@ class Sequence:
             finish_reason=self.finish,
             token_ids=tuple(self.out),
             logprobs=None if self.logprobs is None else tuple(self.logprobs),
+            token_texts=None if self.token_texts is None else tuple(self.token_texts),
         )

@@ -22,6 +22,7 @@ from orchestrator.engine.speculative import (
     accept_or_resample,
     choose_draft_length,
 )
+from orchestrator.models.weight_choice import StepCosts
 
 __all__ = ["Speculator"]
 
@@ -33,7 +34,14 @@ _DRAFT_COST_PRIOR = 0.35  # a draft step / a target step, before it is measured 
 
 
 class Speculator:
-    """Speculation for one engine: drafters, draft lengths from measured costs, verification."""
+    """Speculation for one engine: drafters, draft lengths from measured costs, verification.
+
+    ``measured``: the step times the weights tune stored for this file on this machine
+    (``orchestrator.engine.variants.measured_step_costs``). Given, the cost model starts
+    from them and the start-up calibration is skipped; without them, the first drafting
+    step times a 1-row and an 8-row step (``_calibrate``). Either way, live steps then
+    keep refining the fit.
+    """
 
     def __init__(
         self,
@@ -47,6 +55,7 @@ class Speculator:
         draft_length: int | None,
         draft_model: DraftModel | None,
         draft_error: str | None,
+        measured: StepCosts | None = None,
     ) -> None:
         self._ctx = ctx
         self._model = model
@@ -59,6 +68,11 @@ class Speculator:
         self.draft_error = draft_error
         self._costs = StepCostModel()
         self._calibrated = False
+        if measured is not None:  # the weights tune timed this file's steps on this machine: start from those
+            self._costs = StepCostModel(prior=measured.extra_row_cost)
+            for rows, seconds in sorted(measured.step_s.items()):
+                self._costs.observe(rows, seconds)
+            self._calibrated = True  # they stand in for the start-up calibration
 
     def attach(self, seq: Sequence) -> None:
         """Gives a sequence that just went live its drafters and acceptance priors.

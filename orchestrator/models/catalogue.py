@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from orchestrator.errors import ModelFileError, ModelNotFoundError
 
 __all__ = [
+    "CACHE_ENV",
     "DEFAULT_MODEL",
     "KNOWN_MODELS",
     "KnownModel",
@@ -33,8 +34,10 @@ __all__ = [
     "Progress",
     "cache_dir_for",
     "get_known_model",
+    "is_installed",
     "list_models",
     "locate_installed",
+    "model_name",
     "pinned_model",
     "resolve_model",
     "verify_file",
@@ -250,6 +253,23 @@ def list_models(cache_dir: str | os.PathLike[str] | None = None) -> list[ModelSt
             )
         )
     return statuses
+
+
+def is_installed(name_or_path: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Whether a model can be loaded here without fetching it: a known model installed (in a
+    package or the cache), or an existing file. Cheap: hashes nothing, loads nothing."""
+    text = os.fspath(name_or_path)
+    for status in list_models(cache_dir):
+        if status.name == text:
+            return status.installed
+    return Path(text).expanduser().is_file()
+
+
+def model_name(name_or_path: str | os.PathLike[str]) -> str:
+    """The name a model is shown and served under: a catalogue name as it is, a ``.gguf`` file
+    by its stem (``models/tiny-q8.gguf`` -> ``tiny-q8``)."""
+    text = os.fspath(name_or_path)
+    return Path(text).stem if text.endswith(".gguf") else text
 
 
 def pinned_model(path: Path, *, cache_dir: str | os.PathLike[str] | None = None) -> KnownModel | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["GGML_TYPES", "KV_CACHE_TYPES", "LLAMA_FILE_TYPES"]
+from orchestrator.errors import ConfigError
+
+__all__ = ["GGML_TYPES", "KV_CACHE_TYPES", "LLAMA_FILE_TYPES", "kv_row_bytes"]
 
 # ggml tensor types: id -> (name, elements per block, bytes per block), from ggml.h.
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
@@ -89,3 +91,17 @@ KV_CACHE_TYPES: dict[str, tuple[int, int]] = {
     "q5_1": (32, 24),
     "iq4_nl": (32, 18),
 }
+
+
+def kv_row_bytes(type_name: str, n_elements: int, which: str) -> int:
+    """Bytes of one KV cache row of ``n_elements`` stored as ``type_name`` (``which``: "K" or "V")."""
+    block = KV_CACHE_TYPES.get(type_name.lower())
+    if block is None:
+        known = ", ".join(KV_CACHE_TYPES)
+        raise ConfigError(f"unknown KV cache type {type_name!r} for {which}; known: {known}")
+    per_block, block_bytes = block
+    if n_elements % per_block:
+        raise ConfigError(
+            f"{which} row of {n_elements} elements is not a multiple of {type_name}'s block of {per_block}"
+        )
+    return n_elements // per_block * block_bytes

@@ -17,15 +17,13 @@ from typing import Any, BinaryIO
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import ConfigError, ModelFileError
-from orchestrator.models.ggml_types import GGML_TYPES, KV_CACHE_TYPES, LLAMA_FILE_TYPES
+from orchestrator.models.ggml_types import GGML_TYPES, KV_CACHE_TYPES, LLAMA_FILE_TYPES, kv_row_bytes
+from orchestrator.models.gguf_vocab import vocab_problem
 
 __all__ = [
-    "GGML_TYPES",
-    "KV_CACHE_TYPES",
-    "LLAMA_FILE_TYPES",
-    "GGUFInfo",
-    "TensorInfo",
-    "read_gguf",
+    "DEFAULT_ALIGNMENT", "GGML_TYPES", "GGUFInfo", "GGUF_MAGIC", "KV_CACHE_TYPES", "LLAMA_FILE_TYPES",
+    "MAX_ARRAY_DEPTH", "MAX_DIMS", "MAX_KEPT_ARRAY", "MAX_KV", "MAX_READ_NUMERIC_ARRAY", "MAX_STRING",
+    "MAX_TENSORS", "MAX_TOKENS", "SUPPORTED_VERSIONS", "TensorInfo", "read_gguf"
 ]
 
 log = logging.getLogger(__name__)
@@ -127,23 +125,9 @@ class GGUFInfo(BaseModel):
             raise ConfigError(f"{self.path}: header lacks {', '.join(missing)}; cannot size the KV cache")
         assert self.block_count is not None and self.head_count_kv is not None
         assert self.key_length is not None and self.value_length is not None
-        k_row = _row_bytes(type_k, self.key_length * self.head_count_kv, "K")
-        v_row = _row_bytes(type_v, self.value_length * self.head_count_kv, "V")
+        k_row = kv_row_bytes(type_k, self.key_length * self.head_count_kv, "K")
+        v_row = kv_row_bytes(type_v, self.value_length * self.head_count_kv, "V")
         return self.block_count * (k_row + v_row)
-
-
-def _row_bytes(type_name: str, n_elements: int, which: str) -> int:
-    """Bytes of one cache row of ``n_elements`` stored as ``type_name``."""
-    block = KV_CACHE_TYPES.get(type_name.lower())
-    if block is None:
-        known = ", ".join(KV_CACHE_TYPES)
-        raise ConfigError(f"unknown KV cache type {type_name!r} for {which}; known: {known}")
-    per_block, block_bytes = block
-    if n_elements % per_block:
-        raise ConfigError(
-            f"{which} row of {n_elements} elements is not a multiple of {type_name}'s block of {per_block}"
-        )
-    return n_elements // per_block * block_bytes
 
 
 class _Reader:
@@ -362,7 +346,7 @@ def _parse(r: _Reader, read_tokens: bool) -> GGUFInfo:
 
     # 1. Metadata: every key/value pair, arrays summarised.
     values: dict[str, Any] = {}
-    tokens: list[str] | None = [] if read_tokens else None
+    tokens: list[str] = []  # read always: the vocabulary check needs them
     for i in range(n_kv):
         key = r.string(f"key {i}")
         if key in values:
@@ -388,7 +372,12 @@ def _parse(r: _Reader, read_tokens: bool) -> GGUFInfo:
     # 3. The data section starts at the next multiple of the alignment; every tensor must fit in the file.
     data_offset = -(-r.offset // alignment) * alignment
     tensors = tuple(_check_tensor(r, entry, data_offset, alignment) for entry in tensors_raw)
-    return _build_info(r, version, alignment, data_offset, values, tensors, tokens)
+    # 4. The vocabulary must agree with its type and the embedding (llama.cpp trusts it).
+    embd = next((t for t in tensors if t.name == "token_embd.weight" and len(t.dims) == 2), None)
+    problem = vocab_problem(values, tokens, embd.dims[1] if embd else None)
+    if problem:
+        raise r.fail(problem)
+    return _build_info(r, version, alignment, data_offset, values, tensors, tokens if read_tokens else None)
 
 
 def _check_tensor(
@@ -416,6 +405,31 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+class _Values:
+    """Typed lookups in the metadata; a value of the wrong type is a ``ModelFileError``."""
+
+    def __init__(self, r: _Reader, values: dict[str, Any]) -> None:
+        self.r, self.values = r, values
+
+    def get(self, key: str, kind: type, what: str) -> Any:
+        value = self.values.get(key)
+        ok = _is_int(value) if kind is int else isinstance(value, kind)
+        if value is not None and not ok:
+            raise self.r.fail(f"{key} should be {what}, got {_describe(value)}")
+        return value
+
+    def count(self, key: str) -> int | None:
+        """A non-negative int, or the max of a per-layer int array."""
+        value = self.values.get(key)
+        if isinstance(value, _Array) and value.values and all(_is_int(v) for v in value.values):
+            value = max(value.values)
+        if value is not None and not _is_int(value):
+            raise self.r.fail(f"{key} should be a non-negative integer, got {_describe(value)}")
+        if value is not None and value < 0:
+            raise self.r.fail(f"{key} is negative ({value})")
+        return value
+
+
 def _build_info(
     r: _Reader,
     version: int,
@@ -425,51 +439,18 @@ def _build_info(
     tensors: tuple[TensorInfo, ...],
     tokens: list[str] | None,
 ) -> GGUFInfo:
-    def get(key: str, kind: type, what: str) -> Any:
-        value = values.get(key)
-        ok = _is_int(value) if kind is int else isinstance(value, kind)
-        if value is not None and not ok:
-            raise r.fail(f"{key} should be {what}, got {_describe(value)}")
-        return value
-
-    def get_count(key: str) -> int | None:
-        """A non-negative int, or the max of a per-layer int array."""
-        value = values.get(key)
-        if isinstance(value, _Array) and value.values and all(_is_int(v) for v in value.values):
-            value = max(value.values)
-        if value is not None and not _is_int(value):
-            raise r.fail(f"{key} should be a non-negative integer, got {_describe(value)}")
-        if value is not None and value < 0:
-            raise r.fail(f"{key} is negative ({value})")
-        return value
-
-    arch = get("general.architecture", str, "a string")
+    v = _Values(r, values)
+    arch = v.get("general.architecture", str, "a string")
     if not arch:
         raise r.fail("general.architecture is missing; llama.cpp cannot load it")
-    embedding = get_count(f"{arch}.embedding_length")
-    head_count = get_count(f"{arch}.attention.head_count")
-    head_count_kv = get_count(f"{arch}.attention.head_count_kv")
+    embedding = v.count(f"{arch}.embedding_length")
+    head_count = v.count(f"{arch}.attention.head_count")
+    head_count_kv = v.count(f"{arch}.attention.head_count_kv")
     if head_count_kv is None:
         head_count_kv = head_count  # llama.cpp's default: no grouped-query attention
     derived_len = embedding // head_count if embedding is not None and head_count else None
-    key_length = get_count(f"{arch}.attention.key_length")
-    value_length = get_count(f"{arch}.attention.value_length")
-
-    tensor_types = Counter(t.ggml_type for t in tensors)
-    file_type_id = get("general.file_type", int, "an integer")
-    file_type = LLAMA_FILE_TYPES.get(file_type_id) if file_type_id is not None else None
-    if file_type is None:
-        file_type = _dominant_type(tensors)
-        log.debug("%s: general.file_type %r unknown; using %s", r.path, file_type_id, file_type)
-
-    token_array = values.get("tokenizer.ggml.tokens")
-    vocab_size = get_count(f"{arch}.vocab_size")
-    if vocab_size is None and isinstance(token_array, _Array):
-        vocab_size = token_array.count
-    if vocab_size is None:
-        embd = next((t for t in tensors if t.name == "token_embd.weight" and len(t.dims) == 2), None)
-        vocab_size = embd.dims[1] if embd else 0
-
+    key_length = v.count(f"{arch}.attention.key_length")
+    value_length = v.count(f"{arch}.attention.value_length")
     return GGUFInfo(
         path=r.path,
         file_size=r.file_size,
@@ -477,26 +458,46 @@ def _build_info(
         alignment=alignment,
         data_offset=data_offset,
         architecture=arch,
-        name=get("general.name", str, "a string"),
+        name=v.get("general.name", str, "a string"),
         n_params=sum(t.n_elements for t in tensors),
-        file_type=file_type,
-        tensor_types=dict(tensor_types),
+        file_type=_file_type(v, tensors),
+        tensor_types=dict(Counter(t.ggml_type for t in tensors)),
         tensors=tensors,
-        vocab_size=vocab_size,
-        vocab_type=get("tokenizer.ggml.model", str, "a string"),
-        context_length=get_count(f"{arch}.context_length"),
+        vocab_size=_vocab_size(v, arch, tensors),
+        vocab_type=v.get("tokenizer.ggml.model", str, "a string"),
+        context_length=v.count(f"{arch}.context_length"),
         embedding_length=embedding,
-        block_count=get_count(f"{arch}.block_count"),
+        block_count=v.count(f"{arch}.block_count"),
         head_count=head_count,
         head_count_kv=head_count_kv,
         key_length=key_length if key_length is not None else derived_len,
         value_length=value_length if value_length is not None else derived_len,
-        chat_template=get("tokenizer.chat_template", str, "a string"),
-        bos_token_id=get("tokenizer.ggml.bos_token_id", int, "an integer"),
-        eos_token_id=get("tokenizer.ggml.eos_token_id", int, "an integer"),
-        metadata={k: v.summary() if isinstance(v, _Array) else v for k, v in values.items()},
+        chat_template=v.get("tokenizer.chat_template", str, "a string"),
+        bos_token_id=v.get("tokenizer.ggml.bos_token_id", int, "an integer"),
+        eos_token_id=v.get("tokenizer.ggml.eos_token_id", int, "an integer"),
+        metadata={k: val.summary() if isinstance(val, _Array) else val for k, val in values.items()},
         tokens=tuple(tokens) if tokens is not None else None,
     )
+
+
+def _file_type(v: _Values, tensors: tuple[TensorInfo, ...]) -> str:
+    file_type_id = v.get("general.file_type", int, "an integer")
+    file_type = LLAMA_FILE_TYPES.get(file_type_id) if file_type_id is not None else None
+    if file_type is None:
+        file_type = _dominant_type(tensors)
+        log.debug("%s: general.file_type %r unknown; using %s", v.r.path, file_type_id, file_type)
+    return file_type
+
+
+def _vocab_size(v: _Values, arch: str, tensors: tuple[TensorInfo, ...]) -> int:
+    token_array = v.values.get("tokenizer.ggml.tokens")
+    vocab_size = v.count(f"{arch}.vocab_size")
+    if vocab_size is None and isinstance(token_array, _Array):
+        vocab_size = token_array.count
+    if vocab_size is None:
+        embd = next((t for t in tensors if t.name == "token_embd.weight" and len(t.dims) == 2), None)
+        vocab_size = embd.dims[1] if embd else 0
+    return vocab_size
 
 
 def _dominant_type(tensors: tuple[TensorInfo, ...]) -> str:

@@ -8,8 +8,9 @@
 The backends are given in preference order (cheapest tier first). Privacy is always consulted
 first; without a grant no remote backend is ever chosen, and a request whose data may not leave
 the device, with only remote backends left, raises ``EgressRefusedError`` before any socket opens.
-A remote that turns out to be down (``RemoteUnavailableError`` before its first token) falls back
-to the next allowed backend; a cascade runs the small model with log-probabilities and escalates
+A remote that turns out to be down before its first token (``RemoteUnavailableError``, a stream
+that broke, or the server's own 5xx/429 error) falls back to the next allowed backend; once a token
+reached the caller the request is never re-sent. A cascade runs the small model with log-probabilities and escalates
 a weak or invalid answer. ``decide`` shows the decision without running anything.
 """
 
@@ -22,8 +23,14 @@ from contextlib import aclosing
 import anyio
 
 from orchestrator.routing.backend_stats import BackendStats
-from orchestrator.backends.base import Backend
-from orchestrator.errors import ConfigError, EngineError, RemoteUnavailableError
+from orchestrator.backends.base import Backend, read_completion, stream
+from orchestrator.errors import (
+    ConfigError,
+    RemoteError,
+    RemoteServerError,
+    RemoteUnavailableError,
+    StreamBrokenError,
+)
 from orchestrator.types import (
     Completion,
     GenerationRequest,
@@ -41,7 +48,7 @@ from policies.connectivity import ConnectivityPolicy
 from policies.privacy import PrivacyPolicy, check_labels
 from policies.routing import Candidate, RouteRequest, RoutingPolicy, decide
 
-__all__ = ["Router", "Validator", "backend_available", "backend_location", "tiered_router"]
+__all__ = ["DECIDE_IN_THREAD_CHARS", "Featurize", "Router", "Validator", "backend_available", "backend_location", "tiered_router"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,12 @@ Validator = Callable[[Completion], str | None]
 """Says what is wrong with an answer (a short reason), or ``None`` when it is acceptable."""
 
 Featurize = Callable[[GenerationRequest], Sequence[float]]
+
+DECIDE_IN_THREAD_CHARS = 32_768
+"""Requests with more text than this are decided in a worker thread: the privacy detectors scan
+the whole text (linear time, still some milliseconds per 100 KB), and the event loop must keep
+serving other requests meanwhile. Shorter ones are decided on the loop, without a thread hop."""
+_DECIDE_THREADS = 2  # per router: large decisions at once; more wait their turn
 
 
 def backend_location(backend: object) -> str:
@@ -72,6 +85,14 @@ def backend_available(backend: object) -> bool:
             log.warning("availability probe of %s failed; treating it as down", getattr(backend, "name", backend), exc_info=True)
             return False
     return True
+
+
+def _backend_failed(exc: RemoteError) -> bool:
+    """Whether a remote failure says the backend failed (so another may serve the request), not
+    that the request was wrong: unreachable or down, a broken stream, the server's 5xx or 429."""
+    if isinstance(exc, RemoteServerError):
+        return exc.status is None or exc.status >= 500 or exc.status == 429
+    return isinstance(exc, (RemoteUnavailableError, StreamBrokenError))
 
 
 class Router:
@@ -117,6 +138,7 @@ class Router:
         self.featurize = featurize
         self.validator = validator
         self.on_decision = on_decision
+        self._decide_limiter = anyio.CapacityLimiter(_DECIDE_THREADS)
 
     def labelled(self, *labels: str) -> Router:
         """The same router (same backends and stats) marking its requests with more data classes."""
@@ -149,8 +171,12 @@ class Router:
     # ------------------------------------------------------------------ running
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | Completion]:
-        if self.featurize is not None:  # features may need the model (an embedding): keep the event loop free
+        # Features may need the model (an embedding), and a long text takes the detectors a while:
+        # either way the decision runs in a worker thread so that the event loop stays free.
+        if self.featurize is not None:  # concurrent embeddings batch in the engine: the default pool
             decision = await anyio.to_thread.run_sync(self.decide, request)
+        elif _text_chars(request) > DECIDE_IN_THREAD_CHARS:
+            decision = await anyio.to_thread.run_sync(self.decide, request, limiter=self._decide_limiter)
         else:
             decision = self.decide(request)
         log.debug("route %s: %s by %s (%s)", self.name, decision.backend, decision.policy, decision.reason)
@@ -182,8 +208,8 @@ class Router:
         for i, name in enumerate(order):
             started = False
             try:
-                async with aclosing(self.backends[name].generate(request)) as stream:
-                    async for event in stream:
+                async with aclosing(stream(self.backends[name], request)) as events:  # checked: ends with a completion
+                    async for event in events:
                         if isinstance(event, Completion):
                             self.stats.observe(name, event.timings)
                             final = decision.model_copy(update={"backend": name, "trail": tuple(trail)}) if name != decision.backend else decision
@@ -191,21 +217,17 @@ class Router:
                             return
                         started = True
                         yield event
-            except RemoteUnavailableError as exc:
-                if started or i + 1 == len(order):
+            except RemoteError as exc:
+                if started or i + 1 == len(order) or not _backend_failed(exc):
                     raise
                 nxt = order[i + 1]
                 log.warning("%s unavailable (%s); falling back to %s", name, exc, nxt)
                 trail.append(RouteStep(policy="router", action="fallback", backend=nxt, reason=f"{name} unavailable: {exc}"))
                 decision = decision.model_copy(update={"policy": "router", "reason": f"fell back from {name}: unavailable"})
-        raise EngineError(f"routed backend {order[-1]} ended its stream without a completion")
+        raise ConfigError("nothing to route to: no backend in the order")
 
     async def _run(self, order: Sequence[str], request: GenerationRequest, decision: RouteDecision) -> Completion:
-        async with aclosing(self._stream(order, request, decision)) as stream:
-            async for event in stream:
-                if isinstance(event, Completion):
-                    return event
-        raise EngineError("routed stream ended without a completion")
+        return await read_completion(self._stream(order, request, decision), source=f"router {self.name}")
 
     async def _cascade(self, request: GenerationRequest, decision: RouteDecision) -> Completion:
         """Small model first, with log-probabilities; escalate a weak or invalid answer."""
@@ -213,7 +235,9 @@ class Router:
         # 1. The small model's answer, whole (it is judged before the caller sees it).
         try:
             small: Completion | None = await self._run([decision.backend], request.model_copy(update={"logprobs": True}), decision)
-        except RemoteUnavailableError as exc:
+        except RemoteError as exc:  # the caller saw nothing yet: a failed small model escalates
+            if not _backend_failed(exc):
+                raise
             small, weakest = None, CascadeVerdict(True, f"{decision.backend} unavailable: {exc}", 0.0)
         trail = list(decision.trail)
         if small is not None:
@@ -234,14 +258,20 @@ class Router:
         order = [target, *(f for f in decision.fallbacks if f not in (target, decision.backend))]
         try:
             return await self._run(order, request, escalated)
-        except RemoteUnavailableError as exc:
-            if small is None:
+        except RemoteError as exc:
+            if small is None or not _backend_failed(exc):
                 raise
             # 4. Nothing larger is up: the small answer is better than none.
             trail.append(RouteStep(policy="router", action="keep", backend=decision.backend, reason=f"escalation failed: {exc}"))
             kept = decision.model_copy(update={"trail": tuple(trail), "policy": "router",
                                                "reason": f"kept {decision.backend}'s answer: the escalation target was unavailable"})
             return small.model_copy(update={"route": kept})
+
+
+def _text_chars(request: GenerationRequest) -> int:
+    """How much text the policies will read: the prompt or the messages, and the tools' descriptions."""
+    parts = [request.prompt] if request.prompt is not None else [m.content for m in request.messages or ()]
+    return sum(len(p or "") for p in parts) + sum(len(t.name) + len(t.description or "") for t in request.tools)
 
 
 def tiered_router(backends: Sequence[Backend], *, name: str = "router", allow_egress: bool = False,

@@ -6,10 +6,12 @@
 
 Endpoints: ``GET /v1/models``, ``GET /v1/models/{name}``, ``POST /v1/chat/completions``
 (stream or not, ``n``, ``stop``, ``max_tokens``/``max_completion_tokens``, ``temperature``,
-``top_p``, ``seed``, ``tools``/``tool_choice``, ``logprobs``) and ``POST /v1/completions``.
-Unknown body fields are ignored, as OpenAI clients send many optional ones; known fields are
-checked with caps, and a bad one is a 400 naming it. Tools reach remote backends natively and
-local ones through a grammar (see ``orchestrator.server.local_tools``). Security: loopback only
+``top_p``, ``seed``, ``tools``/``tool_choice``/``parallel_tool_calls``, ``response_format``,
+``logprobs`` with token text, also streamed), ``POST /v1/completions``, ``POST /v1/embeddings``
+and ``GET /health``. Known fields are checked with caps, and a bad one is a 400 naming it; the
+others are decided per field (``orchestrator.server.fields``: ignored when they cannot change
+the output, else a 400). Tools reach remote backends natively, with the conversation in
+OpenAI's shape, and local ones through a grammar (see ``orchestrator.server.local_tools``). Security: loopback only
 unless allowed, optional API key (constant-time compare), CORS only for listed origins, a body
 cap, a bounded queue. Needs the ``server`` extra (starlette, uvicorn); importing this package
 loads no model and does not initialise llama.cpp.

@@ -1,4 +1,6 @@
-"""The ASGI app: OpenAI's ``/v1/models``, ``/v1/chat/completions`` and ``/v1/completions``.
+"""The ASGI app: OpenAI's ``/v1/models``, ``/v1/chat/completions``, ``/v1/completions`` and
+``/v1/embeddings``, and ``/health``. Body fields the schemas do not read are decided per field
+(``fields``): ignored when they do not change the output, else a 400.
 
 Each served model is a ``Backend`` under a name (a local engine, a remote server, a router).
 Every request is checked in this order: API key (401), body size (413), JSON (400), fields (400),
@@ -14,14 +16,13 @@ import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
-from orchestrator.backends.base import Backend
-from orchestrator.errors import ConfigError, EngineError, ModelNotFoundError
+from orchestrator.backends.base import Backend, complete, stream
+from orchestrator.errors import ConfigError, ModelNotFoundError
 from orchestrator.server.config import ServerConfig
 from orchestrator.server.convert import (
     Prepared,
@@ -30,8 +31,11 @@ from orchestrator.server.convert import (
     prepare_chat,
     prepare_completion,
 )
+from orchestrator.server.embeddings import embedding_response
+from orchestrator.server.fields import check_fields
+from orchestrator.server.health import health_response
 from orchestrator.server.http_errors import ApiError, error_body, to_api_error
-from orchestrator.server.schemas import ChatBody, CompletionBody
+from orchestrator.server.schemas import ChatBody, CompletionBody, EmbeddingBody
 from orchestrator.server.streaming import ChatChunks, CompletionChunks
 from orchestrator.types import Completion, GenerationRequest, TokenDelta
 
@@ -46,7 +50,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ConfigError("the server needs the 'server' extra: pip install 'on-device-orchestrator[server]'") from exc
 
-__all__ = ["ServerStats", "create_app"]
+__all__ = ["Event", "ServerStats", "create_app"]
 
 log = logging.getLogger("orchestrator.server")
 
@@ -66,7 +70,12 @@ class ServerStats:
 
 
 class _Admission:
-    """At most ``active`` generations at once and ``queued`` waiting; more get a 429."""
+    """At most ``active`` generations at once and ``queued`` waiting; more get a 429.
+
+    A request is counted as waiting before the first ``await`` (the check and the count happen
+    in one step of the event loop), so a burst can never slip past the limit while earlier
+    requests are still on their way to the semaphore.
+    """
 
     def __init__(self, config: ServerConfig, stats: ServerStats) -> None:
         self.config = config
@@ -76,9 +85,12 @@ class _Admission:
     async def acquire(self) -> None:
         if self._sem is None:  # made on the server's event loop, on first use
             self._sem = anyio.Semaphore(self.config.max_active)
-        if self.stats.active >= self.config.max_active and self.stats.waiting >= self.config.max_queued:
+        # 1. Check and count at once, with no await in between: active and waiting together are
+        #    every request admitted so far (one holding a free slot may not be "active" yet).
+        if self.stats.active + self.stats.waiting >= self.config.max_active + self.config.max_queued:
             raise ApiError(429, "the server is busy; retry shortly", "server_error", code="overloaded")
         self.stats.waiting += 1
+        # 2. Wait for a slot; the request stays counted as waiting until it has one.
         try:
             await self._sem.acquire()
         finally:
@@ -148,9 +160,25 @@ class _Api:
         self._backend(name)
         return JSONResponse(_model_card(name))
 
+    async def health(self, request: Request) -> Response:
+        try:
+            self._authorize(request)
+        except ApiError:
+            return JSONResponse(health_response(self.backends, authorized=False))
+        return JSONResponse(health_response(self.backends, authorized=True))
+
+    async def embeddings(self, request: Request) -> Response:
+        self._authorize(request)
+        data = await self._json(request)
+        check_fields(data, _read(EmbeddingBody))
+        body = EmbeddingBody.model_validate(data)
+        return JSONResponse(await embedding_response(self._backend(body.model), body, self.admission.acquire, self.admission.release))
+
     async def chat(self, request: Request) -> Response:
         self._authorize(request)
-        body = ChatBody.model_validate(await self._json(request))
+        data = await self._json(request)
+        check_fields(data, _read(ChatBody))
+        body = ChatBody.model_validate(data)
         backend = self._backend(body.model)
         prep = prepare_chat(body, self.config, remote=getattr(backend, "location", "local") == "remote")
         if body.stream:
@@ -159,7 +187,9 @@ class _Api:
 
     async def completions(self, request: Request) -> Response:
         self._authorize(request)
-        body = CompletionBody.model_validate(await self._json(request))
+        data = await self._json(request)
+        check_fields(data, _read(CompletionBody), completions=True)
+        body = CompletionBody.model_validate(data)
         backend = self._backend(body.model)
         prep = prepare_completion(body, self.config)
         if body.stream:
@@ -170,16 +200,9 @@ class _Api:
     async def _whole(self, request: Request, backend: Backend, gen: GenerationRequest) -> Completion:
         """Runs a request to its completion, cancelled if the client disconnects meanwhile."""
 
-        async def run() -> Completion:
-            async with aclosing(backend.generate(gen)) as events:
-                async for event in events:
-                    if isinstance(event, Completion):
-                        return event
-            raise EngineError(f"backend {backend.name} ended its stream without a completion")
-
         await self.admission.acquire()
         try:
-            completion = await _unless_disconnected(request.receive, run, self.stats)
+            completion = await _unless_disconnected(request.receive, lambda: complete(backend, gen), self.stats)
         finally:
             self.admission.release()
         if completion is None:
@@ -191,16 +214,14 @@ class _Api:
         """Starts a stream: waits for its first event (errors still get their status), then
         hands the rest to an SSE response that owns the admission slot and the backend stream."""
         await self.admission.acquire()
-        events = backend.generate(prep.request)
+        events = stream(backend, prep.request)  # checked: a stream without a completion raises EngineError
         try:
             first = await _unless_disconnected(request.receive, events.__anext__, self.stats)
             if first is None:
                 raise ApiError(499, "the client closed the request")
-        except BaseException as exc:
+        except BaseException:
             await events.aclose()
             self.admission.release()
-            if isinstance(exc, StopAsyncIteration):
-                raise EngineError(f"backend {backend.name} ended its stream without a completion") from None
             raise
         return _EventStream(events, first, chunks, self)
 
@@ -244,8 +265,7 @@ class _EventStream(Response):
         except OSError:
             return False  # the client went away while we were writing
         except Exception as exc:  # noqa: BLE001 - after the 200 the error goes out as an event, never a trace
-            ended = EngineError("the backend ended its stream without a completion")
-            error: dict | None = error_body(to_api_error(ended if isinstance(exc, StopAsyncIteration) else exc))
+            error: dict | None = error_body(to_api_error(exc))
         else:
             error = None
         try:
@@ -286,6 +306,11 @@ async def _unless_disconnected(receive: Callable[[], Awaitable[dict]], fn: Calla
     return value
 
 
+def _read(schema: type) -> frozenset[str]:
+    """The body fields a schema reads (by their JSON names)."""
+    return frozenset(f.alias or name for name, f in schema.model_fields.items())  # type: ignore[attr-defined]
+
+
 def _model_card(name: str) -> dict:
     return {"id": name, "object": "model", "created": 0, "owned_by": "orchestrator"}
 
@@ -323,6 +348,8 @@ def create_app(backends: Mapping[str, Backend], config: ServerConfig | None = No
         Route("/v1/models/{name:path}", _handle(api.model, api.stats), methods=["GET"]),
         Route("/v1/chat/completions", _handle(api.chat, api.stats), methods=["POST"]),
         Route("/v1/completions", _handle(api.completions, api.stats), methods=["POST"]),
+        Route("/v1/embeddings", _handle(api.embeddings, api.stats), methods=["POST"]),
+        Route("/health", _handle(api.health, api.stats), methods=["GET"]),
     ]
     middleware = []
     if config.cors_origins:  # only the listed origins; no CORS headers at all otherwise

@@ -76,10 +76,9 @@ def plan_local_tools(tools: Sequence[tuple[str, str, dict]], choice: str | None)
 def render_call(name: str, arguments: str) -> str:
     """An earlier assistant call as the model would have written it (for conversation history)."""
     try:
-        args = json.loads(arguments or "{}")
-    except ValueError:
-        args = arguments
-    return TRIGGER + json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
+        return TRIGGER + json.dumps({"name": name, "arguments": json.loads(arguments or "{}")}, ensure_ascii=False)
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to decode: the text as it came
+        return TRIGGER + json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
 
 
 def new_call_id() -> str:

@@ -3,12 +3,14 @@
 Each choice starts with a role chunk, then content deltas, then its finish chunk; tool calls go
 out whole in one delta when the choice ends (a local model's call is only known to be complete
 then). With ``stream_options.include_usage`` a last chunk with no choices carries the usage.
+When the request asked for log-probabilities, each content chunk carries those of the tokens
+decoded since the previous chunk (with their text), as the backend streamed them.
 Pure code: no I/O.
 """
 
 from __future__ import annotations
 
-from orchestrator.server.convert import Prepared, finish_reason, usage
+from orchestrator.server.convert import Prepared, chat_logprobs, finish_reason, text_logprobs, usage
 from orchestrator.server.local_tools import ToolStreamFilter
 from orchestrator.types import Completion, TokenDelta
 
@@ -44,15 +46,18 @@ class ChatChunks(_Chunks):
         n = prep.request.n
         self._filters = [ToolStreamFilter(prep.plan) for _ in range(n)] if prep.plan else None
 
-    def _one(self, index: int, delta: dict, reason: str | None = None) -> dict:
-        return self._chunk([{"index": index, "delta": delta, "logprobs": None, "finish_reason": reason}])
+    def _one(self, index: int, delta: dict, reason: str | None = None, logprobs: dict | None = None) -> dict:
+        return self._chunk([{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}])
 
     def start(self) -> list[dict]:
         return [self._one(i, {"role": "assistant", "content": ""}) for i in range(self.prep.request.n)]
 
     def delta(self, event: TokenDelta) -> list[dict]:
-        text = self._filters[event.index].feed(event.text) if self._filters else event.text
-        return [self._one(event.index, {"content": text})] if text else []
+        if self._filters:  # text held back for tool calls: its log-probabilities are in the whole reply only
+            text = self._filters[event.index].feed(event.text)
+            return [self._one(event.index, {"content": text})] if text else []
+        logprobs = chat_logprobs(event.logprobs, event.token_texts) if self.prep.request.logprobs else None
+        return [self._one(event.index, {"content": event.text}, logprobs=logprobs)] if event.text else []
 
     def end(self, completion: Completion) -> list[dict]:
         out = []
@@ -75,14 +80,15 @@ class CompletionChunks(_Chunks):
 
     object_name = "text_completion"
 
-    def _one(self, index: int, text: str, reason: str | None = None) -> dict:
-        return self._chunk([{"index": index, "text": text, "logprobs": None, "finish_reason": reason}])
+    def _one(self, index: int, text: str, reason: str | None = None, logprobs: dict | None = None) -> dict:
+        return self._chunk([{"index": index, "text": text, "logprobs": logprobs, "finish_reason": reason}])
 
     def start(self) -> list[dict]:
         return []
 
     def delta(self, event: TokenDelta) -> list[dict]:
-        return [self._one(event.index, event.text)] if event.text else []
+        logprobs = text_logprobs(event.logprobs, event.token_texts) if self.prep.request.logprobs else None
+        return [self._one(event.index, event.text, logprobs=logprobs)] if event.text else []
 
     def end(self, completion: Completion) -> list[dict]:
         return [self._one(c.index, "", finish_reason(c.finish_reason)) for c in completion.choices] + self._usage(completion)

@@ -11,14 +11,15 @@ graph is validated: duplicate names, unbound parameters, unknown nodes, cycles.
 A step is one of: a plain function (sync or async; its parameters are its inputs), a
 ``Generate`` (a prompt template sent to a backend), a ``Subgraph`` (a graph run as one node,
 possibly built at run time from the inputs) or a ``Loop`` (a step repeated on a state,
-bounded). ``TaskGraph.map`` fans a step out over a list produced at run time.
+bounded). ``TaskGraph.map`` fans a step out over a list produced at run time. ``Retry``
+(how often a node is tried) is the one retry policy, shared with remote backends
+(``orchestrator.backends.retry``); the binding checks live in ``taskgraph.binding``.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import json
 import string
 from collections.abc import Callable, Iterator, Mapping
@@ -27,19 +28,12 @@ from typing import Any, Union
 
 import networkx as nx
 
+from orchestrator.backends.retry import Retry
 from orchestrator.errors import GraphError
+from orchestrator.taskgraph.binding import check_binding, condition_only, function_parameters, template_fields
 from orchestrator.types import ChatMessage, GenerationRequest, SamplingParams
 
-__all__ = [
-    "Generate",
-    "Input",
-    "Loop",
-    "Node",
-    "Ref",
-    "Retry",
-    "Subgraph",
-    "TaskGraph",
-]
+__all__ = ["Generate", "Input", "Loop", "Node", "Ref", "Retry", "Source", "Step", "Subgraph", "TaskGraph"]
 
 _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_-.")
 _MAX_NAME = 100
@@ -65,26 +59,6 @@ Source = Union[Ref, Input]
 
 
 @dataclass(frozen=True)
-class Retry:
-    """How often a node is tried, and how long to wait between tries (exponential, jittered).
-
-    Errors that can never succeed on a second try (``ConfigError`` and its kin, cancellation)
-    are never retried.
-    """
-
-    attempts: int = 1
-    backoff_s: float = 0.05
-    max_backoff_s: float = 5.0
-    on: tuple[type[BaseException], ...] = (Exception,)
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.attempts <= 100:
-            raise GraphError(f"Retry.attempts must be 1-100, not {self.attempts}")
-        if self.backoff_s < 0 or self.max_backoff_s < 0:
-            raise GraphError("Retry backoff must not be negative")
-
-
-@dataclass(frozen=True)
 class Generate:
     """A generation step: ``prompt`` is a ``str.format`` template over the node's inputs
     (plain ``{name}`` fields only), or a function of the inputs returning the prompt text or
@@ -107,8 +81,8 @@ class Generate:
     def parameters(self) -> tuple[set[str], set[str]]:
         """(required, optional) input names."""
         if callable(self.prompt):
-            return _function_parameters(self.prompt)
-        return _template_fields(self.prompt), set()
+            return function_parameters(self.prompt)
+        return template_fields(self.prompt), set()
 
     def request(self, inputs: Mapping[str, Any]) -> GenerationRequest:
         if callable(self.prompt):
@@ -139,7 +113,7 @@ class Subgraph:
     def parameters(self) -> tuple[set[str], set[str]]:
         if isinstance(self.graph, TaskGraph):
             return self.graph.inputs(), set()
-        return _function_parameters(self.graph)
+        return function_parameters(self.graph)
 
     def build(self, inputs: Mapping[str, Any]) -> TaskGraph:
         graph = self.graph if isinstance(self.graph, TaskGraph) else self.graph(**inputs)
@@ -242,16 +216,9 @@ class TaskGraph:
         ``idempotent=False`` marks a side effect: a resumed run never repeats it silently."""
         bound = _normalise_inputs(name, inputs)
         required, optional = _step_parameters(step)
-        condition_only: frozenset[str] = frozenset()
-        if when is not None:
-            w_required, w_optional = _function_parameters(when)
-            w_missing = w_required - set(bound)
-            if w_missing:
-                raise GraphError(f"node {name!r}: its condition reads {', '.join(sorted(w_missing))}, which is not an input of the node")
-            if "**" not in optional:  # inputs only the condition reads are not passed to the step
-                condition_only = frozenset((w_required | w_optional) & set(bound) - required - optional)
-        _check_binding(name, required, optional, set(bound) - condition_only)
-        node = Node(name, step, bound, _retry(retry), _timeout(timeout_s), idempotent, when, limit, condition_only=condition_only)
+        only_when = frozenset() if when is None else condition_only(name, when, set(bound), required, optional)
+        check_binding(name, required, optional, set(bound) - only_when)
+        node = Node(name, step, bound, _retry(retry), _timeout(timeout_s), idempotent, when, limit, condition_only=only_when)
         return self._insert(node)
 
     def map(
@@ -274,7 +241,7 @@ class TaskGraph:
         if item in bound:
             raise GraphError(f"node {name!r}: {item!r} is the map item; it cannot also be an input")
         required, optional = _step_parameters(step)
-        _check_binding(name, required, optional, set(bound) | {item})
+        check_binding(name, required, optional, set(bound) | {item})
         over_src = _source(name, over)
         node = Node(name, step, bound, _retry(retry), _timeout(timeout_s), idempotent, None, limit, over_src, item)
         return self._insert(node)
@@ -417,61 +384,10 @@ def _timeout(timeout_s: float | None) -> float | None:
     return timeout_s
 
 
-def _function_parameters(fn: Callable[..., Any]) -> tuple[set[str], set[str]]:
-    """(required, optional) parameter names; a ``**kwargs`` function accepts any name."""
-    if not callable(fn):
-        raise GraphError(f"{fn!r} is not a step: use a function, Generate, Subgraph or Loop")
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError) as exc:
-        raise GraphError(f"cannot read the signature of {fn!r}: {exc}") from exc
-    required, optional = set(), set()
-    for p in sig.parameters.values():
-        if p.kind is p.VAR_KEYWORD:
-            optional.add("**")
-        elif p.kind is p.VAR_POSITIONAL:
-            continue
-        elif p.kind is p.POSITIONAL_ONLY:
-            if p.default is p.empty:
-                raise GraphError(f"{getattr(fn, '__qualname__', fn)}: positional-only parameter {p.name!r} cannot be bound by name")
-        elif p.default is p.empty:
-            required.add(p.name)
-        else:
-            optional.add(p.name)
-    return required, optional
-
-
 def _step_parameters(step: Step) -> tuple[set[str], set[str]]:
     if isinstance(step, Generate | Subgraph | Loop):
         return step.parameters()
-    return _function_parameters(step)
-
-
-def _check_binding(node: str, required: set[str], optional: set[str], bound: set[str]) -> None:
-    missing = required - bound
-    if missing:
-        raise GraphError(f"node {node!r}: no input is bound to {', '.join(sorted(missing))}")
-    if "**" not in optional:
-        unknown = bound - required - optional
-        if unknown:
-            raise GraphError(f"node {node!r}: the step has no parameter {', '.join(sorted(unknown))}")
-
-
-def _template_fields(template: str) -> set[str]:
-    if not isinstance(template, str):
-        raise GraphError(f"a Generate prompt must be a template string or a function, not {type(template).__name__}")
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise GraphError(f"bad prompt template: {exc}") from exc
-    fields = set()
-    for _, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if not name.isidentifier() or spec or conversion:
-            raise GraphError(f"prompt template field {{{name}}} must be a plain name like {{question}} (no attributes, indexes or formats)")
-        fields.add(name)
-    return fields
+    return function_parameters(step)
 
 
 def _as_text(value: Any) -> str:

@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-__all__ = ["NodeReport", "RunEvent", "RunResult", "critical_path"]
+from orchestrator.errors import RunError
+
+__all__ = ["EventKind", "NodeReport", "NodeStatus", "RunEvent", "RunResult", "critical_path"]
 
 EventKind = Literal[
     "run_started", "node_started", "token", "node_finished", "node_failed",
@@ -30,7 +32,9 @@ class RunEvent:
 
 @dataclass(frozen=True, slots=True)
 class NodeReport:
-    """How one node (or one instance of a map, ``name[i]``) went."""
+    """How one node (or one instance of a map, ``name[i]``) went. ``error`` is the failure's
+    message; ``exception`` the typed error itself (its ``__cause__`` is what the step raised),
+    known only to the process that ran the node, never stored."""
 
     key: str
     status: NodeStatus
@@ -40,6 +44,7 @@ class NodeReport:
     error: str | None = None
     resumed: bool = False  # its output came from the store, it did not run again
     info: Mapping[str, Any] = field(default_factory=dict)  # backend, ttft_s, decode_tok_s, prefill tokens, route
+    exception: RunError | None = field(default=None, repr=False, compare=False)
 
     @property
     def duration_s(self) -> float:

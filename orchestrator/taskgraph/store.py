@@ -8,11 +8,17 @@ silently.
 
 ``synchronous=NORMAL`` in WAL mode survives the process being killed; pass ``durable="full"``
 to also survive power loss, at the cost of an fsync per commit.
+
+The layout has a version (SQLite's ``PRAGMA user_version``). Opening a store brings it up to
+``SCHEMA_VERSION`` by running the missing steps of ``_MIGRATIONS`` in one transaction; a store
+written by a newer orchestrator is refused rather than guessed at. Rows are written and read
+by column name, so a column added by a later step never shifts the others.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -24,9 +30,13 @@ from typing import Any, Literal
 
 from orchestrator.errors import StoreError
 
-__all__ = ["NodeRecord", "RunRecord", "RunStore", "to_json"]
+__all__ = ["SCHEMA_VERSION", "NodeRecord", "RunRecord", "RunStore", "to_json"]
 
-_SCHEMA = """
+log = logging.getLogger(__name__)
+
+# Version 0 is the first layout, which had no version number (stores written before versions
+# existed read 0 too). Each migration takes the store from its index to the next version.
+_LAYOUT_0 = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     graph TEXT NOT NULL,
@@ -52,6 +62,15 @@ CREATE TABLE IF NOT EXISTS nodes (
     PRIMARY KEY (run_id, key)
 );
 """
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 0 -> 1: the tables of the first layout (a no-op on a store that has them), and an index
+    # for ``runs()``, which lists the newest runs first.
+    (*[stmt for stmt in _LAYOUT_0.split(";") if stmt.strip()], "CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created)"),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""The layout this code writes; stores with a lower ``user_version`` are migrated when opened."""
+_RUN_COLUMNS = "run_id, graph, fingerprint, factory, structure, inputs, status, created, updated, error"
+_NODE_COLUMNS = "key, status, output, attempts, started, finished, info, error"
 _MAX_JSON = 64 * 1024 * 1024
 
 
@@ -100,17 +119,18 @@ class RunStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable == 'full' else 'NORMAL'}")
-            self._db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the run store {self.path}: {exc}") from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable == 'full' else 'NORMAL'}")
+            _migrate(self._db, self.path)
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open the run store {self.path}: {exc}") from exc
+            raise
         self._lock = threading.Lock()
-
-    @classmethod
-    def in_memory(cls) -> RunStore:
-        """A store that lasts as long as the object (for tests and throwaway runs)."""
-        return cls(":memory:")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -126,7 +146,8 @@ class RunStore:
         with self._write() as db:
             try:
                 db.execute(
-                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, NULL)",
+                    "INSERT INTO runs (run_id, graph, fingerprint, factory, structure, inputs, status, created, updated, error) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, NULL)",
                     (run_id, graph, fingerprint, factory, to_json(structure), to_json(inputs), now, now),
                 )
             except sqlite3.IntegrityError as exc:
@@ -138,10 +159,10 @@ class RunStore:
 
     def run(self, run_id: str) -> RunRecord:
         with self._write() as db:
-            row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"no run {run_id!r} in {self.path}")
-        return RunRecord(row[0], row[1], row[2], row[3], _loads(row[4], run_id), _loads(row[5], run_id), *row[6:])
+        return RunRecord(row[0], row[1], row[2], row[3], _loads(row[4], run_id), _loads(row[5], run_id), *row[6:10])
 
     def runs(self, limit: int = 50) -> list[RunRecord]:
         with self._write() as db:
@@ -171,13 +192,14 @@ class RunStore:
              error: str | None, finished: float | None = None) -> None:
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO nodes (run_id, key, status, output, attempts, started, finished, info, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, key, status, output, attempts, started, finished or time.time(), to_json(info), error),
             )
 
     def nodes(self, run_id: str) -> dict[str, NodeRecord]:
         with self._write() as db:
-            rows = db.execute("SELECT key, status, output, attempts, started, finished, info, error FROM nodes WHERE run_id = ?", (run_id,)).fetchall()
+            rows = db.execute(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE run_id = ?", (run_id,)).fetchall()
         return {
             r[0]: NodeRecord(r[0], r[1], _loads(r[2], run_id) if r[2] is not None else None, r[3], r[4], r[5], _loads(r[6], run_id) if r[6] else {}, r[7])
             for r in rows
@@ -192,6 +214,30 @@ class RunStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Brings the store's layout up to ``SCHEMA_VERSION``, all steps in one transaction."""
+    # BEGIN IMMEDIATE takes the write lock first: two processes opening one old store at once
+    # migrate it once, and a crash midway leaves the old layout and version intact.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the run store {path} has layout version {version}, written by a newer orchestrator; "
+                f"this one reads versions up to {SCHEMA_VERSION}"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[step]:
+                db.execute(statement)
+        if version != SCHEMA_VERSION:
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            log.info("run store %s: layout migrated from version %d to %d", path, version, SCHEMA_VERSION)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def _loads(text: str, run_id: str) -> Any:
