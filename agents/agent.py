@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -47,6 +47,13 @@ class Agent:
     ``ground_arguments`` holds the tools' arguments, while decoding, to words and numbers of
     the task and the tool results (see ``agents.grounding``): for small models, which
     otherwise copy values from the examples.
+
+    ``decide="scored"`` decides each turn by scores instead of letting the model write it: which
+    tool or none, each argument picked among grounded candidates, and a calibrated confidence
+    (``agents.decide``; the runner needs a local engine for ``model``). With ``escalate_below``
+    a step whose confidence is lower goes to ``escalate_to`` with the conversation, unless the
+    routing policies keep it on the device; ``AgentResult.decisions`` says who decided each step
+    and how sure (``agents.scored_loop``).
     """
 
     name: str
@@ -63,6 +70,8 @@ class Agent:
     examples: tuple[tuple[str, Any], ...] = ()
     max_examples: int | None = None
     ground_arguments: bool = False
+    decide: Literal["generate", "scored"] = "generate"
+    escalate_below: float | None = None
     registry: ToolRegistry = field(init=False, repr=False, compare=False)
     decision_schema: dict[str, Any] = field(init=False, repr=False, compare=False)
 
@@ -88,6 +97,10 @@ class Agent:
                 raise ToolDefinitionError(f"agent {self.name!r}: {key} must be a positive integer, not {value!r}")
         if not self.tool_timeout_s > 0:
             raise ToolDefinitionError(f"agent {self.name!r}: tool_timeout_s must be positive")
+        if self.decide not in ("generate", "scored"):
+            raise ToolDefinitionError(f"agent {self.name!r}: decide must be 'generate' or 'scored', not {self.decide!r}")
+        if self.escalate_below is not None and (self.decide != "scored" or not 0.0 <= self.escalate_below <= 1.0):
+            raise ToolDefinitionError(f"agent {self.name!r}: escalate_below needs decide='scored' and a confidence in [0, 1]")
 
     def grounded_schema(self, texts: Sequence[str]) -> dict[str, Any]:
         """The decision schema with each grounded tool's arguments narrowed to ``texts``."""

@@ -40,8 +40,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agents.agent import Agent
+from agents.answers import runaway
 from agents.grounding import ground_schema
 from agents.prompting import prompt_messages
+from agents.steps import StepDecision
 from orchestrator.errors import AgentError, ToolCallError, ToolExecutionError
 from orchestrator.types import ChatMessage, Choice, Completion, FunctionCall, GenerationRequest, ResponseFormat, RouteDecision, ToolSpec
 from tools.output_spec import FAILED_PREFIX, decision_grammar, format_grammar, new_call_id
@@ -115,6 +117,7 @@ class AgentResult:
     retries: int = 0
     messages: tuple[ChatMessage, ...] = field(default=(), repr=False)
     escalation: RouteDecision | None = None
+    decisions: tuple[StepDecision, ...] = ()  # per step, who decided and how sure (Agent(decide="scored"))
 
 
 def turn_request(agent: Agent, messages: Sequence[ChatMessage], *, answer_only: bool = False,
@@ -193,6 +196,8 @@ class _Run:
 
 def agent_loop(agent: Agent, task: str) -> Generator[ModelTurn | RunTools | Escalate, Any, AgentResult]:
     """Runs ``agent`` on ``task``; see the module docstring for the protocol."""
+    if agent.decide == "scored":
+        raise AgentError(f"agent {agent.name!r} decides by scores: run agents.scored_loop.scored_agent_loop", agent=agent.name)
     run = _Run(prompt_messages(agent, task), agent.model)
     answer_now = False
     for step in range(1, agent.max_steps + 1):
@@ -289,9 +294,13 @@ def _answer(agent: Agent, text: str, data: Any) -> Any:
         if wrapped:
             if not isinstance(data["answer"], str):
                 raise ToolCallError('"answer" must be a string')
+            if runaway(data["answer"]):  # a small model's answer that repeats itself to the length cap
+                raise ToolCallError(runaway(data["answer"]) or "")
             return data["answer"]
         if not text.strip():
             raise ToolCallError("the reply is empty")
+        if runaway(text):
+            raise ToolCallError(runaway(text) or "")
         if data is None and text.lstrip().startswith("{"):  # meant as JSON, and broken
             raise ToolCallError(f"the reply is not valid JSON ({_json_error(text)})")
         if isinstance(data, dict):  # JSON meant as a decision, in neither shape

@@ -36,6 +36,7 @@ __all__ = [
     "CATEGORIES",
     "Item",
     "check_call",
+    "value_error",
     "convert_function",
     "data_dir",
     "half_of",
@@ -221,44 +222,43 @@ def check_call(function: Mapping[str, Any], name: str, arguments: Mapping[str, A
     """None when the call is right by BFCL's rules, else a short reason (an error kind)."""
     if name != function["name"]:
         return "wrong function"
-    props = function["parameters"].get("properties", {})
     for param in function["parameters"].get("required", []):
         if param not in arguments:
             return "missing required"
     for param, value in arguments.items():
-        if param not in props or param not in answer:
-            return "unexpected parameter"
-        bfcl_type = props[param].get("type", "string")
-        if bfcl_type == "float" and type(value) is int:
-            value = float(value)
-        item_type = props[param].get("items", {}).get("type") if bfcl_type in ("array", "tuple") else None
-        ok, variable = _type_ok(value, answer[param], bfcl_type, item_type)
-        if not ok:
-            return "wrong type"
-        if not variable:
-            if isinstance(value, dict):
-                if not _dict_ok(value, answer[param]):
-                    return "wrong value"
-                continue
-            if isinstance(value, list) and item_type == "dict":
-                if not _list_of_dicts_ok(value, answer[param]):
-                    return "wrong value"
-                continue
-            if isinstance(value, str):
-                if standardize(value) not in [standardize(a) for a in answer[param] if isinstance(a, str)]:
-                    return "wrong value"
-                continue
-            if isinstance(value, list):
-                options = [[_std(x) for x in a] for a in answer[param] if isinstance(a, list)]
-                if [_std(x) for x in value] not in options:
-                    return "wrong value"
-                continue
-        if value not in answer[param]:
-            return "wrong value"
+        why = value_error(function, answer, param, value)
+        if why:
+            return why
     for param, values in answer.items():
         if param not in arguments and "" not in values:
             return "missing optional"
     return None
+
+
+def value_error(function: Mapping[str, Any], answer: Mapping[str, list[Any]], param: str, value: Any) -> str | None:
+    """None when ``param=value`` is acceptable by BFCL's rules, else why not."""
+    props = function["parameters"].get("properties", {})
+    if param not in props or param not in answer:
+        return "unexpected parameter"
+    bfcl_type = props[param].get("type", "string")
+    if bfcl_type == "float" and type(value) is int:
+        value = float(value)
+    item_type = props[param].get("items", {}).get("type") if bfcl_type in ("array", "tuple") else None
+    ok, variable = _type_ok(value, answer[param], bfcl_type, item_type)
+    if not ok:
+        return "wrong type"
+    if not variable:
+        if isinstance(value, dict):
+            return None if _dict_ok(value, answer[param]) else "wrong value"
+        if isinstance(value, list) and item_type == "dict":
+            return None if _list_of_dicts_ok(value, answer[param]) else "wrong value"
+        if isinstance(value, str):
+            ok = standardize(value) in [standardize(a) for a in answer[param] if isinstance(a, str)]
+            return None if ok else "wrong value"
+        if isinstance(value, list):
+            options = [[_std(x) for x in a] for a in answer[param] if isinstance(a, list)]
+            return None if [_std(x) for x in value] in options else "wrong value"
+    return None if value in answer[param] else "wrong value"
 
 
 def score_item(item: Item, calls: Sequence[tuple[str, Mapping[str, Any]]]) -> str | None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agents.loop import AgentResult, Escalate, ModelTurn, RunTools, ToolCall, ToolResult, agent_loop
+from agents.scored_loop import DecideTurn, scored_agent_loop
 from orchestrator.backends.base import Backend, complete
 from orchestrator.errors import ConfigError, NodeFailedError, NodeTimeoutError, ToolExecutionError
 from orchestrator.routing.egress import DEFAULT_AGENT_PRIVACY, turn_decision
@@ -34,6 +35,7 @@ from orchestrator.taskgraph.runs import NodeReport
 from orchestrator.taskgraph.scheduler import Runner
 from orchestrator.taskgraph.daemon_threads import run_in_daemon_thread
 from orchestrator.taskgraph.store import to_json
+from orchestrator.tool_decisions import decide_on
 from orchestrator.types import Completion, TokenDelta
 from policies.approvals import decide_approval
 from policies.privacy import PrivacyPolicy
@@ -102,7 +104,7 @@ async def run_agent(
     emit = on_event or (lambda event: None)
     approved = approved if approved is not None else set()
     labels = frozenset(labels)
-    loop = agent_loop(agent, task)
+    loop = scored_agent_loop(agent, task) if agent.decide == "scored" else agent_loop(agent, task)
     reply: Any = None
     was_escalated = False
     try:
@@ -120,6 +122,8 @@ async def run_agent(
                                       privacy=privacy, labels=labels)
             elif isinstance(need, RunTools):
                 reply = await _run_tools(agent, need.calls, approve, approved, emit, context)
+            elif isinstance(need, DecideTurn):  # a scored decision (Agent(decide="scored")); None: this backend cannot score
+                reply = await decide_on(backends[need.backend], need.tools, need.conversation, need.settings)
             else:  # pragma: no cover - the loop yields only these two
                 raise TypeError(f"the agent loop asked for {need!r}")
     except StopIteration as stop:

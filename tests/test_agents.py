@@ -97,7 +97,7 @@ def test_call_then_answer_and_the_tools_are_sent() -> None:
     assert result_turn.role == "tool" and result_turn.tool_call_id == call_turn.tool_calls[0].id and result_turn.content == "5"
     # ... which a local model reads as text, as before.
     assert engine_request(backend.requests[1]).messages[-1].content.splitlines() == [
-        "add returned: 5", 'If this answers the request, reply {"answer": ...} now.']
+        "add returned: 5", "If this answers the request, answer the user now, in words."]
     assert [e.kind for e in events if e.kind != "token"] == ["tool_started", "tool_finished", "final"]
 
 

@@ -29,9 +29,10 @@ ALLOWED = {
     "orchestrator.backends": {"orchestrator.core", "orchestrator.engine", "tools"},
     "orchestrator.routing": {"orchestrator.core", "orchestrator.backends", "policies"},
     "orchestrator.taskgraph": {"orchestrator.core", "orchestrator.backends", "agents"},
+    "orchestrator.tool_decisions": {"orchestrator.core", "agents", "tools", "policies"},  # scored decisions on an engine (duck-typed)
     # routing: a remote turn or an escalation asks the privacy policy first (orchestrator.routing.egress)
-    "orchestrator.agent_runner": {"orchestrator.core", "orchestrator.backends", "orchestrator.routing", "orchestrator.taskgraph", "agents",
-                                  "tools", "policies"},
+    "orchestrator.agent_runner": {"orchestrator.core", "orchestrator.backends", "orchestrator.routing", "orchestrator.taskgraph",
+                                  "orchestrator.tool_decisions", "agents", "tools", "policies"},
     "orchestrator.server": {"orchestrator.core", "orchestrator.backends", "tools"},
 }
 

@@ -53,7 +53,9 @@ __all__ = [
 FAILED_PREFIX = "Error: "
 """How a tool message says that its call failed (``Error: <short reason>``)."""
 
-NEXT_HINT = 'If this answers the request, reply {"answer": ...} now.'
+# No JSON placeholder to copy: after 'reply {"answer": ...} now' smollm2-135m copied the "...", and forced
+# into a string by the answer grammar it ran into "1041.000..." (agents.answers has the measurements).
+NEXT_HINT = "If this answers the request, answer the user now, in words."
 
 # Any JSON object (``response_format={"type": "json_object"}``): llama.cpp's json grammar, with
 # the same whitespace and string rules as ``tools.grammar``. Nesting is not bounded; the token limit is.

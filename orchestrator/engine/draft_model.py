@@ -45,6 +45,7 @@ class DraftModel:
     """The draft side of speculative decoding: greedy proposals from a cheaper model."""
 
     def __init__(self, path: str, target: NativeModel, *, n_ctx: int, n_seq_max: int, n_batch: int, threads: int) -> None:
+        self.path = path
         self.model = NativeModel(path)
         try:
             check_vocab_compatible(target, self.model)
@@ -101,6 +102,17 @@ class DraftModel:
             spent = time.perf_counter() - start
             self.seconds_per_token = spent if not self.seconds_per_token else 0.9 * self.seconds_per_token + 0.1 * spent
             held.append(token)
+
+    def time_step(self, rows: int) -> float:
+        """Seconds of one draft decode step of ``rows`` tokens (a prompt chunk when above one), on a free slot."""
+        slot = self._free[-1] if self._free else 0
+        self._batch.clear()
+        self._batch.add([0] * rows, 0, slot, True)
+        start = time.perf_counter()
+        self._ctx.decode(self._batch)
+        spent = time.perf_counter() - start
+        self._ctx.seq_rm(slot)
+        return spent
 
     def _argmax(self, idx: int) -> int:
         logits = llama().llama_get_logits_ith(self._ctx.ptr, idx)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from orchestrator.engine.calibration import file_identity
 from orchestrator.engine.config import EngineConfig
 from orchestrator.engine.embedder import EmbeddingQueue, EmbedJob, embed_tokens
 from orchestrator.engine.handle import RequestHandle
@@ -43,7 +44,8 @@ from orchestrator.engine.variants import ResolvedWeights, measured_step_costs, r
 from orchestrator.errors import CapacityError, ChatTemplateError, ContextLengthError, EngineError, RequestError
 from orchestrator.models.catalogue import model_name
 from orchestrator.models.gguf import GGUFInfo
-from orchestrator.types import Completion, GenerationRequest
+from orchestrator.models.variants import Machine
+from orchestrator.types import ChatMessage, Completion, GenerationRequest
 
 __all__ = ["EngineStats", "LocalEngine"]
 
@@ -107,6 +109,8 @@ class LocalEngine:
             scratch_slot=self._scratch_slot, max_positions=self.max_positions,
             draft_length=cfg.draft_length, draft_model=opened.draft, draft_error=self.draft_error,
             measured=measured_step_costs(self.weights.path, cfg.threads),
+            costs_key=(file_identity(self.weights.path), file_identity(opened.draft.path if opened.draft else None),
+                       Machine.here(cfg.threads)),
         )
         self._ids = itertools.count(1)
         self._closing = False
@@ -240,6 +244,13 @@ class LocalEngine:
 
     def _wake(self) -> None:
         self._inbox.put(_WAKE)
+
+    def chat_text(self, messages: Seq[ChatMessage]) -> str | None:
+        """The text the model reads for ``messages`` in its chat template, the assistant's turn
+        opened; None when the model has no usable template (a base model: write a raw prompt)."""
+        if self._template is None:
+            return None
+        return self._template.render([m.model_dump(exclude_none=True, exclude={"tool_calls"}) for m in messages])
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The tokens the model reads for this request: the raw prompt, or the messages in the chat template."""
@@ -380,8 +391,6 @@ class LocalEngine:
         batch = self._batch
         generating = [s for s in self._live if not s.prefilling]
         speculating = any(s.drafter is not None for s in generating)
-        if speculating:
-            self._spec.ensure_calibrated()  # once per engine; it borrows the batch before this step fills it
         batch.clear()
         rows: list[tuple[Sequence, list[int], int | None]] = []
         # 1. every generating sequence feeds the token it sampled last, plus any draft to verify

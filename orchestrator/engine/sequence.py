@@ -102,6 +102,7 @@ class Sequence:
     accepted: int = 0
     target_steps: int = 0
     idle_draft_steps: int = 0
+    spec_balance: float = 0.0  # target steps saved so far over plain decoding (negative: lost), by the fixed costs
     # one raw log-probability per token in ``out``, and the token's text, when the request asks for them
     logprobs: list[float] | None = None
     token_texts: list[str] | None = None

@@ -5,7 +5,11 @@ measured step times, and tests drive them with plain data.
 
 - ``Drafter`` is what proposes tokens: prompt lookup (``prompt_lookup.py``) or
   a draft model's slot (``draft_model.py``).
-- ``StepCostModel`` learns how a decode step's time grows with its rows.
+- ``StepCostModel`` learns how a decode step's time grows with its rows (a
+  live measurement, for reports: the doctor, the benches).
+- ``SpeculationCosts`` is what draft lengths are decided by: the costs fixed
+  once per model and machine (``calibration.py``), never live timings, so the
+  same request gives the same drafts, batch shapes and tokens every run.
 - ``choose_draft_length`` picks the draft length that maximises expected
   tokens per unit of time, or 0 when drafting would not pay.
 - ``Acceptance`` tracks a sequence's recent per-token acceptance rate, and
@@ -26,6 +30,7 @@ __all__ = [
     "Acceptance",
     "AcceptanceByMatch",
     "Drafter",
+    "SpeculationCosts",
     "StepCostModel",
     "accept_or_resample",
     "choose_draft_length",
@@ -68,6 +73,35 @@ def choose_draft_length(alpha: float, extra_row_cost: float, k_max: int, min_gai
         if gain > best_gain:
             best_k, best_gain = k, gain
     return best_k if best_gain >= min_gain else 0
+
+
+@dataclass(frozen=True)
+class SpeculationCosts:
+    """What speculation costs, in one-row target steps, fixed when the engine starts.
+
+    ``extra_row_cost``: one more row in a target step. ``draft_cost``: one draft-model
+    decode step (0 without a draft model). ``draft_prefill_cost``: one prompt token
+    prefilled by the draft model. ``quantized`` rounds them to a grid of 1/40, so
+    that calibrations a little apart give the same decisions (and a stored one
+    reads back exactly).
+    """
+
+    extra_row_cost: float
+    draft_cost: float = 0.0
+    draft_prefill_cost: float = 0.0
+
+    _GRID = 40
+
+    def quantized(self) -> SpeculationCosts:
+        def q(x: float) -> float:
+            return max(round(x * self._GRID), 1) / self._GRID if x > 0 else 0.0
+
+        return SpeculationCosts(q(self.extra_row_cost), q(self.draft_cost), q(self.draft_prefill_cost))
+
+    def gain(self, alpha: float, k: int, *, drafted_by_model: bool) -> float:
+        """Expected speed over plain decoding of one verify step with ``k`` drafts at acceptance ``alpha``."""
+        per_token = self.extra_row_cost + (self.draft_cost if drafted_by_model else 0.0)
+        return expected_tokens(alpha, k) / (1.0 + per_token * k)
 
 
 class StepCostModel:

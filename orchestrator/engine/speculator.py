@@ -16,12 +16,15 @@ from orchestrator.engine.ledger import KVLedger
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
 from orchestrator.engine.prompt_lookup import PromptLookupDrafter
 from orchestrator.engine.sequence import Job, Sequence
+from orchestrator.engine.calibration import load_costs, machine_busy, save_costs
 from orchestrator.engine.speculative import (
     Acceptance,
+    SpeculationCosts,
     StepCostModel,
     accept_or_resample,
     choose_draft_length,
 )
+from orchestrator.models.variants import Machine
 from orchestrator.models.weight_choice import StepCosts
 
 __all__ = ["Speculator"]
@@ -30,17 +33,22 @@ log = logging.getLogger(__name__)
 
 _MAX_DRAFT = 16
 _PROBE_AFTER = 8  # steps without a draft after which one short draft re-measures acceptance
-_DRAFT_COST_PRIOR = 0.35  # a draft step / a target step, before it is measured (design card: 0.3-0.4)
+_LOSS_LIMIT = 2.0  # auto stops speculating once it is this many target steps behind plain decoding
+_DRAFT_PRIOR_RATE = 0.8  # a draft model's per-token acceptance before a request has its own
 
 
 class Speculator:
-    """Speculation for one engine: drafters, draft lengths from measured costs, verification.
+    """Speculation for one engine: drafters, draft lengths from fixed costs, verification.
 
-    ``measured``: the step times the weights tune stored for this file on this machine
-    (``orchestrator.engine.variants.measured_step_costs``). Given, the cost model starts
-    from them and the start-up calibration is skipped; without them, the first drafting
-    step times a 1-row and an 8-row step (``_calibrate``). Either way, live steps then
-    keep refining the fit.
+    Draft lengths depend only on acceptance so far and on ``SpeculationCosts`` fixed
+    before the first draft, never on live timings: the same request gets the same
+    drafts, so the same batch shapes and the same tokens, in every run. The costs come
+    from ``calibration.py`` (stored per model pair and machine), else from a short
+    measurement on first use, which is then stored. ``measured``: the step times the
+    weights tune stored for this file (``variants.measured_step_costs``); when given,
+    they stand in for timing the target. ``costs_key``: what the stored costs are
+    keyed by (target file, draft file, machine); None measures every time.
+    Live step times still feed ``costs`` (a ``StepCostModel``) for reports.
     """
 
     def __init__(
@@ -56,6 +64,7 @@ class Speculator:
         draft_model: DraftModel | None,
         draft_error: str | None,
         measured: StepCosts | None = None,
+        costs_key: tuple[str, str, Machine] | None = None,
     ) -> None:
         self._ctx = ctx
         self._model = model
@@ -66,13 +75,14 @@ class Speculator:
         self._draft_length = draft_length
         self.draft_model = draft_model
         self.draft_error = draft_error
+        self._measured = measured
+        self._costs_key = costs_key
+        self._fixed: SpeculationCosts | None = None
         self._costs = StepCostModel()
-        self._calibrated = False
-        if measured is not None:  # the weights tune timed this file's steps on this machine: start from those
+        if measured is not None:  # the weights tune timed this file's steps on this machine
             self._costs = StepCostModel(prior=measured.extra_row_cost)
             for rows, seconds in sorted(measured.step_s.items()):
                 self._costs.observe(rows, seconds)
-            self._calibrated = True  # they stand in for the start-up calibration
 
     def attach(self, seq: Sequence) -> None:
         """Gives a sequence that just went live its drafters and acceptance priors.
@@ -80,9 +90,16 @@ class Speculator:
         ``prompt-lookup``: lookup only. ``draft``: the draft model only.
         ``auto``: the draft model, but where a long match in the text so far
         drafts for free (a quotation under way), lookup; without a draft model,
-        lookup on matches of 3 tokens or more.
+        or where the draft model cannot win back its prompt prefill within the
+        request's tokens, lookup on matches of 3 tokens or more.
         """
         mode, auto = seq.job.spec_mode, seq.job.request.speculative == "auto"
+        if mode is None:
+            return
+        costs = self.fixed_costs()
+        if mode == "draft" and auto and not self._draft_pays(seq, costs):
+            mode = seq.job.spec_mode = "prompt-lookup"
+            seq.job.spec_note = "auto: lookup only, the draft model's prompt prefill would cost more than it saves"
         if mode == "prompt-lookup" or (mode == "draft" and auto):
             # auto drafts from the prompt only where 3 tokens repeat: a 1-token match in free
             # text is rarely accepted, and a rejected row costs 0.5-0.8 of a step here on Q4_1
@@ -90,20 +107,39 @@ class Speculator:
         if mode == "draft" and self.draft_model is not None:
             seq.drafter = self.draft_model.slot()
             # a draft model of the same family usually agrees with its target
-            seq.acceptance = Acceptance(prior_rate=0.8)
+            seq.acceptance = Acceptance(prior_rate=_DRAFT_PRIOR_RATE)
         if seq.drafter is None:  # lookup's own mode, or every draft slot taken
             seq.drafter = seq.lookup
 
+    def _draft_pays(self, seq: Sequence, costs: SpeculationCosts) -> bool:
+        """Whether the draft model, at its prior acceptance, saves more target steps than its prefill costs."""
+        k = choose_draft_length(_DRAFT_PRIOR_RATE, costs.extra_row_cost + costs.draft_cost, _MAX_DRAFT)
+        if k == 0:
+            return False
+        gain = costs.gain(_DRAFT_PRIOR_RATE, k, drafted_by_model=True)
+        saved = seq.job.max_tokens * (1.0 - 1.0 / gain)  # in one-row target steps
+        return saved > len(seq.job.prompt) * costs.draft_prefill_cost
+
     @property
     def costs(self) -> StepCostModel:
+        """Step times as measured live (for reports; decisions use ``fixed_costs``)."""
         return self._costs
 
     def observe_step(self, rows: int, seconds: float) -> None:
         self._costs.observe(rows, seconds)
 
-    def ensure_calibrated(self) -> None:
-        if not self._calibrated:
-            self._calibrate()
+    def fixed_costs(self) -> SpeculationCosts:
+        """The costs draft lengths are decided by: stored, else measured now (once per engine) and stored."""
+        if self._fixed is None:
+            stored = load_costs(*self._costs_key) if self._costs_key is not None else None
+            self._fixed = stored or self._calibrate()
+            if stored is None and self._costs_key is not None:
+                if machine_busy():  # contended timings would be kept for every later engine: this one only
+                    log.info("speculation costs measured under load; not stored, the next engine measures again")
+                else:
+                    save_costs(*self._costs_key, self._fixed)
+            log.debug("speculation costs: %s", self._fixed)
+        return self._fixed
 
     def close(self) -> None:
         if self.draft_model is not None:
@@ -122,18 +158,39 @@ class Speculator:
             return ("draft" if self.draft_model is not None else "prompt-lookup"), None
         return asked, None
 
-    def _calibrate(self) -> None:
-        """Times one 1-row and one 8-row step once, so the first drafts already know what rows cost."""
+    def _calibrate(self) -> SpeculationCosts:
+        """Times target and draft steps side by side (best of 3), so their ratios share one moment's load.
+
+        The cost of one more row comes from the weights tune when it timed this file on an idle
+        machine, else from the 1-row and 8-row steps timed here.
+        """
+        best = {"t1": float("inf"), "t8": float("inf"), "d1": float("inf"), "d32": float("inf")}
+        for _ in range(3):
+            best["t1"] = min(best["t1"], self._time_target(1))
+            best["t8"] = min(best["t8"], self._time_target(8))
+            if self.draft_model is not None:
+                best["d1"] = min(best["d1"], self.draft_model.time_step(1))
+                best["d32"] = min(best["d32"], self.draft_model.time_step(32) / 32)
+        for rows in (1, 8):
+            self._costs.observe(rows, best[f"t{rows}"])
+        one_row = best["t1"]
+        if self._measured is not None:
+            extra = self._measured.extra_row_cost
+        else:
+            extra = StepCosts(step_s={1: best["t1"], 8: best["t8"]}).extra_row_cost
+        if self.draft_model is None:
+            return SpeculationCosts(extra).quantized()
+        return SpeculationCosts(extra, best["d1"] / one_row, best["d32"] / one_row).quantized()
+
+    def _time_target(self, rows: int) -> float:
         slot = self._scratch
-        for rows in (1, 8, 1, 8):
-            self._batch.clear()
-            self._batch.add([self._model.bos if self._model.bos >= 0 else 0] * rows, 0, slot, True, logits_all=True)
-            start = time.perf_counter()
-            self._ctx.decode(self._batch)
-            self._costs.observe(rows, time.perf_counter() - start)
-            self._ctx.seq_rm(slot)
-        self._calibrated = True
-        log.debug("one more row costs %.2f of a one-row step", self._costs.extra_row_cost())
+        self._batch.clear()
+        self._batch.add([self._model.bos if self._model.bos >= 0 else 0] * rows, 0, slot, True, logits_all=True)
+        start = time.perf_counter()
+        self._ctx.decode(self._batch)
+        spent = time.perf_counter() - start
+        self._ctx.seq_rm(slot)
+        return spent
 
     def draft(self, seq: Sequence, spare: int) -> list[int]:
         """Tokens to verify after ``seq``'s pending one: as many as pay off, as room allows."""
@@ -141,7 +198,8 @@ class Speculator:
         room = min(spare, seq.job.max_tokens - len(seq.out) - 1, self.max_positions - seq.n_past - 2, _MAX_DRAFT)
         if room <= 0:
             return []
-        per_token = self._costs.extra_row_cost()
+        costs = self.fixed_costs()
+        per_token = costs.extra_row_cost
         history = seq.job.prompt + seq.out
         # look first: lookup drafts are free, and the match's length says how far to trust them
         if seq.lookup is not None:
@@ -157,9 +215,7 @@ class Speculator:
                 seq.draft_group = group
                 return found.tokens[:k]
         # a draft model: choose the length first, since each drafted token costs a draft step
-        one_row = self._costs.one_row_seconds()
-        spent = self.draft_model.seconds_per_token if self.draft_model is not None else None
-        per_token += spent / one_row if spent and one_row else _DRAFT_COST_PRIOR
+        per_token += costs.draft_cost
         seq.draft_group = seq.acceptance
         k = min(self._draft_length_for(seq, seq.acceptance, per_token), room)
         return seq.drafter.propose(history, k) if k > 0 else []
@@ -175,6 +231,28 @@ class Speculator:
             return 0
         seq.idle_draft_steps = 0
         return 2  # a short probe: acceptance may have come back (e.g. the text started quoting)
+
+    def _stop_if_losing(self, seq: Sequence, drafted: int, kept: int) -> None:
+        """auto: speculation off for the rest of the request once it has cost more target steps than it saved.
+
+        Counted in one-row target steps by the fixed costs (not by clocks, so the same request
+        stops at the same token every run): a verify step with ``drafted`` drafts costs
+        1 + rows and draft steps, and yields ``kept`` tokens where plain decoding yields 1 per step.
+        """
+        costs = self.fixed_costs()
+        by_model = seq.draft_group is seq.acceptance
+        per_token = costs.extra_row_cost + (costs.draft_cost if by_model else 0.0)
+        seq.spec_balance += kept - (1.0 + per_token * drafted)
+        if seq.spec_balance >= -_LOSS_LIMIT:
+            return
+        if seq.drafter is not None:
+            seq.drafter.close()
+        seq.drafter = seq.lookup = None
+        seq.job.spec_note = (
+            f"auto: speculation off after {seq.target_steps} steps, "
+            f"{-seq.spec_balance:.1f} target steps behind plain decoding"
+        )
+        log.debug("%s", seq.job.spec_note)
 
     def verify(self, seq: Sequence, fed: list[int], draft: list[int], last_idx: int) -> None:
         """Keeps the drafted tokens the target accepts, plus one token of its own.
@@ -215,6 +293,8 @@ class Speculator:
         if seq.draft_group is not None:
             seq.draft_group.update(len(draft), kept - 1)
         seq.target_steps += 1
+        if draft and seq.job.request.speculative == "auto":
+            self._stop_if_losing(seq, len(draft), kept)
         # every verified row holds the target's raw logits, so accepted draft tokens get logprobs too
         for i, token in enumerate(chosen):
             logprob = sampler.logprob(self._ctx, first_idx + i, token) if seq.logprobs is not None else None

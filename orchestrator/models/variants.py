@@ -52,6 +52,7 @@ __all__ = [
     "variant_path",
     "variants_dir",
     "weights_override",
+    "write_atomic",
 ]
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ def _read_record(path: Path, name: str, machine: Machine) -> TuneRecord | None:
 def save_record(record: TuneRecord, cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Writes the record atomically; returns its path."""
     path = record_path(record.model, record.shipped_sha256, record.machine, cache_dir)
-    _write_atomic(path, record.model_dump_json(indent=1).encode())
+    write_atomic(path, record.model_dump_json(indent=1).encode())
     return path
 
 
@@ -219,7 +220,7 @@ def trust_variant(path: Path) -> str:
     digest = _hash_file(path)
     st = path.stat()
     record = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    _write_atomic(_sidecar(path), json.dumps(record).encode())
+    write_atomic(_sidecar(path), json.dumps(record).encode())
     return digest
 
 
@@ -276,7 +277,8 @@ def _hash_file(path: Path) -> str:
     return hasher.hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` through a temporary file and a rename: readers see all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

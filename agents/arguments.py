@@ -1,0 +1,224 @@
+"""Arguments filled field by field: each field's grounded candidates scored by the model, then assigned.
+
+For the chosen tool, every field with candidates (``agents.candidates``) becomes one
+``ScoreTexts``: the context, the reply written up to the field's key
+(``{"calls": [{"name": "t", "arguments": {"field":``), and one continuation per candidate, the
+value and the character that ends it. All fields are scored at once (independently of one
+another), so a call costs two rounds however many fields it has.
+
+``assign`` then picks values:
+
+1. each field's candidates get softmax probabilities from their log-likelihoods;
+2. each candidate's score weighs its log-likelihood with what it is (a name, a quoted text, a
+   number, a digit string for a field that is no id, ...: ``candidate_features``, weights fit on
+   labelled fields); the required fields take the candidates that together score best, with a
+   bonus for each pair of fields whose values the request writes in the schema's order (a=2, b=3,
+   c=-4; from London to Edinburgh), never giving a value twice unless the request writes it twice;
+3. an optional field is written only when ``include`` (a calibrated model of whether writing it is
+   right, on features of its best candidate) says more likely than not; otherwise it is left out,
+   so it takes its default;
+4. a required field without candidates (nothing in the request fits) is reported as missing:
+   ``agents.decide`` has the model write it under the field's grammar instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.calibration import Logistic, softmax
+from agents.candidates import Candidate, field_candidates
+from agents.scoring import CALL_PREFIX, ScoreTexts, Scored
+from orchestrator.types import ChatMessage
+
+__all__ = ["JOINT_LIMIT", "JOINT_TOP", "OPTIONAL_FEATURES", "VALUE_FEATURES", "FieldChoice", "arguments_prefix", "assign", "candidate_features", "field_requests", "optional_features"]
+
+JOINT_TOP = 5
+JOINT_LIMIT = 20_000
+OPTIONAL_FEATURES = ("bias_bool", "bool_margin", "enum_said", "unused_number", "best_p", "best_lp_mean", "spoken", "is_default",
+                     "described", "unused_spoken")
+VALUE_FEATURES = ("lp", "lp_mean", "digits_string", "described", "src_number", "src_quoted", "src_name", "src_chunk", "src_word",
+                  "src_enum", "src_bool", "src_currency", "src_date", "src_list", "src_default", "src_fallback")
+
+
+@dataclass
+class FieldChoice:
+    """What was decided for one field: its candidates, their probabilities, the pick (index or None)."""
+
+    name: str
+    required: bool
+    candidates: list[Candidate]
+    scores: list[Scored] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)
+    pick: int | None = None
+    include_p: float | None = None  # optional fields: P(writing it is right)
+
+    @property
+    def value(self) -> Any:
+        return None if self.pick is None else self.candidates[self.pick].value
+
+    @property
+    def prob(self) -> float:
+        return self.probs[self.pick] if self.pick is not None and self.probs else 0.0
+
+
+def arguments_prefix(tool_name: str, field_name: str | None = None) -> str:
+    """The reply written up to a field's key (or up to the arguments' opening brace)."""
+    head = f'{CALL_PREFIX} {json.dumps(tool_name)}, "arguments": {{'
+    return head if field_name is None else f"{head}{json.dumps(field_name)}:"
+
+
+def _ending(parameters: Mapping[str, Any], name: str) -> str:
+    """What follows a field's value: a comma, or the closing brace after the schema's last field."""
+    props = list(parameters.get("properties", {}))
+    return "}" if props and props[-1] == name else ","
+
+
+def field_requests(messages: tuple[ChatMessage, ...], tool_name: str, parameters: Mapping[str, Any],
+                   texts: Sequence[str]) -> tuple[list[FieldChoice], list[ScoreTexts]]:
+    """One ``FieldChoice`` per field, and a ``ScoreTexts`` for each field that has candidates."""
+    required = set(parameters.get("required", ()))
+    choices, requests = [], []
+    for name, schema in parameters.get("properties", {}).items():
+        candidates = field_candidates(name, schema, texts)
+        choices.append(FieldChoice(name, name in required, candidates))
+        if candidates:
+            end = _ending(parameters, name)
+            continuations = tuple(" " + json.dumps(c.value, ensure_ascii=False) + end for c in candidates)
+            requests.append(ScoreTexts(messages, arguments_prefix(tool_name, name), continuations))
+    return choices, requests
+
+
+def optional_features(choice: FieldChoice, schema: Mapping[str, Any], used: set[str], texts: Sequence[str]) -> dict[str, float]:
+    """Features of writing an optional field with its best candidate (see ``OPTIONAL_FEATURES``)."""
+    best = max(range(len(choice.candidates)), key=lambda i: choice.probs[i]) if choice.candidates else None
+    out = {k: 0.0 for k in OPTIONAL_FEATURES}
+    if best is None:
+        return out
+    cand = choice.candidates[best]
+    out["best_p"] = choice.probs[best]
+    out["best_lp_mean"] = choice.scores[best].logprob / max(1, choice.scores[best].tokens)
+    if schema.get("type") == "boolean" or cand.source == "bool":
+        out["bias_bool"] = 1.0
+        by_value = {c.value: s.logprob for c, s in zip(choice.candidates, choice.scores)}
+        default = schema.get("default", False)
+        other = not default if isinstance(default, bool) else True
+        out["bool_margin"] = by_value.get(other, 0.0) - by_value.get(not other, 0.0)
+    lowered = " ".join(texts).lower()
+    out["enum_said"] = float(cand.source == "enum" and isinstance(cand.value, str) and cand.value.lower() in lowered)
+    out["unused_number"] = float(cand.source == "number" and _key(cand.value) not in used)
+    out["spoken"] = float(cand.source in ("quoted", "name", "date", "currency", "list"))
+    out["is_default"] = float("default" in schema and cand.value == schema["default"])
+    out["described"] = float(isinstance(cand.value, str) and len(cand.value) > 1 and cand.value.lower() in str(schema.get("description", "")).lower())
+    out["unused_spoken"] = float(out["spoken"] and _key(cand.value) not in used)
+    return out
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+_ID_WORDS = ("id", "number", "code", "year", "zip", "phone", "version", "date", "time", "num", "no")
+
+
+def candidate_features(choice: FieldChoice, i: int, schema: Mapping[str, Any], text: str) -> dict[str, float]:
+    """Features of one candidate of a field (see ``VALUE_FEATURES``); ``text`` is the conversation, lower-case."""
+    cand, scored = choice.candidates[i], choice.scores[i]
+    value = cand.value
+    out = {"lp": scored.logprob, "lp_mean": scored.logprob / max(1, scored.tokens), f"src_{cand.source}": 1.0}
+    if isinstance(value, str):
+        words = choice.name.lower().replace("_", " ").split()
+        out["digits_string"] = float(value.replace(".", "").replace("-", "").isdigit() and not any(w in _ID_WORDS for w in words))
+        out["described"] = float(len(value) > 1 and value.lower() in str(schema.get("description", "")).lower())
+    return out
+
+
+def _position(value: Any, text: str) -> int | None:
+    """Where a value is first written in the text (a character index), or None."""
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        return None
+    shown = value.lower() if isinstance(value, str) else (str(int(value)) if float(value) == int(value) else str(value))
+    at = text.find(shown)
+    return None if at < 0 else at
+
+
+def _joint(fields: list[FieldChoice], scores: list[list[float]], text: str, order_bonus: float) -> list[int]:
+    """The candidates of the required fields that together score best: each field's score, plus
+    ``order_bonus`` for every pair of fields whose values are written in the schema's order, and no
+    value given twice unless the text writes it twice. Top ``JOINT_TOP`` candidates per field."""
+    tops = [sorted(range(len(s)), key=lambda i: -s[i])[:JOINT_TOP] for s in scores]
+    positions = [[_position(f.candidates[i].value, text) for i in range(len(f.candidates))] for f in fields]
+    best: tuple[float, list[int]] = (-math.inf, [t[0] for t in tops])
+
+    def walk(k: int, picked: list[int], total: float) -> None:
+        nonlocal best
+        if k == len(fields):
+            if total > best[0]:
+                best = (total, list(picked))
+            return
+        for i in tops[k]:
+            value = fields[k].candidates[i].value
+            repeats = sum(1 for j, f in zip(picked, fields) if _key(f.candidates[j].value) == _key(value))
+            if repeats >= max(1, _times_written(value, text)):
+                continue
+            bonus = sum(order_bonus for j, f in enumerate(fields[:k]) if _before(positions[j][picked[j]], positions[k][i]))
+            walk(k + 1, [*picked, i], total + scores[k][i] + bonus)
+
+    if math.prod(len(t) for t in tops) <= JOINT_LIMIT:
+        walk(0, [], 0.0)
+    return best[1]
+
+
+def _before(a: int | None, b: int | None) -> bool:
+    return a is not None and b is not None and a < b
+
+
+def assign(choices: list[FieldChoice], results: Sequence[Sequence[Scored]], parameters: Mapping[str, Any],
+           texts: Sequence[str], include: Logistic, weights: Mapping[str, float] | None = None,
+           order_bonus: float = 0.0) -> tuple[dict[str, Any], list[str]]:
+    """(the arguments chosen, the required fields with no candidate). Fills in each choice's
+    scores, probabilities, pick and (optional fields) ``include_p``."""
+    weights = weights or {"lp": 1.0}
+    scored = iter(results)
+    text = " ".join(texts).lower()
+    values: dict[str, list[float]] = {}
+    for choice in choices:
+        if choice.candidates:
+            choice.scores = list(next(scored))
+            schema = parameters["properties"][choice.name]
+            values[choice.name] = [sum(w * f.get(k, 0.0) for k, w in weights.items())
+                                   for f in (candidate_features(choice, i, schema, text) for i in range(len(choice.candidates)))]
+            choice.probs = softmax(values[choice.name])
+    arguments: dict[str, Any] = {}
+    missing = [c.name for c in choices if c.required and not c.candidates]
+    required = [c for c in choices if c.required and c.candidates]
+    for choice, pick in zip(required, _joint(required, [values[c.name] for c in required], text, order_bonus)):
+        choice.pick = pick
+        arguments[choice.name] = choice.value
+    used = {_key(c.value) for c in required}
+    for choice in choices:
+        if choice.required or not choice.candidates:
+            continue
+        schema = parameters["properties"][choice.name]
+        features = optional_features(choice, schema, used, texts)
+        choice.include_p = include(features)
+        best = max(range(len(choice.candidates)), key=lambda i: choice.probs[i])
+        if choice.include_p > 0.5:
+            choice.pick = best
+            arguments[choice.name] = choice.value
+    order = list(parameters.get("properties", {}))
+    return {k: arguments[k] for k in order if k in arguments}, missing
+
+
+def _times_written(value: Any, text: str) -> int:
+    if isinstance(value, bool) or value is None:
+        return 99  # true/false/null are not spans of the request
+    if isinstance(value, (int, float)):
+        shown = str(int(value)) if float(value) == int(value) else str(value)
+        return max(1, text.count(shown))
+    if isinstance(value, str):
+        return max(1, text.count(value.lower()))
+    return 1

@@ -1,0 +1,303 @@
+"""Grounded candidates for each argument of a tool call: the values a field could take, from the conversation.
+
+A small model picks a value far better than it writes one: choosing among ``10``, ``5`` and
+``"units"`` it rarely copies an example or invents a span. ``field_candidates`` lists, for one
+field of a tool's schema, what the texts (the request, tool results) offer for it:
+
+- integers / numbers: the numbers written, read as people write them (``2,000,000``, ``6cm``,
+  ``1e-9``, ``5%`` also as ``0.05``, ``213 million``, ``19th``, the words ``one`` to ``twenty``,
+  ``thirty`` ... ``ninety``, ``a dozen``), within the field's bounds; integers only for an integer;
+- booleans: ``true`` and ``false``;
+- enums: the enum's values (those the text mentions first);
+- strings: quoted text whole, names (runs of capitalised words, "of"/"the" inside them), the
+  chunks between stop words and punctuation, single content words; for a currency field the ISO
+  codes of the currencies named (``agents.codes``), for a date field the dates written, in the
+  layout its description asks for; capped at ``MAX_STRING_CANDIDATES``, best first;
+- arrays of scalars: the bracketed lists written (``[1, 2, 3]``), every number of the text in
+  order, and the names listed with commas / "and";
+- a field's ``default``, when it has one, is a candidate too; a number field with nothing written
+  for it gets ``FALLBACK_NUMBERS`` (``"next month"``: 1), for the model to choose among.
+
+Nothing here calls a model: ``agents.arguments`` scores the candidates with one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agents.codes import currencies, date_format, dates, is_currency_field, is_date_field, write_date
+
+__all__ = ["FALLBACK_NUMBERS", "MAX_SPAN_WORDS", "MAX_STRING_CANDIDATES", "Candidate", "field_candidates", "numbers", "quoted", "string_spans"]
+
+MAX_STRING_CANDIDATES = 16
+FALLBACK_NUMBERS = (1, 0, 2, 10)
+MAX_SPAN_WORDS = 6
+
+_NUMBER = re.compile(
+    r"(?<![\w.])(?P<sign>-)?[$€£¥]?(?P<int>\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?P<frac>\.\d+)?(?:[eE](?P<exp>[-+]?\d+))?"
+    r"(?P<pct>\s?%)?(?:\s*(?P<mult>thousand|million|billion|trillion)\b|(?P<suffix>[kKMB])(?![\w]))?",
+    re.IGNORECASE,
+)
+_MULTIPLIERS = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12, "k": 10**3, "m": 10**6, "b": 10**9}
+_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+          "sixteen seventeen eighteen nineteen twenty").split()
+_WORD_NUMBERS = {w: i for i, w in enumerate(_UNITS)}
+_WORD_NUMBERS.update({w: 10 * i for i, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)})
+_WORD_NUMBERS.update({"dozen": 12, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "tenth": 10, "once": 1, "twice": 2})
+_STOP = frozenset(
+    "a an the of in on at to for from by with and or is are was were be been what which who whom whose how when where why "
+    "that this these those it its i me my we our you your he she they them their can could would will shall should may "
+    "might must do does did please find get give tell show calculate compute using use based given about into than then "
+    "there here as if not no all any some each per between after before under over near within around during including "
+    "without having like want need know much many more most also only just has have had let".split()
+)
+_NAME_GLUE = frozenset(["of", "the", "de", "v.", "v", "&", "la", "le", "von", "van", "del"])
+_EDGE = "\"'`.,;:!?()[]{}<>«»“”‘’"
+_QUOTED = re.compile(r"\"([^\"]{1,200})\"|“([^”]{1,200})”|(?<![\w])'([^']{1,200})'(?![\w])")
+_BRACKETS = re.compile(r"\[([^\[\]]{1,400})\]")
+_ITEM = r"(?:-?[$€£]?\d[\d.]*|[A-Z][\w'-]*(?: [A-Z][\w'-]*){0,3})"
+_LISTED = re.compile(rf"{_ITEM}(?:\s*,\s*{_ITEM})*(?:,?\s+and\s+{_ITEM}|(?:\s*,\s*{_ITEM}))")  # A, B and C; 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A value for a field and where it came from (``"number"``, ``"quoted"``, ``"name"``, ``"chunk"``,
+    ``"word"``, ``"enum"``, ``"bool"``, ``"currency"``, ``"date"``, ``"list"``, ``"default"``, ``"fallback"``)."""
+
+    value: Any
+    source: str
+
+    @property
+    def json(self) -> str:
+        return json.dumps(self.value, ensure_ascii=False)
+
+
+def numbers(texts: Iterable[str]) -> list[int | float]:
+    """The numbers the texts write, first written first (see the module docstring for the forms read)."""
+    out: dict[Any, None] = {}
+    for text in texts:
+        for m in _NUMBER.finditer(text):
+            groups = m.group("int").split(",")
+            if len(groups) > 1 and not any(g.startswith("0") for g in groups[1:]):  # "200,300": a list, or 200300
+                for g in groups:
+                    _add(out, float(g))
+            digits = m.group("int").replace(",", "") + (m.group("frac") or "")
+            value: float = float(digits) * 10 ** int(m.group("exp") or 0)
+            value = -value if m.group("sign") else value
+            if m.group("mult") or m.group("suffix"):
+                _add(out, value)
+                value *= _MULTIPLIERS[(m.group("mult") or m.group("suffix")).lower()]
+            _add(out, value)
+            if m.group("pct"):
+                _add(out, value / 100)
+        for word in re.findall(r"[a-z]+", text.casefold()):
+            if word in _WORD_NUMBERS:
+                _add(out, _WORD_NUMBERS[word])
+    return list(out)
+
+
+def _add(out: dict[Any, None], value: float) -> None:
+    value = round(value, 12)
+    number: int | float = int(value) if value == int(value) and abs(value) < 1e15 else value
+    if number not in out:
+        out[number] = None
+
+
+def quoted(texts: Iterable[str]) -> list[str]:
+    """Text written between quotes, whole."""
+    out: dict[str, None] = {}
+    for text in texts:
+        for m in _QUOTED.finditer(text):
+            value = next(g for g in m.groups() if g is not None).strip()
+            if value:
+                out.setdefault(value)
+    return list(out)
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+def _clean(span: str) -> str:
+    span = span.strip(_EDGE)
+    return span[:-2] if span.endswith(("'s", "’s")) else span
+
+
+def string_spans(texts: Iterable[str]) -> list[tuple[str, str]]:
+    """``(span, source)`` pairs, best kinds first: names, chunks between stop words, single words."""
+    names: dict[str, None] = {}
+    chunks: dict[str, None] = {}
+    words: dict[str, None] = {}
+    for text in texts:
+        tokens = _words(text)
+        # names: runs of capitalised words, "of"/"the"/... allowed inside (Bank of America)
+        run: list[str] = []
+        for i, token in enumerate(tokens):
+            bare = token.strip(_EDGE)
+            article = bare == "The" and i + 1 < len(tokens) and tokens[i + 1][:1].isupper()
+            starts = bare[:1].isupper() and (bool(run) or article or bare.lower() not in _STOP)
+            glue = bool(run) and bare.lower() in _NAME_GLUE and i + 1 < len(tokens) and tokens[i + 1][:1].isupper()
+            if starts or glue or (run and bare[:1].isdigit()):
+                run.append(token)
+                if token.rstrip(_EDGE) != token and not token.endswith("v."):  # punctuation ends a name
+                    _flush(run, names)
+                    run = []
+            else:
+                _flush(run, names)
+                run = []
+        _flush(run, names)
+        # chunks: maximal runs without stop words or punctuation inside
+        chunk: list[str] = []
+        for token in [*tokens, "."]:
+            bare = token.strip(_EDGE)
+            if bare and bare.lower() not in _STOP:
+                chunk.append(bare)
+                if bare != token.rstrip(_EDGE) or token[-1:] in ",.;:?!)\"'":
+                    _flush(chunk, chunks)
+                    chunk = []
+                continue
+            _flush(chunk, chunks)
+            chunk = []
+        for token in tokens:
+            bare = _clean(token)
+            if bare and bare.lower() not in _STOP:
+                words.setdefault(bare)
+    pairs = _name_pairs(texts, names)
+    extra = {n[4:]: None for n in names if n.startswith("The ")}
+    out: dict[str, str] = {}
+    for source, pool in (("name", names), ("name", pairs), ("name", extra), ("chunk", chunks), ("word", words)):
+        for span in pool:
+            out.setdefault(span, source)
+    return list(out.items())
+
+
+def _name_pairs(texts: Iterable[str], names: dict[str, None]) -> dict[str, None]:
+    """Two names written "A, B" (a city and its state: "Boston, MA", "Denver, Colorado")."""
+    out: dict[str, None] = {}
+    for text in texts:
+        for a in names:
+            for b in names:
+                if a != b and f"{a}, {b}" in text:
+                    out.setdefault(f"{a}, {b}")
+    return out
+
+
+def _flush(run: list[str], into: dict[str, None]) -> None:
+    while run and _clean(run[-1]).lower() in _NAME_GLUE:
+        run.pop()
+    if not run or len(run) > MAX_SPAN_WORDS:
+        return
+    span = _clean(" ".join(run))
+    if span and not span.replace(".", "").replace(",", "").isdigit():
+        into.setdefault(span)
+
+
+def field_candidates(name: str, schema: Mapping[str, Any], texts: Sequence[str]) -> list[Candidate]:
+    """The candidates for one field (see the module docstring), without repeats, best kinds first."""
+    schema = _plain(schema)
+    out: list[Candidate] = []
+    kind = schema.get("type")
+    if "enum" in schema:
+        said = [v for v in schema["enum"] if isinstance(v, str) and any(v.lower() in t.lower() for t in texts)]
+        out += [Candidate(v, "enum") for v in said + [v for v in schema["enum"] if v not in said]]
+    elif kind == "boolean":
+        out += [Candidate(True, "bool"), Candidate(False, "bool")]
+    elif kind in ("integer", "number"):
+        for n in numbers(texts):
+            if (kind == "number" or isinstance(n, int)) and _within(n, schema):
+                out.append(Candidate(n, "number"))
+        if not out:  # nothing written fits ("next month"): the model picks among the usual small values
+            out += [Candidate(n, "fallback") for n in FALLBACK_NUMBERS if _within(n, schema)]
+    elif kind == "string":
+        out += _string_candidates(name, schema, texts)
+    elif kind == "array" and isinstance(schema.get("items"), Mapping):
+        out += _list_candidates(name, _plain(schema["items"]), texts)
+    if "default" in schema and _fits(schema["default"], kind):
+        out.append(Candidate(schema["default"], "default"))
+    seen: set[str] = set()
+    unique = []
+    for c in out:
+        if c.json not in seen:
+            seen.add(c.json)
+            unique.append(c)
+    return unique
+
+
+def _string_candidates(name: str, schema: Mapping[str, Any], texts: Sequence[str]) -> list[Candidate]:
+    out: list[Candidate] = []
+    text = " ".join(texts)
+    if is_currency_field(name, schema):
+        out += [Candidate(code, "currency") for code in currencies(text)]
+    if is_date_field(name, schema):
+        layout = date_format(str(schema.get("description", "")))
+        for d in dates(text):
+            for form in dict.fromkeys([write_date(d, layout), write_date(d)]):
+                if form:
+                    out.append(Candidate(form, "date"))
+    out += [Candidate(q, "quoted") for q in quoted(texts)]
+    lo, hi = schema.get("minLength", 1), schema.get("maxLength", 10**6)
+    out += [Candidate(s, source) for s, source in string_spans(texts) if lo <= len(s) <= hi]
+    return out[:MAX_STRING_CANDIDATES]
+
+
+def _list_candidates(name: str, items: Mapping[str, Any], texts: Sequence[str]) -> list[Candidate]:
+    out: list[Candidate] = []
+    kind = items.get("type")
+    groups: list[str] = []  # what the texts write as lists: [1, 2, 3]; 12, 24, 36; A, B and C
+    for text in texts:
+        groups += [m.group(1) for m in _BRACKETS.finditer(text)]
+        groups += [m.group(0) for m in _LISTED.finditer(text)]
+    for group in groups:
+        parts = [p.strip().strip(_EDGE) for p in re.split(r",|\band\b", group)]
+        parts = [p for p in parts if p]
+        if kind in ("integer", "number"):
+            values = [numbers([p]) for p in parts]
+            if values and all(len(v) >= 1 for v in values):
+                firsts = [v[0] for v in values]
+                if kind == "integer" and all(isinstance(v, int) for v in firsts):
+                    out.append(Candidate(firsts, "list"))
+                elif kind == "number":  # written as floats: a list of numbers holds floats (BFCL checks items)
+                    out.append(Candidate([float(v) for v in firsts], "list"))
+        elif kind == "string" and len(parts) > 1:
+            out.append(Candidate(parts, "list"))
+    if kind in ("integer", "number"):
+        values = [n for n in numbers(texts) if kind == "number" or isinstance(n, int)]
+        values = values if kind == "integer" else [float(v) for v in values]
+        if values:
+            out.append(Candidate(values, "list"))
+        out += [Candidate(values[i:i + 2], "list") for i in range(len(values) - 1)]  # from 1 to 3: [1, 3]
+    elif kind == "string":
+        names = [s for s, source in string_spans(texts) if source == "name"]
+        for group in (quoted(texts), names):
+            if group:
+                out.append(Candidate(group, "list"))
+        out += [Candidate([s], "list") for s in (quoted(texts) + names)[:4]]
+    return out
+
+
+def _plain(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``X | None`` read as X (the null branch is the field's absence, for a candidate)."""
+    if "anyOf" in schema:
+        branches = [b for b in schema["anyOf"] if b.get("type") != "null"]
+        if len(branches) == 1:
+            return {**branches[0], **{k: v for k, v in schema.items() if k != "anyOf"}}
+    return dict(schema)
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    types = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
+    expected = types.get(kind) if isinstance(kind, str) else None
+    if expected is None or value is None:
+        return False
+    return isinstance(value, expected) and not (kind in ("integer", "number") and isinstance(value, bool))
+
+
+def _within(n: float, s: Mapping[str, Any]) -> bool:
+    return not (
+        ("minimum" in s and n < s["minimum"]) or ("maximum" in s and n > s["maximum"])
+        or ("exclusiveMinimum" in s and n <= s["exclusiveMinimum"]) or ("exclusiveMaximum" in s and n >= s["exclusiveMaximum"])
+    )

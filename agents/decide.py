@@ -1,0 +1,207 @@
+"""A scored turn: which tool (or none), with which arguments, and how sure, without one free-running guess.
+
+``decide(tools, conversation)`` is a generator (``agents.scoring`` describes what it yields and
+receives) that returns a ``Decision`` in two rounds of model work:
+
+1. **Which tool.** The model scores, after the same context, ``{"calls": ...`` against
+   ``{"answer": ...`` and each tool's name as the start of a call; the request and every tool are
+   embedded. Each tool's features (``agents.choice``) are weighed by ``settings.tool_weights``;
+   the best one goes on.
+2. **Its arguments**, field by field from grounded candidates (``agents.arguments``); a required
+   field without any candidate is written by the model under its own grammar.
+
+Then two calibrated decisions (``agents.calibration.Logistic``, fit on the tuning half of BFCL):
+
+- ``relevance``: the probability that some tool fits the request, from the call/answer margin,
+  the best tool's similarity and overlap, and how well its arguments are grounded. Below
+  ``settings.call_threshold`` the turn makes no call: the agent answers (or says it cannot help);
+- ``confidence``: the probability that the call is right (tool and every argument), from the
+  tool's probability, the fields' probabilities and what had to be written freely.
+
+A no-call decision's confidence is ``1 - relevance``. The features and raw scores are kept on the
+``Decision`` (``features``, ``trace``) so that the weights can be refit from recorded runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.arguments import FieldChoice, arguments_prefix, assign, field_requests
+from agents.calibration import Logistic
+from agents.choice import choose_tool, cosine, lexical_overlap, tool_text, tool_words
+from agents.scoring import CALL_PREFIX, EmbedTexts, GenerateText, Generated, Needs, Scored, ScoreTexts, scoring_messages
+from orchestrator.types import ChatMessage
+
+__all__ = ["DEFAULT_SETTINGS", "Decision", "DecisionSettings", "ToolView", "decide"]
+
+
+@dataclass(frozen=True)
+class ToolView:
+    """What a decision needs of a tool: its name, description and normalized parameters schema."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """How a scored decision weighs its signals (see the module docstring)."""
+
+    instructions: str = "You are a helpful assistant."
+    describe_arguments: bool = True
+    examples: bool = False
+    embeddings: bool = True
+    # Fit on the tuning half of BFCL (even ids, 40 items per category) with smollm2-135m:
+    # `orchestrator bench bfcl --half tune --limit 40 --models smollm2-135m --fit W.json` (bench/_bfcl_fit.py).
+    # Tool choice, right on BFCL multiple (40 items each half) / our own 48 requests (bench/tools.py):
+    # word overlap alone 36 tuning, 36 evaluation / 38; embeddings alone 29, 22 / 32; name likelihood
+    # 22-27, 24 / 20-22; this fitted mix 37, 33 / 40.
+    tool_weights: Mapping[str, float] = field(default_factory=lambda: {
+        "name_lp": 0.0137, "name_lp_mean": 0.1921, "emb": 13.7934, "lex": 6.845
+    })
+    relevance: Logistic = Logistic({
+        "call_margin": 0.1266, "lex_best": 1.5912, "emb_best": 22.657, "name_lp_best": 0.0415,
+        "missing_share": -1.212, "field_p_min": -0.3656
+    }, -18.6866)
+    confidence: Logistic = Logistic({
+        "field_p_min": 1.854, "field_p_mean": -0.4215, "relevance": -0.9615, "missing_share": -3.058,
+        "written_lp_min": 0.6727, "lex_best": 1.7694, "emb_best": 10.3262, "field_margin_min": -0.7911,
+        "weak_sources": -1.103, "optional_written": 2.9794, "tool_margin": -0.0654,
+        "fields_required": -0.7209
+    }, -7.6095)
+    include: Logistic = Logistic({
+        "bias_bool": -0.2565, "bool_margin": 0.017, "enum_said": 1.6777, "unused_number": 2.5973,
+        "best_p": 4.9093, "best_lp_mean": 0.227, "spoken": 0.1515, "is_default": -1.6994,
+        "described": 1.6989, "unused_spoken": 2.131
+    }, -7.5675)
+    value_weights: Mapping[str, float] = field(default_factory=lambda: {
+        "lp": 0.0202, "lp_mean": 0.2915, "digits_string": -0.7673, "described": 0.2703,
+        "src_quoted": 2.2863, "src_name": 1.0611, "src_chunk": -0.2025, "src_word": -0.3417,
+        "src_date": 2.0917
+    })
+    order_bonus: float = 1.0
+    call_threshold: float = 0.69
+
+
+DEFAULT_SETTINGS = DecisionSettings()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A turn's decision: ``calls`` (empty: answer without a call), how sure, and why."""
+
+    calls: tuple[tuple[str, dict[str, Any]], ...]
+    confidence: float
+    relevance: float
+    tool: str | None  # the best tool, also when it was not called
+    features: Mapping[str, float]
+    trace: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _task(conversation: Sequence[ChatMessage]) -> str:
+    users = [m.content for m in conversation if m.role == "user"]
+    return users[-1] if users else ""
+
+
+def decide(tools: Sequence[ToolView], conversation: Sequence[ChatMessage],
+           settings: DecisionSettings = DEFAULT_SETTINGS) -> Generator[Needs, tuple[Any, ...], Decision]:
+    """Decides one turn; see the module docstring."""
+    task = _task(conversation)
+    texts = [m.content for m in conversation if m.role in ("user", "tool")]
+    messages = scoring_messages(settings.instructions, [(t.name, t.description, t.parameters) for t in tools], conversation,
+                                describe_arguments=settings.describe_arguments, examples=settings.examples)
+    # 1. which tool: call or answer, each tool's name, embeddings
+    requests: list[Any] = [ScoreTexts(messages, "", (CALL_PREFIX, '{"answer":')),
+                           ScoreTexts(messages, CALL_PREFIX, tuple(f" {json.dumps(t.name)}," for t in tools))]
+    if settings.embeddings:
+        requests.append(EmbedTexts((task, *(tool_text(t.name, t.description) for t in tools))))
+    results = yield Needs(tuple(requests))
+    (call_s, answer_s), names = results[0], results[1]
+    vectors = results[2] if settings.embeddings else None
+    per_tool = [_tool_features(t, s, task, vectors, i) for i, (t, s) in enumerate(zip(tools, names))]
+    best, probs = choose_tool(per_tool, settings.tool_weights)
+    tool = tools[best]
+    # 2. its arguments, field by field
+    choices, field_reqs = field_requests(messages, tool.name, tool.parameters, texts)
+    missing_fields = [c for c in choices if c.required and not c.candidates]
+    gen_reqs = [GenerateText(messages, arguments_prefix(tool.name, c.name) + " ", _field_grammar(tool.parameters["properties"][c.name]))
+                for c in missing_fields]
+    results2 = (yield Needs((*field_reqs, *gen_reqs))) if field_reqs or gen_reqs else ()
+    arguments, missing = assign(choices, results2[: len(field_reqs)], tool.parameters, texts, settings.include,
+                                settings.value_weights, settings.order_bonus)
+    written = _written(missing_fields, results2[len(field_reqs):], arguments)
+    features = _features(per_tool[best], probs[best], call_s, answer_s, per_tool, choices, written, len(missing))
+    relevance = settings.relevance(features)
+    features["relevance"] = relevance
+    trace = {"tools": [t.name for t in tools], "tool_features": per_tool, "tool_probs": probs,
+             "call_lp": call_s.logprob, "answer_lp": answer_s.logprob, "fields": [_field_trace(c) for c in choices],
+             "arguments": arguments}
+    if relevance < settings.call_threshold:
+        return Decision((), 1.0 - relevance, relevance, tool.name, features, trace)
+    ordered = {k: arguments[k] for k in tool.parameters.get("properties", {}) if k in arguments}
+    return Decision(((tool.name, ordered),), settings.confidence(features), relevance, tool.name, features, trace)
+
+
+def _tool_features(tool: ToolView, scored: Scored, task: str, vectors: Sequence[Sequence[float]] | None, i: int) -> dict[str, float]:
+    return {
+        "name_lp": scored.logprob,
+        "name_lp_mean": scored.logprob / max(1, scored.tokens),
+        "emb": cosine(vectors[0], vectors[i + 1]) if vectors is not None else 0.0,
+        "lex": lexical_overlap(task, tool_words(tool.name, tool.description, tool.parameters)),
+    }
+
+
+def _field_grammar(schema: Mapping[str, Any]) -> str:
+    from tools.grammar import schema_to_gbnf
+
+    return schema_to_gbnf(dict(schema), max_string_length=64, max_items=8)
+
+
+def _written(fields: Sequence[FieldChoice], results: Sequence[Generated], arguments: dict[str, Any]) -> list[float]:
+    """Puts the model-written values of fields without candidates into ``arguments``; their mean
+    log-probability per token (how sure the model was writing them)."""
+    out = []
+    for choice, gen in zip(fields, results):
+        try:
+            arguments[choice.name] = json.loads(gen.text)
+        except ValueError:
+            continue  # cut by the token limit: the call will lack it, and validation says so
+        out.append(gen.logprob / max(1, gen.tokens))
+    return out
+
+
+def _features(tool: Mapping[str, float], tool_p: float, call: Scored, answer: Scored, per_tool: Sequence[Mapping[str, float]],
+              choices: Sequence[FieldChoice], written: Sequence[float], missing: int) -> dict[str, float]:
+    required = [c for c in choices if c.required]
+    picked = [c.prob for c in required if c.pick is not None]
+    margins = [c.prob - max([p for i, p in enumerate(c.probs) if i != c.pick] or [0.0]) for c in required if c.pick is not None]
+    weak = [c for c in required if c.pick is not None and c.candidates[c.pick].source in ("word", "chunk", "fallback", "default")]
+    ranked = sorted((t["name_lp_mean"] for t in per_tool), reverse=True)
+    return {
+        "field_margin_min": min(margins) if margins else 1.0,
+        "weak_sources": float(len(weak)),
+        "optional_written": float(sum(1 for c in choices if not c.required and c.pick is not None)),
+        "tool_margin": ranked[0] - ranked[1] if len(ranked) > 1 else 0.0,
+        "call_margin": call.logprob - answer.logprob,
+        "tool_p": tool_p,
+        "name_lp_best": tool["name_lp"],
+        "emb_best": max(t["emb"] for t in per_tool),
+        "lex_best": max(t["lex"] for t in per_tool),
+        "field_p_min": min(picked) if picked else 1.0,
+        "field_p_mean": sum(picked) / len(picked) if picked else 1.0,
+        "fields_required": float(len(required)),
+        "fields_missing": float(missing),
+        "missing_share": missing / len(required) if required else 0.0,
+        "written_lp_min": min(written) if written else 0.0,
+        "n_tools": float(len(per_tool)),
+    }
+
+
+def _field_trace(choice: FieldChoice) -> dict[str, Any]:
+    return {"name": choice.name, "required": choice.required, "values": [c.value for c in choice.candidates],
+            "sources": [c.source for c in choice.candidates], "lp": [s.logprob for s in choice.scores],
+            "tokens": [s.tokens for s in choice.scores], "pick": choice.pick, "include_p": choice.include_p}

@@ -1,0 +1,285 @@
+"""Summaries, the cascade, and refitting decision weights for ``orchestrator bench bfcl``.
+
+Fitting uses the tuning half only (even id suffixes), from the decisions a run recorded:
+
+- tool choice: a conditional logit over each ``multiple`` item's tools (features centred within
+  the item and scaled, so that the weights are comparable), the expected tool as the label;
+- relevance (some tool fits): a logistic on every item's decision features, ``simple`` and
+  ``multiple`` items as positives, ``irrelevance`` as negatives; the call threshold is the one
+  that maximises the mean of the three categories' accuracies on the tuning half;
+- optional fields: a logistic on each optional field's features (``agents.arguments``) of items
+  whose tool was right, labelled 1 when BFCL needs the field and takes our value, 0 when leaving
+  it out is right;
+- confidence: a logistic on the features of the calls made, labelled by whether the call was right.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import _bfcl_data as B
+
+__all__ = ["cascade_report", "fit_settings", "load_settings", "reweigh", "save_settings", "summary"]
+
+# Not the tool's softmax probability: in BFCL every item with several tools is relevant, so a fit would
+# learn "several tools: call" (it did: a weight of -18 on tool_p), which no app's agent should inherit.
+RELEVANCE_FEATURES = ("call_margin", "lex_best", "emb_best", "name_lp_best", "missing_share", "field_p_min")
+CONFIDENCE_FEATURES = ("field_p_min", "field_p_mean", "relevance", "missing_share", "written_lp_min", "lex_best", "emb_best",
+                       "field_margin_min", "weak_sources", "optional_written", "tool_margin", "fields_required")
+MAX_ESCALATION = 0.4
+
+
+def _halves(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    return {"eval": [r for r in records if r["half"] == "eval"], "tune": [r for r in records if r["half"] == "tune"], "all": list(records)}
+
+
+def summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per half: accuracy per category and overall, calibration of the confidence, time per item."""
+    from agents.calibration import auroc, expected_calibration_error, reliability
+
+    out = {}
+    for half, rows in _halves(records).items():
+        if not rows:
+            continue
+        cats = {}
+        for category in B.CATEGORIES:
+            inside = [r for r in rows if r["category"] == category]
+            if inside:
+                cats[category] = {"accuracy": sum(r["right"] for r in inside) / len(inside), "n": len(inside),
+                                  "why_wrong": _count(r.get("why") for r in inside if not r["right"])}
+        conf = [float(r.get("confidence", 1.0)) for r in rows]
+        right = [bool(r["right"]) for r in rows]
+        out[half] = {"categories": cats, "accuracy": sum(right) / len(right), "n": len(rows),
+                     "ece": expected_calibration_error(conf, right), "auroc": auroc(conf, right),
+                     "reliability": [{k: round(v, 3) for k, v in b.items()} for b in reliability(conf, right)],
+                     "s_per_item": statistics.mean(float(r.get("seconds", 0.0)) for r in rows),
+                     "s_per_item_median": statistics.median(float(r.get("seconds", 0.0)) for r in rows)}
+    return out
+
+
+def _count(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[str(v)] = out.get(str(v), 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def _cascade(small: list[Mapping[str, Any]], large: dict[str, Mapping[str, Any]], threshold: float) -> tuple[float, float]:
+    """(accuracy, share escalated) when small's decisions under ``threshold`` go to large."""
+    right = escalated = 0
+    for r in small:
+        if r["confidence"] < threshold and r["id"] in large:
+            escalated += 1
+            right += bool(large[r["id"]]["right"])
+        else:
+            right += bool(r["right"])
+    return right / len(small), escalated / len(small)
+
+
+def cascade_report(small: Sequence[Mapping[str, Any]] | None, large: Sequence[Mapping[str, Any]] | None) -> dict[str, Any] | None:
+    """The threshold chosen on the tuning half (the most accurate with at most 40% escalated there, or
+    when the larger model did not run on the tuning half, the one escalating its least confident 40%),
+    applied to each half."""
+    if not small or not large:
+        return None
+    by_id = {r["id"]: r for r in large}
+    halves = _halves(small)
+    tune = halves["tune"] or halves["all"]
+    grid = [i / 100 for i in range(101)]
+    if any(r["id"] in by_id for r in tune):  # the larger model ran on the tuning half: the most accurate threshold there
+        best = max((t for t in grid if _cascade(tune, by_id, t)[1] <= MAX_ESCALATION), key=lambda t: (_cascade(tune, by_id, t)[0], -t))
+    else:  # it did not: escalate the least confident 40% of the tuning half (no larger model needed to choose)
+        best = max(t for t in grid if sum(r["confidence"] < t for r in tune) <= MAX_ESCALATION * len(tune))
+    out = {}
+    for half, rows in halves.items():
+        if not rows:
+            continue
+        acc, esc = _cascade(rows, by_id, best)
+        s = sum(r["right"] for r in rows) / len(rows)
+        big = sum(by_id[r["id"]]["right"] for r in rows if r["id"] in by_id) / len(rows)
+        out[half] = {"threshold": best, "accuracy": acc, "escalated": esc, "small": s, "large": big,
+                     "recovered": (acc - s) / (big - s) if big > s else float("nan")}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Fitting
+# ---------------------------------------------------------------------------------------------
+
+
+def fit_settings(records: Sequence[Mapping[str, Any]], base: Any) -> Any:
+    from agents.calibration import fit_choice, fit_logistic
+
+    tune = [r for r in records if r["half"] == "tune" and "features" in r]
+    # tool choice
+    from agents.choice import TOOL_FEATURES
+
+    groups, labels = [], []
+    for r in tune:
+        if r["category"] == "multiple" and r.get("expected") in r["trace"]["tools"]:
+            groups.append(r["trace"]["tool_features"])
+            labels.append(r["trace"]["tools"].index(r["expected"]))
+    centred = [[{k: o[k] - statistics.mean(x[k] for x in g) for k in TOOL_FEATURES} for o in g] for g in groups]
+    spread = {k: (statistics.pstdev([o[k] for g in centred for o in g]) or 1.0) for k in TOOL_FEATURES}
+    scaled = [[{k: o[k] / spread[k] for k in TOOL_FEATURES} for o in g] for g in centred]
+    w = fit_choice(scaled, labels, TOOL_FEATURES)
+    tool_weights = {k: w[k] / spread[k] for k in TOOL_FEATURES}
+    # relevance and its threshold
+    rows = [r["features"] for r in tune]
+    relevance = _scaled_logistic(rows, [r["category"] != "irrelevance" for r in tune], RELEVANCE_FEATURES, fit_logistic)
+    threshold = _best_threshold(tune, relevance)
+    # optional fields
+    include = base.include
+    opt_rows, opt_labels = _optional_rows(tune)
+    if len(set(opt_labels)) == 2:
+        from agents.arguments import OPTIONAL_FEATURES
+
+        include = _scaled_logistic(opt_rows, opt_labels, OPTIONAL_FEATURES, fit_logistic)
+    # candidate values: a conditional logit over each field's candidates, the accepted value as the label
+    value_weights = _value_weights(tune, fit_choice) or base.value_weights
+    # confidence of the calls made
+    calls = [r for r in tune if r["category"] != "irrelevance"]
+    conf_rows = [{**r["features"], "relevance": relevance(r["features"])} for r in calls]
+    confidence = _scaled_logistic(conf_rows, [bool(r.get("call_right")) for r in calls], CONFIDENCE_FEATURES, fit_logistic)
+    return replace(base, tool_weights=tool_weights, relevance=relevance, include=include, confidence=confidence, call_threshold=threshold,
+                   value_weights=value_weights)
+
+
+def _value_weights(tune: Sequence[Mapping[str, Any]], fit_choice: Any) -> dict[str, float] | None:
+    from agents.arguments import VALUE_FEATURES, FieldChoice, candidate_features
+    from agents.candidates import Candidate
+    from agents.scoring import Scored
+
+    groups, labels = [], []
+    for r in tune:
+        if r["category"] == "irrelevance" or r.get("tool") != r.get("expected") or "_item" not in r:
+            continue
+        item: B.Item = r["_item"]
+        function = next(f for f in item.functions if f["name"] == r["tool"])
+        schema = B.convert_function(function)[2]["properties"]
+        for f in r["trace"]["fields"]:
+            if not f["required"] or len(f["values"]) < 2:
+                continue
+            ok = [i for i, v in enumerate(f["values"]) if B.value_error(function, item.answer[r["tool"]], f["name"], v) is None]
+            if len(ok) != 1:
+                continue
+            choice = FieldChoice(f["name"], True, [Candidate(v, s) for v, s in zip(f["values"], f["sources"])],
+                                 [Scored(lp, t) for lp, t in zip(f["lp"], f["tokens"])])
+            groups.append([candidate_features(choice, i, schema.get(f["name"], {}), item.question.lower()) for i in range(len(f["values"]))])
+            labels.append(ok[0])
+    if len(groups) < 20:
+        return None
+    spread = {k: (statistics.pstdev([o.get(k, 0.0) for g in groups for o in g]) or 1.0) for k in VALUE_FEATURES}
+    scaled = [[{k: o.get(k, 0.0) / spread[k] for k in VALUE_FEATURES} for o in g] for g in groups]
+    w = fit_choice(scaled, labels, VALUE_FEATURES, l2=0.3)
+    return {k: round(w[k] / spread[k], 6) for k in VALUE_FEATURES if abs(w[k]) > 1e-6}
+
+
+def _scaled_logistic(rows: Sequence[Mapping[str, float]], labels: Sequence[bool], names: Sequence[str], fit: Any) -> Any:
+    """A logistic fit on standardised features, returned in the features' own units."""
+    from agents.calibration import Logistic
+
+    mean = {k: statistics.mean(float(r.get(k, 0.0)) for r in rows) for k in names}
+    std = {k: (statistics.pstdev([float(r.get(k, 0.0)) for r in rows]) or 1.0) for k in names}
+    z = [{k: (float(r.get(k, 0.0)) - mean[k]) / std[k] for k in names} for r in rows]
+    model = fit(z, labels, names, l2=1.0)
+    weights = {k: model.weights[k] / std[k] for k in names}
+    bias = model.bias - sum(model.weights[k] * mean[k] / std[k] for k in names)
+    return Logistic(weights, bias)
+
+
+def _best_threshold(tune: Sequence[Mapping[str, Any]], relevance: Any) -> float:
+    best, best_score = 0.5, -1.0
+    for t in [i / 100 for i in range(5, 96)]:
+        per_cat = []
+        for category in B.CATEGORIES:
+            inside = [r for r in tune if r["category"] == category]
+            if not inside:
+                continue
+            if category == "irrelevance":
+                right = [relevance(r["features"]) < t for r in inside]
+            else:
+                right = [relevance(r["features"]) >= t and bool(r.get("call_right")) for r in inside]
+            per_cat.append(sum(right) / len(right))
+        score = sum(per_cat) / len(per_cat)
+        if score > best_score:
+            best, best_score = t, score
+    return best
+
+
+def _optional_rows(tune: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, float]], list[bool]]:
+    """Features and labels of optional fields (see the module docstring)."""
+    from agents.arguments import FieldChoice, optional_features
+    from agents.calibration import softmax
+    from agents.candidates import Candidate
+    from agents.scoring import Scored
+
+    rows, labels = [], []
+    for r in tune:
+        if r["category"] == "irrelevance" or r.get("tool") != r.get("expected") or "_item" not in r:
+            continue
+        item: B.Item = r["_item"]
+        function = next(f for f in item.functions if f["name"] == r["tool"])
+        answer = item.answer[r["tool"]]
+        schema = B.convert_function(function)[2]["properties"]
+        used = {json.dumps(f["values"][f["pick"]], sort_keys=True) for f in r["trace"]["fields"] if f["required"] and f["pick"] is not None}
+        for f in r["trace"]["fields"]:
+            if f["required"] or not f["values"]:
+                continue
+            choice = FieldChoice(f["name"], False, [Candidate(v, s) for v, s in zip(f["values"], f["sources"])],
+                                 [Scored(lp, t) for lp, t in zip(f["lp"], f["tokens"])], softmax(f["lp"]))
+            feats = optional_features(choice, schema.get(f["name"], {}), used, [item.question])
+            best = max(range(len(f["values"])), key=lambda i: f["lp"][i])
+            omit_ok = f["name"] not in answer or "" in answer[f["name"]]
+            value_ok = B.value_error(function, answer, f["name"], f["values"][best]) is None
+            if omit_ok:
+                rows.append(feats)
+                labels.append(False)
+            elif value_ok:
+                rows.append(feats)
+                labels.append(True)
+    return rows, labels
+
+
+def reweigh(records: Sequence[Mapping[str, Any]], settings: Any) -> list[dict[str, Any]]:
+    """Recorded scored decisions under other relevance/confidence weights and call threshold: exact,
+    since those act on recorded features only (the call each record would make is kept with its
+    rightness, ``call_right``). Tool and value weights need a rerun (they change what is scored)."""
+    out = []
+    for r in records:
+        if "features" not in r:
+            out.append(dict(r))
+            continue
+        relevance = settings.relevance(r["features"])
+        calls = relevance >= settings.call_threshold
+        right = (not calls) if r["category"] == "irrelevance" else (calls and bool(r.get("call_right")))
+        confidence = settings.confidence({**r["features"], "relevance": relevance}) if calls else 1.0 - relevance
+        out.append({**r, "right": right, "confidence": confidence, "relevance": relevance,
+                    "why": None if right else ("called a function" if calls else "no call") if r["category"] == "irrelevance" or not calls else r.get("why")})
+    return out
+
+
+def save_settings(settings: Any, path: Path) -> None:
+    def lg(model: Any) -> dict[str, Any]:
+        return {"weights": {k: round(v, 6) for k, v in model.weights.items()}, "bias": round(model.bias, 6)}
+
+    path.write_text(json.dumps({"tool_weights": {k: round(v, 6) for k, v in settings.tool_weights.items()},
+                                "value_weights": dict(settings.value_weights), "order_bonus": settings.order_bonus,
+                                "relevance": lg(settings.relevance), "confidence": lg(settings.confidence),
+                                "include": lg(settings.include), "call_threshold": settings.call_threshold}, indent=1))
+
+
+def load_settings(path: Path, base: Any = None) -> Any:
+    from agents.calibration import Logistic
+    from agents.decide import DecisionSettings
+
+    data = json.loads(path.read_text())
+    base = base or DecisionSettings()
+    extra = {k: data[k] for k in ("value_weights", "order_bonus") if k in data}
+    return replace(base, tool_weights=data["tool_weights"], call_threshold=data["call_threshold"], **extra,
+                   **{k: Logistic(data[k]["weights"], data[k]["bias"]) for k in ("relevance", "confidence", "include")})

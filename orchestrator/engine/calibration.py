@@ -1,0 +1,106 @@
+"""Speculation's costs for one model pair on this machine: measured once, then kept.
+
+Draft lengths decide the shape of every verify step, and batch shapes can move a
+near-tie between two tokens. So the same request must meet the same decisions in
+every run: the speculator decides by ``SpeculationCosts`` fixed when the engine
+starts, never by live timings. The first engine on a machine measures them (a
+few decode steps, well under a second for a small model) and stores them here;
+every later engine with the same files, threads and llama.cpp reads them back.
+
+The record is data, read as untrusted: a stored file that does not parse, holds
+costs out of range, or names other files is ignored with a log line and measured
+again. Costs measured while the machine is busy are used by that engine but not
+stored. ``orchestrator models tune`` step times give the cost of a row when they
+exist (``variants.measured_step_costs``). Deleting the folder measures again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.engine.speculative import SpeculationCosts
+from orchestrator.models.catalogue import cache_dir_for
+from orchestrator.models.variants import Machine, write_atomic
+
+__all__ = ["CostsRecord", "costs_path", "file_identity", "load_costs", "machine_busy", "save_costs"]
+
+log = logging.getLogger(__name__)
+
+_MAX_RECORD_BYTES = 4096
+
+
+def file_identity(path: str | os.PathLike[str] | None) -> str:
+    """A model file as the costs depend on it: its resolved path, size and change time ('' for none)."""
+    if path is None:
+        return ""
+    p = Path(path).resolve()
+    st = p.stat()
+    return f"{p}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def machine_busy() -> bool:
+    """Whether other work keeps the CPUs busy now (1-minute load average above one per CPU)."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1) > 1.0
+    except OSError:  # no load average on this platform: trust the measurement
+        return False
+
+
+class CostsRecord(BaseModel):
+    """One stored calibration: what it was measured on, and the costs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: str
+    draft: str
+    machine: Machine
+    extra_row_cost: float = Field(ge=0.0, le=4.0)
+    draft_cost: float = Field(ge=0.0, le=16.0)
+    draft_prefill_cost: float = Field(ge=0.0, le=16.0)
+
+    def costs(self) -> SpeculationCosts:
+        return SpeculationCosts(self.extra_row_cost, self.draft_cost, self.draft_prefill_cost)
+
+
+def costs_path(target: str, draft: str, machine: Machine, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    key = hashlib.sha256(f"{target}\n{draft}\n{machine.model_dump_json()}".encode()).hexdigest()[:20]
+    return cache_dir_for(cache_dir) / "calibration" / f"speculation-{key}.json"
+
+
+def load_costs(
+    target: str, draft: str, machine: Machine, cache_dir: str | os.PathLike[str] | None = None
+) -> SpeculationCosts | None:
+    """The stored costs for these files on this machine, or None (none stored, or not to be trusted)."""
+    path = costs_path(target, draft, machine, cache_dir)
+    try:
+        if path.stat().st_size > _MAX_RECORD_BYTES:
+            raise ValueError(f"{path.stat().st_size} bytes")
+        record = CostsRecord.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, ValidationError) as exc:
+        log.warning("ignoring the stored speculation costs %s (measuring again): %s", path, str(exc).splitlines()[0])
+        return None
+    if (record.target, record.draft, record.machine) != (target, draft, machine):
+        log.warning("ignoring the stored speculation costs %s: they were measured for other files", path)
+        return None
+    return record.costs()
+
+
+def save_costs(
+    target: str, draft: str, machine: Machine, costs: SpeculationCosts, cache_dir: str | os.PathLike[str] | None = None
+) -> None:
+    """Stores the costs; a folder that cannot be written only costs the next engine a calibration."""
+    record = CostsRecord(
+        target=target, draft=draft, machine=machine, extra_row_cost=costs.extra_row_cost,
+        draft_cost=costs.draft_cost, draft_prefill_cost=costs.draft_prefill_cost,
+    )
+    try:
+        write_atomic(costs_path(target, draft, machine, cache_dir), record.model_dump_json(indent=1).encode())
+    except OSError as exc:
+        log.warning("could not store the speculation costs: %s", exc)

@@ -1,0 +1,115 @@
+"""Speculation's stored costs: read back exactly, untrusted when they do not fit, never stored when busy."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from orchestrator.engine import calibration
+from orchestrator.engine.calibration import costs_path, load_costs, save_costs
+from orchestrator.engine.speculative import SpeculationCosts
+from orchestrator.models.variants import Machine
+
+MACHINE = Machine(cpu="test cpu", threads=2, llama_cpp="0.3.36")
+
+
+def test_costs_round_to_a_grid_so_close_measurements_decide_alike():
+    a = SpeculationCosts(0.512, 0.241, 0.049).quantized()
+    b = SpeculationCosts(0.498, 0.253, 0.051).quantized()
+    assert a == b == SpeculationCosts(0.5, 0.25, 0.05)
+    assert SpeculationCosts(0.001).quantized().extra_row_cost == 1 / 40  # a cost is never rounded to free
+    assert SpeculationCosts(0.0).quantized().extra_row_cost == 0.0
+
+
+def test_gain_counts_draft_steps_only_for_model_drafts():
+    costs = SpeculationCosts(0.1, 0.4)
+    assert costs.gain(1.0, 2, drafted_by_model=False) == pytest.approx(3 / 1.2)
+    assert costs.gain(1.0, 2, drafted_by_model=True) == pytest.approx(3 / 2.0)
+
+
+def test_stored_costs_read_back_for_the_same_files_and_machine_only(tmp_path):
+    costs = SpeculationCosts(0.5, 0.25, 0.05)
+    save_costs("target:1:2", "draft:3:4", MACHINE, costs, tmp_path)
+    assert load_costs("target:1:2", "draft:3:4", MACHINE, tmp_path) == costs
+    assert load_costs("target:1:3", "draft:3:4", MACHINE, tmp_path) is None  # the target file changed
+    assert load_costs("target:1:2", "", MACHINE, tmp_path) is None  # no draft model
+    other = MACHINE.model_copy(update={"threads": 1})
+    assert load_costs("target:1:2", "draft:3:4", other, tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not json",
+        b'{"target": "target:1:2"}',
+        b"{" + b" " * 5000 + b"}",
+        b'{"target": "target:1:2", "draft": "", "machine": {"cpu": "test cpu", "threads": 2, "llama_cpp": "0.3.36"},'
+        b' "extra_row_cost": -1, "draft_cost": 0, "draft_prefill_cost": 0}',
+        b'{"target": "target:1:2", "draft": "", "machine": {"cpu": "test cpu", "threads": 2, "llama_cpp": "0.3.36"},'
+        b' "extra_row_cost": 0.5, "draft_cost": 0, "draft_prefill_cost": 0, "__class__": "os.system"}',
+    ],
+)
+def test_a_corrupt_or_hostile_record_is_ignored_and_logged(tmp_path, caplog, content):
+    path = costs_path("target:1:2", "", MACHINE, tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    with caplog.at_level(logging.WARNING, logger="orchestrator.engine.calibration"):
+        assert load_costs("target:1:2", "", MACHINE, tmp_path) is None
+    assert "ignoring the stored speculation costs" in caplog.text
+
+
+def test_a_record_copied_from_other_files_is_not_trusted(tmp_path, caplog):
+    save_costs("target:1:2", "", MACHINE, SpeculationCosts(0.5), tmp_path)
+    theirs = costs_path("target:1:2", "", MACHINE, tmp_path)
+    mine = costs_path("other:5:6", "", MACHINE, tmp_path)
+    mine.write_bytes(theirs.read_bytes())
+    with caplog.at_level(logging.WARNING, logger="orchestrator.engine.calibration"):
+        assert load_costs("other:5:6", "", MACHINE, tmp_path) is None
+    assert "measured for other files" in caplog.text
+
+
+def test_a_folder_that_cannot_be_written_costs_only_a_log_line(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with caplog.at_level(logging.WARNING, logger="orchestrator.engine.calibration"):
+        save_costs("target:1:2", "", MACHINE, SpeculationCosts(0.5), blocker)
+    assert "could not store" in caplog.text
+
+
+def test_machine_busy_reads_the_load_per_cpu(monkeypatch):
+    monkeypatch.setattr(calibration.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(calibration.os, "getloadavg", lambda: (3.0, 0.0, 0.0))
+    assert calibration.machine_busy()
+    monkeypatch.setattr(calibration.os, "getloadavg", lambda: (1.5, 0.0, 0.0))
+    assert not calibration.machine_busy()
+
+
+def test_auto_stops_speculating_once_it_is_two_steps_behind_plain():
+    """Counted by the fixed costs: 3 drafts at 0.5 a row, one kept, is 1.5 steps lost per verify."""
+    from types import SimpleNamespace
+
+    from orchestrator.engine.speculative import Acceptance
+    from orchestrator.engine.speculator import Speculator
+
+    spec = Speculator(
+        ctx=None, model=None, ledger=None, batch=None, scratch_slot=0, max_positions=100,
+        draft_length=None, draft_model=None, draft_error=None,
+    )
+    spec._fixed = SpeculationCosts(0.5)
+    closed = []
+    lookup = SimpleNamespace(close=lambda: closed.append(True))
+    seq = SimpleNamespace(
+        job=SimpleNamespace(spec_note=None), drafter=lookup, lookup=lookup, acceptance=Acceptance(),
+        draft_group=None, spec_balance=0.0, target_steps=1,
+    )
+    spec._stop_if_losing(seq, drafted=3, kept=2)  # 2 tokens for 2.5 steps: -0.5
+    assert seq.drafter is lookup and seq.spec_balance == pytest.approx(-0.5)
+    spec._stop_if_losing(seq, drafted=3, kept=4)  # a whole draft accepted: +1.5
+    assert seq.spec_balance == pytest.approx(1.0)
+    for _ in range(2):
+        spec._stop_if_losing(seq, drafted=3, kept=1)  # -1.5 each: down to -2.0, not yet below
+    assert seq.drafter is lookup
+    spec._stop_if_losing(seq, drafted=1, kept=1)  # -0.5 more: off for the rest of the request
+    assert seq.drafter is None and seq.lookup is None and closed == [True]
+    assert "speculation off" in seq.job.spec_note

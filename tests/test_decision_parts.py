@@ -1,0 +1,118 @@
+"""The pure parts of scored decisions, with plain data: candidates, codes, assignment, calibration, choice."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from agents.arguments import FieldChoice, assign
+from agents.calibration import Logistic, auroc, expected_calibration_error, fit_choice, fit_logistic, reliability
+from agents.candidates import field_candidates, numbers, quoted, string_spans
+from agents.choice import choose_tool, lexical_overlap, tool_words
+from agents.codes import currencies, date_format, dates, write_date
+from agents.scoring import Scored, scoring_messages, tool_line
+from orchestrator.types import ChatMessage
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.mark.parametrize(("text", "wanted"), [
+    ("a base of 10 units and height of 5", [10, 5]),
+    ("net income of $2,000,000 and 5% rate", [2000000, 5, 0.05]),
+    ("213 million people, 8.5 million km", [213, 213000000, 8.5, 8500000]),
+    ("charges of 1e-9 and 2e-9", [1e-09, 2e-09]),
+    ("6cm by 300K, the 19th century", [6, 300, 19]),
+    ("twelve eggs and a dozen more", [12]),
+    ("revenues of $1M and $1.2M", [1, 1000000, 1.2, 1200000]),
+])
+def test_numbers_as_people_write_them(text, wanted):
+    found = numbers([text])
+    assert all(any(math.isclose(w, f) for f in found) for w in wanted), found
+
+
+def test_codes_from_names_and_dates_in_the_layout_asked_for():
+    assert currencies("How many Canadian dollars for 500 US dollars?") == ["CAD", "USD"]
+    assert currencies("Convert 20 GBP to euros") == ["GBP", "EUR"]
+    assert dates("from 2023 April 4th to April 8th") == [(2023, 4, 4), (None, 4, 8)]
+    assert dates("closing March.11, 2022 and 15th October, 2023") == [(2022, 3, 11), (2023, 10, 15)]
+    assert date_format("The birth date. Must be in MM-DD-YYYY format.") == "MM-DD-YYYY"
+    assert date_format("Date, formatted as yyyy-mm-dd.") == "YYYY-MM-DD"
+    assert write_date((2022, 3, 11), "MM-DD-YYYY") == "03-11-2022" and write_date((None, 4, 8)) is None
+
+
+def test_field_candidates_by_type():
+    text = ["Book 'The Plaza' in New York for 3 nights from July 10, 2022, paying in euros."]
+    assert [c.value for c in field_candidates("nights", {"type": "integer"}, text)][:3] == [3, 10, 2022]
+    assert field_candidates("currency", {"type": "string", "description": "Currency code."}, text)[0].value == "EUR"
+    assert field_candidates("check_in_date", {"type": "string"}, text)[0].value == "2022-07-10"
+    strings = [c.value for c in field_candidates("hotel", {"type": "string"}, text)]
+    assert "The Plaza" in strings and "New York" in strings
+    assert [c.value for c in field_candidates("ok", {"type": "boolean"}, text)] == [True, False]
+    assert [c.value for c in field_candidates("unit", {"type": "string", "enum": ["km", "miles"]}, ["in miles"])][:1] == ["miles"]
+    assert [c.value for c in field_candidates("months", {"type": "integer"}, ["next month"])][:2] == [1, 0]  # fallbacks
+
+
+def test_spans_and_quotes():
+    spans = dict(string_spans(["What's the distance between Boston, MA and Washington D.C. by train?"]))
+    assert spans.get("Boston, MA") == "name" and "Washington D.C" in spans
+    assert sorted(quoted(["Analyze 'I love it here!' and \"Good\""])) == ["Good", "I love it here!"]
+
+
+def _choice(name, values, lps, required=True):
+    from agents.candidates import Candidate
+
+    return FieldChoice(name, required, [Candidate(v, "number") for v in values]), [Scored(lp, 1) for lp in lps]
+
+
+def test_joint_assignment_gives_a_value_once_and_follows_the_written_order():
+    params = {"properties": {"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {"type": "integer"}}, "required": ["a", "b", "c"]}
+    fields = [_choice("a", [2, 3, -4], [-0.3, -5.5, -22.0]), _choice("b", [2, 3, -4], [-2.0, -4.0, -19.0]),
+              _choice("c", [2, 3, -4], [-4.0, -6.2, -21.0])]
+    args, missing = assign([f for f, _ in fields], [s for _, s in fields], params, ["coefficients 2, 3 and -4"],
+                           Logistic({}, -9.0), {"lp": 1.0}, 1.0)
+    assert args == {"a": 2, "b": 3, "c": -4} and missing == []
+    twice = [_choice("a", [2], [-0.1]), _choice("b", [2], [-0.1])]
+    args, _ = assign([f for f, _ in twice], [s for _, s in twice], {"properties": {"a": {}, "b": {}}}, ["2 plus 2"], Logistic({}, -9.0))
+    assert args == {"a": 2, "b": 2}  # written twice: given twice
+
+
+def test_an_optional_field_is_written_only_when_include_says_so():
+    params = {"properties": {"x": {"type": "integer"}, "n": {"type": "integer"}}, "required": ["x"]}
+    fields = [_choice("x", [5, 7], [-0.1, -3.0]), _choice("n", [5, 7], [-4.0, -0.2], required=False)]
+    for bias, wanted in ((-9.0, {"x": 5}), (9.0, {"x": 5, "n": 7})):
+        args, _ = assign([f for f, _ in fields], [s for _, s in fields], params, ["5 and 7"], Logistic({}, bias))
+        assert args == wanted
+
+
+def test_logistic_fit_recovers_a_separating_weight_and_is_calibrated():
+    rng = random.Random(1)
+    rows, labels = [], []
+    for _ in range(400):
+        x = rng.uniform(-3, 3)
+        rows.append({"x": x})
+        labels.append(rng.random() < 1 / (1 + math.exp(-2 * x)))
+    model = fit_logistic(rows, labels, l2=0.01)
+    assert 1.5 < model.weights["x"] < 2.6 and abs(model.bias) < 0.4
+    probs = [model(r) for r in rows]
+    assert expected_calibration_error(probs, labels) < 0.08
+    assert auroc(probs, labels) > 0.8 and auroc([0.5] * 10, [True, False] * 5) == 0.5
+    assert sum(b["count"] for b in reliability(probs, labels)) == 400
+
+
+def test_fit_choice_ranks_the_right_option_first():
+    groups = [[{"f": 1.0, "g": 0.0}, {"f": 0.0, "g": 1.0}] for _ in range(20)]
+    w = fit_choice(groups, [0] * 20, ["f", "g"])
+    assert w["f"] > w["g"]
+    best, probs = choose_tool(groups[0], w)
+    assert best == 0 and probs[0] > 0.5
+
+
+def test_tool_words_and_the_catalogue_line():
+    words = tool_words("math.factorial", "Calculate the factorial of a given number.", {"properties": {"number": {}}})
+    assert lexical_overlap("What is the factorial of 5?", words) == 1.0
+    line = tool_line("math.factorial", "Factorial.", {"properties": {"number": {"type": "integer", "description": "The number."}}, "required": ["number"]})
+    assert line == "- math.factorial(number: integer): Factorial.\n    number: The number."
+    messages = scoring_messages("Be brief.", [("t", "T.", {"properties": {}})], [ChatMessage(role="user", content="hi")], examples=True)
+    assert messages[0].role == "system" and "Examples (with other tools)" in messages[0].content and messages[-1].content == "hi"
