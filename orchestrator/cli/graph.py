@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ConfigError, StoreError
+from orchestrator.paths import state_dir
 
 __all__ = ["COMMANDS", "add_parsers", "build_from_factory", "default_store_path"]
 
@@ -28,9 +28,9 @@ _PATTERN_FACTORIES = {
 
 
 def default_store_path() -> Path:
-    """``$ORCHESTRATOR_STATE_DIR/runs.sqlite3``, else ``~/.local/state/orchestrator/runs.sqlite3``."""
-    base = os.environ.get("ORCHESTRATOR_STATE_DIR") or Path.home() / ".local" / "state" / "orchestrator"
-    return Path(base) / "runs.sqlite3"
+    """``runs.sqlite3`` in the state folder (``$ORCHESTRATOR_STATE_DIR``, else the platform's:
+    ``~/.local/state/orchestrator`` on Linux; see ``orchestrator.paths``)."""
+    return state_dir() / "runs.sqlite3"
 
 
 def add_parsers(sub: Any) -> None:

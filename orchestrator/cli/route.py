@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from orchestrator.routing.backend_stats import BackendStats
 from orchestrator.errors import ConfigError
+from orchestrator.paths import state_dir
 from orchestrator.types import Completion, GenerationRequest, RouteDecision
 from policies.budgets import BudgetPolicy
 from policies.cascade import CascadePolicy, CascadeSettings
@@ -31,9 +31,9 @@ __all__ = ["COMMANDS", "add_parsers", "default_stats_path"]
 
 
 def default_stats_path() -> Path:
-    """``$ORCHESTRATOR_STATE_DIR/backend_stats.json``, else ``~/.local/state/orchestrator/backend_stats.json``."""
-    base = os.environ.get("ORCHESTRATOR_STATE_DIR") or Path.home() / ".local" / "state" / "orchestrator"
-    return Path(base) / "backend_stats.json"
+    """``backend_stats.json`` in the state folder (``$ORCHESTRATOR_STATE_DIR``, else the platform's:
+    ``~/.local/state/orchestrator`` on Linux; see ``orchestrator.paths``)."""
+    return state_dir() / "backend_stats.json"
 
 
 def add_parsers(sub: Any) -> None:
