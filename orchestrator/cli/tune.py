@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from orchestrator.cli.progress import StepProgress
 
-__all__ = ["TuneBar", "add_parser", "chosen_weights", "run", "weights_line", "weights_summary"]
+__all__ = ["TuneBar", "add_parser", "chosen_weights", "prepared_path", "run", "weights_line", "weights_summary"]
 
 
 def add_parser(msub: Any) -> None:
@@ -110,6 +110,20 @@ def chosen_weights(model: str, stream: TextIO | None = None) -> Any:
     finally:
         bar.close()
 
+
+
+def prepared_path(model: str) -> Any:
+    """The file to load for ``model``, with progress bars: a first use may assemble a catalogue model
+    from parts or check its sha256, then choose its weights for this machine (a path is used as given)."""
+    from orchestrator.cli.progress import ProgressBar
+    from orchestrator.models.catalogue import resolve_model
+
+    bar = ProgressBar(f"preparing {model}")
+    try:
+        resolve_model(model, progress=bar)
+    finally:
+        bar.close()
+    return chosen_weights(model).path
 
 
 def weights_line(model: str, stream: TextIO | None = None) -> str:
