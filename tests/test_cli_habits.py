@@ -76,8 +76,13 @@ def test_version_is_the_packages(capsys: pytest.CaptureFixture[str]) -> None:
         (["route", "x", "--remote", "http://127.0.0.1:9/v1"], "--remote-model"),
         (["quantize", "smollm2-135m", "x.gguf", "--type", "q9_9"], "--type"),
         (["generate", "smollm2-135m", "hi", "--n", "many"], "--n"),
+        (["generate", "smollm2-135m", "hi", "--stop", ""], "--stop"),  # a check across the request's fields
         (["generate", "smollm2-135m"], "prompt"),
         (["bench", "--plot", "x.jpg", "engine"], "--plot"),
+        (["route", "x", "--label", "Not A Label"], "--label"),
+        (["route", "x", "--max-latency-s", "-1"], "--max-latency-s"),
+        (["run", "vote", "2 + 2 =", "--samples", "0"], "--samples"),
+        (["models", "tune", "smollm2-135m", "--reps", "0"], "--reps"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_flag_with_exit_status_2(capsys: pytest.CaptureFixture[str], argv: list[str], flag: str) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.cli.flag_errors import FlagError
+from orchestrator.cli.flag_errors import FlagError, positive_int
 from orchestrator.errors import StoreError
 from orchestrator.paths import state_dir
 
@@ -48,8 +48,8 @@ def add_parsers(sub: Any) -> None:
                      help="sot: skeleton-of-thought; map-reduce: summarise documents; vote: self-consistency")
     run.add_argument("text", nargs="+", help="the question (sot, vote) or the documents (map-reduce)")
     run.add_argument("--model", default=None, help="catalogue name or .gguf path (default: the embedded default)")
-    run.add_argument("--points", type=int, default=None, help="sot: number of outline points")
-    run.add_argument("--samples", type=int, default=None, help="vote: number of samples")
+    run.add_argument("--points", type=positive_int, default=None, help="sot: number of outline points (default: the pattern's)")
+    run.add_argument("--samples", type=positive_int, default=None, help="vote: number of samples (default: the pattern's)")
     run.add_argument("--run-id", default=None, help="the run's id in the store (default: a new random one)")
     run.add_argument("--larger", default=None, metavar="MODEL",
                      help="route each generation: --model first, escalated to MODEL below --cascade confidence")
@@ -64,7 +64,7 @@ def add_parsers(sub: Any) -> None:
 
     runs = sub.add_parser("runs", help="list stored runs")
     runs.add_argument("--store", type=Path, default=None, help=f"run store (default {default_store_path()})")
-    runs.add_argument("--limit", type=int, default=20, help="show at most this many runs, newest first")
+    runs.add_argument("--limit", type=positive_int, default=20, help="show at most this many runs, newest first")
 
     graph = sub.add_parser("graph", help="pictures of stored runs")
     gsub = graph.add_subparsers(dest="graph_command", required=True, metavar="SUBCOMMAND", help="one of:")
@@ -98,6 +98,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.points is not None:
         kwargs["points"] = args.points
     if args.samples is not None:
+        if args.samples > 64:  # the samples are one request's n
+            raise FlagError("--samples", f"at most 64, got {args.samples}")
         kwargs["n"] = args.samples
     model = args.model or DEFAULT_MODEL
     if not 0.0 <= args.cascade <= 1.0:

@@ -48,8 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:  # a settings or request object refused a value: name the flag that set it
         print(f"error: {validation_message(exc, command_flags(parser, args), args)}", file=sys.stderr)
         return 2
-    except OrchestratorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except OrchestratorError as exc:  # one line, even when the error quotes a longer one (a failed node's)
+        print(f"error: {' '.join(line.strip() for line in str(exc).splitlines() if line.strip())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

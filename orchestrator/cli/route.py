@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.routing.backend_stats import BackendStats
-from orchestrator.cli.flag_errors import FlagError
+from orchestrator.cli.flag_errors import FlagError, positive_float
+from orchestrator.errors import ConfigError
 from orchestrator.paths import state_dir
 from orchestrator.types import Completion, GenerationRequest, RouteDecision
 from policies.budgets import BudgetPolicy
@@ -59,9 +60,9 @@ def add_parsers(sub: Any) -> None:
                    help=f"a private data class that may leave anyway (one of {', '.join(DATA_CLASSES)} or a label); repeatable")
     p.add_argument("--label", action="append", default=[], metavar="CLASS", help="mark the prompt as holding this private data class; repeatable")
     p.add_argument("--max-tokens", type=int, default=256, help="the request's token limit (it sizes the predicted cost)")
-    p.add_argument("--max-latency-s", type=float, default=None, help="budget: refuse backends predicted slower than this (seconds)")
-    p.add_argument("--max-energy-j", type=float, default=None, help="budget: refuse backends predicted to use more joules")
-    p.add_argument("--max-cost", type=float, default=None, help="budget: refuse backends predicted to cost more")
+    p.add_argument("--max-latency-s", type=positive_float, default=None, help="budget: refuse backends predicted slower than this (seconds)")
+    p.add_argument("--max-energy-j", type=positive_float, default=None, help="budget: refuse backends predicted to use more joules")
+    p.add_argument("--max-cost", type=positive_float, default=None, help="budget: refuse backends predicted to cost more")
     p.add_argument("--prefer", choices=["latency", "energy", "cost"], default=None, help="pick the lowest predicted value among allowed backends")
     p.add_argument("--cascade", type=float, default=None, metavar="THRESHOLD",
                    help="try the small model first and escalate below this confidence (0..1)")
@@ -103,6 +104,13 @@ def _check(args: argparse.Namespace) -> None:
         raise FlagError("--remote-model" if args.remote_model is None else "--remote", "give --remote and --remote-model together")
     if args.cascade is not None and not 0.0 <= args.cascade <= 1.0:
         raise FlagError("--cascade", "takes a confidence threshold between 0 and 1")
+    if args.remote_cost is not None and not args.remote_cost >= 0:
+        raise FlagError("--remote-cost", f"must be 0 or more, got {args.remote_cost}")
+    for flag, labels in (("--label", args.label), ("--egress-class", args.egress_class)):
+        try:
+            check_labels(labels)
+        except ConfigError as exc:
+            raise FlagError(flag, str(exc)) from None
 
 
 def _print(decision: RouteDecision, as_json: bool, answer: str | None = None) -> None:

@@ -17,6 +17,7 @@ import datetime
 import sys
 from typing import Any, TextIO
 
+from orchestrator.cli.flag_errors import positive_float, positive_int
 from orchestrator.cli.progress import StepProgress
 
 __all__ = ["TuneBar", "add_parser", "chosen_weights", "prepared_path", "run", "weights_line", "weights_summary"]
@@ -26,9 +27,9 @@ def add_parser(msub: Any) -> None:
     """Adds ``tune`` to the ``models`` subcommands."""
     p = msub.add_parser("tune", help="measure which weight format of a catalogue model runs best on this machine")
     p.add_argument("name", help="a catalogue model name")
-    p.add_argument("--threads", type=int, default=None, help="threads to measure with (default: the engine's)")
-    p.add_argument("--reps", type=int, default=5, help="timing repetitions (medians; default 5)")
-    p.add_argument("--timing-budget", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--threads", type=positive_int, default=None, help="threads to measure with (default: the engine's)")
+    p.add_argument("--reps", type=positive_int, default=5, help="timing repetitions (medians; default 5)")
+    p.add_argument("--timing-budget", type=positive_float, default=60.0, metavar="SECONDS",
                    help="start no timing repetition after this many seconds (default 60; one always runs)")
     p.add_argument("--formats", default=None, help="candidate formats, comma-separated (default: q8_0,q4_0,f16)")
     p.add_argument("--keep-all", action="store_true", help="keep every candidate file, not only the chosen one")
