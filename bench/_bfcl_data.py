@@ -63,10 +63,10 @@ _PY_TYPE: dict[str, type] = {"string": str, "integer": int, "float": float, "boo
 
 
 def default_cache() -> Path:
-    """``<orchestrator cache>/bench/bfcl``: next to the models cache (``~/.cache/orchestrator``)."""
-    from orchestrator.models.catalogue import cache_dir_for
+    """``<orchestrator cache>/bench/bfcl``: next to the models cache (``orchestrator.paths.cache_dir()``)."""
+    from orchestrator.paths import cache_dir
 
-    return cache_dir_for().parent / "bench" / "bfcl"
+    return cache_dir() / "bench" / "bfcl"
 
 
 def install(target: Path, wheel: str | None = None) -> Path:

@@ -28,7 +28,7 @@ Each framework runs in its own long-lived worker process (so imports, heap and e
 state never mix, and warm-up helps both alike); the parent asks them for one run at a time,
 rotating the order, so the two never run at once and drift on this noisy machine hits both.
 LangGraph is not a project dependency: if it is not importable it is installed once, with
-the venv's pip, into ``~/.cache/orchestrator/bench-deps/langgraph``, which only the LangGraph
+the venv's pip, into ``<orchestrator cache>/bench-deps/langgraph`` (``~/.cache/orchestrator/...`` on Linux), which only the LangGraph
 worker gets on its ``PYTHONPATH``.
 
 Prints a table, then one JSON line. Targets: <= 0.2 ms per node for ours, and LangGraph's
@@ -48,8 +48,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from orchestrator.paths import cache_dir
+
 WORKER = Path(__file__).resolve().parent / "_overhead_worker.py"
-DEPS = Path.home() / ".cache" / "orchestrator" / "bench-deps" / "langgraph"
+DEPS = cache_dir() / "bench-deps" / "langgraph"
 TARGET_MS = 0.2
 TARGET_RATIO = 5.0
 GRAPHS = ("dag", "fanout")

@@ -281,8 +281,13 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         routers[name] = entry
     # 4. The ceiling: an oracle that reads the key escalates exactly where it helps first.
     oracle = {t: (apgr(small_ok - ok, small_ok, ok) if ok.mean() > small_ok.mean() else None) for t, ok in tiers.items()}
+    # its curve too (small wrong and larger right first, small right and larger wrong last), for the plot
+    oracle_curve = {t: {f"{sh:.2f}": round(float(q), 4) for sh, q in zip(DEFAULT_SHARES, quality_curve(small_ok - ok, small_ok, ok, DEFAULT_SHARES))}
+                    for t, ok in tiers.items()}
     overhead = decision_overhead(tasks, small, small_ok, args.decisions) if both else {}
-    return summarise(args, tasks, samples, small, small_ok, tiers, routers, oracle, overhead, timings)
+    out = summarise(args, tasks, samples, small, small_ok, tiers, routers, oracle, overhead, timings)
+    out["oracle_curve"] = oracle_curve
+    return out
 
 
 def summarise(args, tasks, samples, small, small_ok, tiers, routers, oracle, overhead, timings) -> dict[str, Any]:

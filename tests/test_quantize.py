@@ -8,6 +8,8 @@ from orchestrator.cli import main
 from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.errors import ConfigError, ModelFileError
 from orchestrator.engine.quantize import quantize_model
+from orchestrator.models.catalogue import resolve_model
+from orchestrator.models.gguf import read_gguf
 from orchestrator.types import GenerationRequest
 
 pytestmark = pytest.mark.model
@@ -15,7 +17,11 @@ pytestmark = pytest.mark.model
 
 def test_requantize_to_q8_0_loads_and_generates(tmp_path):
     dst = tmp_path / "smollm2-q8_0.gguf"
-    info = quantize_model("smollm2-135m", dst, "q8_0")
+    seen: list[tuple[int, int, str]] = []
+    info = quantize_model("smollm2-135m", dst, "q8_0", progress=lambda done, total, name: seen.append((done, total, name)))
+    tensors = len(read_gguf(resolve_model("smollm2-135m")).tensors)
+    assert [done for done, _, _ in seen] == list(range(1, tensors + 1))  # llama.cpp's log, tensor by tensor
+    assert {total for _, total, _ in seen} == {tensors} and seen[-1][2].endswith(".weight")
     assert info.file_type == "Q8_0" and info.path == str(dst) and dst.stat().st_size > 50 << 20
     assert not list(tmp_path.glob(".*partial"))
     with LocalEngine(dst, EngineConfig(n_ctx=512)) as engine:

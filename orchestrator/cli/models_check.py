@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli.flag_errors import positive_float
 from orchestrator.errors import ModelError
 
 __all__ = ["add_parser", "check_model", "run"]
@@ -26,7 +27,7 @@ def add_parser(msub: Any) -> None:
     p = msub.add_parser("check", help="validate a GGUF file's header and probe-load it in a child process")
     p.add_argument("model", help="a .gguf path or a catalogue name")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="probe time limit (default 120)")
+    p.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS", help="probe time limit (default 120)")
 
 
 def check_model(model: str, *, timeout_s: float | None = None) -> dict[str, Any]:

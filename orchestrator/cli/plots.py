@@ -1,10 +1,11 @@
-"""Plots of benchmark results: a bar chart of the ratios in a bench's final JSON line.
+"""Plots of benchmark results, drawn from a bench's final JSON line.
 
-Every bench in bench/ ends by printing one JSON object; its results are ratios against a
-baseline measured in the same run. ``find_ratios`` collects every number whose key path
-names a ratio (a key containing ``ratio``, ``speedup`` or ``_vs_``), so one plot works
-for any bench; ``plot_ratios`` draws them as horizontal bars with the baseline (1.0)
-marked. matplotlib is imported only when drawing (the ``plots`` extra).
+Every bench in bench/ ends by printing one JSON object. ``plot_bench`` draws the engine,
+routing and speculative benches as their own charts (``orchestrator.cli.bench_plots``:
+throughput against concurrency, quality against escalation, speedup per task and mode) and
+any other bench as ``plot_ratios``: ``find_ratios`` collects every number whose key path names
+a ratio (a key containing ``ratio``, ``speedup`` or ``_vs_``), drawn as horizontal bars with
+the baseline (1.0) marked. matplotlib is imported only when drawing (the ``plots`` extra).
 
     orchestrator bench engine --plot engine.png --reps 1
 """
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from orchestrator.cli.flag_errors import FlagError
 from orchestrator.errors import ConfigError
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "check_plot_path",
     "find_ratios",
     "last_json_object",
+    "plot_bench",
     "plot_ratios",
     "pop_plot_flag",
     "run_capturing_json",
@@ -40,9 +43,9 @@ def check_plot_path(path: str | Path) -> Path:
     """A writable-looking ``.png`` path, checked before a long benchmark starts."""
     p = Path(path).expanduser()
     if p.suffix.lower() != ".png":
-        raise ConfigError(f"--plot writes a PNG: the file name must end in .png, not {p.name!r}")
+        raise FlagError("--plot", f"writes a PNG: the file name must end in .png, not {p.name!r}")
     if not p.parent.is_dir():
-        raise ConfigError(f"--plot: the folder {p.parent} does not exist")
+        raise FlagError("--plot", f"the folder {p.parent} does not exist")
     return p
 
 
@@ -54,7 +57,7 @@ def pop_plot_flag(args: list[str], plot: str | Path | None = None) -> tuple[Path
         if arg == "--plot":
             plot = next(it, None)
             if plot is None:
-                raise ConfigError("--plot needs a file name (FILE.png)")
+                raise FlagError("--plot", "needs a file name (FILE.png)")
         elif arg.startswith("--plot="):
             plot = arg.split("=", 1)[1]
         else:
@@ -202,4 +205,16 @@ def plot_ratios(data: dict[str, Any], path: str | Path, *, title: str | None = N
     ax.set_title(name)
     ax.margins(x=0.12)
     fig.savefig(target, dpi=100)
+    return target
+
+
+def plot_bench(data: dict[str, Any], path: str | Path) -> Path:
+    """Draws a bench's JSON result as a PNG (its own chart where it has one, else its ratios); returns the path."""
+    from orchestrator.cli.bench_plots import BENCH_FIGURES
+
+    target = check_plot_path(path)
+    figure = BENCH_FIGURES.get(str(data.get("bench")))
+    if figure is None:
+        return plot_ratios(data, target)
+    figure(data).savefig(target, dpi=100)
     return target

@@ -1,29 +1,31 @@
 """Progress on the command line, on stderr and only on a terminal: piped output stays clean.
 
-* ``ProgressBar``: bytes done of a known total (model pull, assembly, sha256 checks).
+Libraries report progress through callbacks and never draw; these classes are the callbacks the
+CLI gives them, drawn with ``tqdm`` (bytes, rate and time left):
+
+* ``ProgressBar``: bytes of a file, ``(done, total)`` (model download, assembly, sha256 checks);
+  a call that starts again from fewer bytes or names another total starts a new bar (the next file).
+* ``CountBar``: items of a known count, ``(done, total, detail)`` (the quantizer's tensors).
 * ``StepProgress``: work items done of a known count, with the elapsed time and an
   estimate of what is left (benchmarks); ``note`` prints a line above it.
-* ``Activity``: native work whose progress nobody reports (llama.cpp's quantizer): a
-  spinner and the elapsed time, redrawn by a ticker thread; it never shows a fraction.
 """
 
 from __future__ import annotations
 
 import sys
-import threading
 import time
-from types import TracebackType
 from typing import TextIO
+
+from tqdm import tqdm
 
 if sys.version_info >= (3, 11):
     from typing import Self
 else:  # pydantic's dependency
     from typing_extensions import Self
 
-__all__ = ["Activity", "ProgressBar", "StepProgress"]
+__all__ = ["CountBar", "ProgressBar", "StepProgress"]
 
 _REDRAW_S = 0.1
-_SPINNER = "|/-\\"
 
 
 def _is_tty(stream: TextIO) -> bool:
@@ -37,32 +39,66 @@ def _clock(seconds: float) -> str:
 
 
 class ProgressBar:
-    """Call it with ``(done, total)``; it redraws at most ten times a second, on a TTY only."""
+    """Call it with ``(done_bytes, total_bytes)``: ``label  45%|####6     | 41.2M/92.1M [00:03<00:04, 12.9MB/s]``.
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+    Draws on a terminal only (a tqdm bar on ``stream``, stderr by default); ``close()`` ends it."""
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
         self.label = label
         self.stream = stream or sys.stderr
-        self.width = width
-        self._last = 0.0
-        self._shown = False
         self._tty = _is_tty(self.stream)
+        self._bar: tqdm | None = None
+        self._done = 0
 
     def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if not self._tty or (now - self._last < _REDRAW_S and done < total):
+        if not self._tty:
             return
-        self._last = now
-        frac = done / total if total else 1.0
-        filled = int(frac * self.width)
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {frac:6.1%} {done / 2**20:8.1f} MiB")
-        self.stream.flush()
-        self._shown = True
+        if self._bar is None or done < self._done or total != self._bar.total:
+            self.close()  # the next file
+            self._bar = tqdm(total=total or None, desc=self.label, unit="B", unit_scale=True, unit_divisor=1024,
+                             file=self.stream, mininterval=_REDRAW_S, dynamic_ncols=True)
+            self._done = 0
+        self._bar.update(done - self._done)
+        self._done = done
 
     def close(self) -> None:
-        if self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class CountBar:
+    """Call it with ``(done, total, detail)``: ``label  37%|###7      | 100/272 [00:02<00:03, 48.1 tensor/s] blk.9.ffn_up.weight``.
+
+    Draws on a terminal only; ``unit`` names what is counted. Use as a context manager or call ``close()``."""
+
+    def __init__(self, label: str, unit: str = "it", stream: TextIO | None = None) -> None:
+        self.label = label
+        self.unit = unit
+        self.stream = stream or sys.stderr
+        self._tty = _is_tty(self.stream)
+        self._bar: tqdm | None = None
+
+    def __call__(self, done: int, total: int, detail: str = "") -> None:
+        if not self._tty:
+            return
+        if self._bar is None:
+            self._bar = tqdm(total=total, desc=self.label, unit=f" {self.unit}", file=self.stream,
+                             mininterval=_REDRAW_S, dynamic_ncols=True)
+        self._bar.total = total
+        self._bar.set_postfix_str(detail, refresh=False)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class StepProgress:
@@ -126,49 +162,3 @@ class StepProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class Activity:
-    """``with Activity("quantizing"):`` shows ``quantizing / 0:07`` while the block runs, then the time it took.
-
-    A daemon ticker thread redraws every 0.1 s (native calls release the GIL, so it keeps
-    ticking while llama.cpp works); it is stopped and joined when the block ends.
-    """
-
-    def __init__(self, label: str, stream: TextIO | None = None) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self._tty = _is_tty(self.stream)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._start = 0.0
-        self._width = 0  # of the line drawn last, to blank it
-        self.elapsed_s = 0.0
-
-    def __enter__(self) -> Self:
-        self._start = time.monotonic()
-        if self._tty:
-            self._thread = threading.Thread(target=self._tick, name="orchestrator-activity", daemon=True)
-            self._thread.start()
-        return self
-
-    def _tick(self) -> None:
-        frame = 0
-        while True:
-            text = f"{self.label} {_SPINNER[frame % len(_SPINNER)]} {_clock(time.monotonic() - self._start)}"
-            self.stream.write("\r" + text)
-            self.stream.flush()
-            self._width = len(text)
-            frame += 1
-            if self._stop.wait(_REDRAW_S):
-                return
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.elapsed_s = time.monotonic() - self._start
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join()
-        outcome = "failed" if exc_type is not None else "done"
-        self.stream.write("\r" + f"{self.label}: {outcome} in {self.elapsed_s:.1f} s".ljust(self._width) + "\n")
-        self.stream.flush()

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from orchestrator.routing.backend_stats import BackendStats
+from orchestrator.cli.flag_errors import FlagError, positive_float
 from orchestrator.errors import ConfigError
+from orchestrator.paths import state_dir
 from orchestrator.types import Completion, GenerationRequest, RouteDecision
 from policies.budgets import BudgetPolicy
 from policies.cascade import CascadePolicy, CascadeSettings
@@ -31,14 +32,22 @@ __all__ = ["COMMANDS", "add_parsers", "default_stats_path"]
 
 
 def default_stats_path() -> Path:
-    """``$ORCHESTRATOR_STATE_DIR/backend_stats.json``, else ``~/.local/state/orchestrator/backend_stats.json``."""
-    base = os.environ.get("ORCHESTRATOR_STATE_DIR") or Path.home() / ".local" / "state" / "orchestrator"
-    return Path(base) / "backend_stats.json"
+    """``backend_stats.json`` in the state folder (``$ORCHESTRATOR_STATE_DIR``, else the platform's:
+    ``~/.local/state/orchestrator`` on Linux; see ``orchestrator.paths``)."""
+    return state_dir() / "backend_stats.json"
+
+
+_EXAMPLES = """\
+examples:
+  orchestrator route "summarise: the meeting moved to Friday"
+  orchestrator route "my SSN is 123-45-6789" --remote http://127.0.0.1:8080/v1 --remote-model qwen --allow-egress --json
+  orchestrator route "2 + 2 =" --larger gemma3-270m --cascade 0.6 --run
+"""
 
 
 def add_parsers(sub: Any) -> None:
-    p = sub.add_parser("route", help="show where a prompt would be routed, and why (runs nothing unless --run)")
-    p.add_argument("prompt")
+    p = sub.add_parser("route", help="show where a prompt would be routed, and why (runs nothing unless --run)", epilog=_EXAMPLES)
+    p.add_argument("prompt", help="the request's text")
     p.add_argument("--json", action="store_true", help="print the decision as one JSON object")
     p.add_argument("--model", default=None, help="the small local model (catalogue name or .gguf; default: the embedded default)")
     p.add_argument("--larger", default=None, help="a larger local model, the next tier")
@@ -50,10 +59,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--egress-class", action="append", default=[], metavar="CLASS",
                    help=f"a private data class that may leave anyway (one of {', '.join(DATA_CLASSES)} or a label); repeatable")
     p.add_argument("--label", action="append", default=[], metavar="CLASS", help="mark the prompt as holding this private data class; repeatable")
-    p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--max-latency-s", type=float, default=None)
-    p.add_argument("--max-energy-j", type=float, default=None)
-    p.add_argument("--max-cost", type=float, default=None)
+    p.add_argument("--max-tokens", type=int, default=256, help="the request's token limit (it sizes the predicted cost)")
+    p.add_argument("--max-latency-s", type=positive_float, default=None, help="budget: refuse backends predicted slower than this (seconds)")
+    p.add_argument("--max-energy-j", type=positive_float, default=None, help="budget: refuse backends predicted to use more joules")
+    p.add_argument("--max-cost", type=positive_float, default=None, help="budget: refuse backends predicted to cost more")
     p.add_argument("--prefer", choices=["latency", "energy", "cost"], default=None, help="pick the lowest predicted value among allowed backends")
     p.add_argument("--cascade", type=float, default=None, metavar="THRESHOLD",
                    help="try the small model first and escalate below this confidence (0..1)")
@@ -92,11 +101,16 @@ def _router(args: argparse.Namespace, orch: Any, stats: BackendStats) -> Any:
 
 def _check(args: argparse.Namespace) -> None:
     if (args.remote is None) != (args.remote_model is None):
-        raise ConfigError("give --remote and --remote-model together")
+        raise FlagError("--remote-model" if args.remote_model is None else "--remote", "give --remote and --remote-model together")
     if args.cascade is not None and not 0.0 <= args.cascade <= 1.0:
-        raise ConfigError("--cascade takes a confidence threshold between 0 and 1")
-    if args.max_tokens < 1:
-        raise ConfigError("--max-tokens must be >= 1")
+        raise FlagError("--cascade", "takes a confidence threshold between 0 and 1")
+    if args.remote_cost is not None and not args.remote_cost >= 0:
+        raise FlagError("--remote-cost", f"must be 0 or more, got {args.remote_cost}")
+    for flag, labels in (("--label", args.label), ("--egress-class", args.egress_class)):
+        try:
+            check_labels(labels)
+        except ConfigError as exc:
+            raise FlagError(flag, str(exc)) from None
 
 
 def _print(decision: RouteDecision, as_json: bool, answer: str | None = None) -> None:

@@ -17,18 +17,19 @@ import datetime
 import sys
 from typing import Any, TextIO
 
+from orchestrator.cli.flag_errors import positive_float, positive_int
 from orchestrator.cli.progress import StepProgress
 
-__all__ = ["TuneBar", "add_parser", "chosen_weights", "run", "weights_line", "weights_summary"]
+__all__ = ["TuneBar", "add_parser", "chosen_weights", "prepared_path", "run", "weights_line", "weights_summary"]
 
 
 def add_parser(msub: Any) -> None:
     """Adds ``tune`` to the ``models`` subcommands."""
     p = msub.add_parser("tune", help="measure which weight format of a catalogue model runs best on this machine")
     p.add_argument("name", help="a catalogue model name")
-    p.add_argument("--threads", type=int, default=None, help="threads to measure with (default: the engine's)")
-    p.add_argument("--reps", type=int, default=5, help="timing repetitions (medians; default 5)")
-    p.add_argument("--timing-budget", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--threads", type=positive_int, default=None, help="threads to measure with (default: the engine's)")
+    p.add_argument("--reps", type=positive_int, default=5, help="timing repetitions (medians; default 5)")
+    p.add_argument("--timing-budget", type=positive_float, default=60.0, metavar="SECONDS",
                    help="start no timing repetition after this many seconds (default 60; one always runs)")
     p.add_argument("--formats", default=None, help="candidate formats, comma-separated (default: q8_0,q4_0,f16)")
     p.add_argument("--keep-all", action="store_true", help="keep every candidate file, not only the chosen one")
@@ -110,6 +111,20 @@ def chosen_weights(model: str, stream: TextIO | None = None) -> Any:
     finally:
         bar.close()
 
+
+
+def prepared_path(model: str) -> Any:
+    """The file to load for ``model``, with progress bars: a first use may assemble a catalogue model
+    from parts or check its sha256, then choose its weights for this machine (a path is used as given)."""
+    from orchestrator.cli.progress import ProgressBar
+    from orchestrator.models.catalogue import resolve_model
+
+    bar = ProgressBar(f"preparing {model}")
+    try:
+        resolve_model(model, progress=bar)
+    finally:
+        bar.close()
+    return chosen_weights(model).path
 
 
 def weights_line(model: str, stream: TextIO | None = None) -> str:

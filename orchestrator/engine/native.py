@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 import threading
-from functools import cache
+from collections.abc import Callable
+from functools import cache, partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,6 +29,10 @@ _init_lock = threading.Lock()
 # ggml levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation; llama.cpp is chatty at info.
 _LOG_LEVELS = {3: logging.WARNING, 4: logging.ERROR}
 _log_callback: Any = None  # kept alive for as long as llama.cpp may call it
+# thread id -> called with each piece of log text llama.cpp emits on that thread (quantize progress)
+_log_listeners: dict[int, Callable[[str], None]] = {}
+# llama.cpp's quantizer starts each tensor's log line with "[  12/ 272] blk.0.attn_q.weight - ..."
+_TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
 
 
 @cache
@@ -41,6 +47,9 @@ def llama() -> ModuleType:
         @llama_cpp.llama_log_callback
         def _route(level: int, text: bytes, _user: Any) -> None:
             msg = text.decode("utf-8", "replace").rstrip("\n")
+            listener = _log_listeners.get(threading.get_ident())
+            if listener is not None:
+                listener(msg)
             if msg:
                 log.log(_LOG_LEVELS.get(level, logging.DEBUG), "%s", msg)
 
@@ -235,13 +244,33 @@ class Batch:
             self.struct = None
 
 
-def quantize_file(src: str, dst: str, ftype: int, threads: int) -> None:
-    """llama.cpp's quantizer (requantizing allowed); raises ModelLoadError when it fails."""
+def quantize_file(src: str, dst: str, ftype: int, threads: int, progress: Callable[[int, int, str], None] | None = None) -> None:
+    """llama.cpp's quantizer (requantizing allowed); raises ModelLoadError when it fails.
+
+    ``progress(done, total, tensor_name)`` is called as each tensor is written: llama.cpp reports
+    that only in its log, so the log text of this thread is read while the quantizer runs."""
     lc = llama()
     params = lc.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = threads
     params.allow_requantize = True
-    rc = lc.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
+    me = threading.get_ident()
+    if progress is not None:
+        _log_listeners[me] = partial(_tensor_progress, progress)
+    try:
+        rc = lc.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
+    finally:
+        _log_listeners.pop(me, None)
     if rc != 0:
         raise ModelLoadError(f"llama.cpp could not quantize {src} (return code {rc}; see the orchestrator.llama_cpp log)")
+
+
+def _tensor_progress(progress: Callable[[int, int, str], None], text: str) -> None:
+    """Turns one of the quantizer's tensor lines into ``progress(done, total, name)``."""
+    match = _TENSOR_LINE.match(text)
+    if match is None:
+        return
+    try:
+        progress(int(match.group(1)), int(match.group(2)), match.group(3))
+    except Exception:  # a C callback cannot raise: log the caller's bug and go on quantizing
+        log.exception("quantize progress callback failed")

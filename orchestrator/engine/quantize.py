@@ -8,6 +8,7 @@ file's header reads back, so a failed or interrupted run leaves nothing behind.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.errors import ConfigError, ModelFileError
@@ -36,8 +37,12 @@ QUANT_TYPES: dict[str, int] = {
 }
 
 
-def quantize_model(src: str | Path, dst: str | Path, qtype: str, *, threads: int | None = None, overwrite: bool = False) -> GGUFInfo:
-    """Writes ``src`` (a catalogue name or a .gguf path) to ``dst`` in ``qtype``; returns the new header."""
+def quantize_model(src: str | Path, dst: str | Path, qtype: str, *, threads: int | None = None, overwrite: bool = False,
+                   progress: Callable[[int, int, str], None] | None = None) -> GGUFInfo:
+    """Writes ``src`` (a catalogue name or a .gguf path) to ``dst`` in ``qtype``; returns the new header.
+
+    ``progress(done, total, tensor_name)`` follows the tensors as llama.cpp writes them (a CLI draws
+    it; this function never prints)."""
     key = qtype.lower()
     if key not in QUANT_TYPES:
         raise ConfigError(f"unknown quantization type {qtype!r}; choose one of {', '.join(QUANT_TYPES)}")
@@ -56,7 +61,7 @@ def quantize_model(src: str | Path, dst: str | Path, qtype: str, *, threads: int
     from orchestrator.engine.native import quantize_file
 
     try:
-        quantize_file(str(source), str(partial), QUANT_TYPES[key], threads or max(1, os.cpu_count() or 1))
+        quantize_file(str(source), str(partial), QUANT_TYPES[key], threads or max(1, os.cpu_count() or 1), progress=progress)
         info = read_gguf(partial)
         if info.file_type.lower() != key:
             raise ModelFileError(target, f"asked for {qtype} but llama.cpp wrote {info.file_type}")

@@ -23,6 +23,7 @@ from typing import BinaryIO, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from orchestrator.errors import ModelFileError, ModelNotFoundError
+from orchestrator.paths import CACHE_ENV, models_cache_dir
 
 __all__ = [
     "CACHE_ENV",
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 """Called as ``progress(done_bytes, total_bytes)`` while hashing or copying."""
 
-CACHE_ENV = "ORCHESTRATOR_CACHE_DIR"
 _CHUNK = 1 << 20
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -152,13 +152,11 @@ DEFAULT_MODEL = "smollm2-135m"
 
 
 def cache_dir_for(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The cache directory: the argument, else ``$ORCHESTRATOR_CACHE_DIR``, else ``~/.cache/orchestrator/models``."""
+    """The cache directory: the argument, else ``orchestrator.paths.models_cache_dir()``
+    (``$ORCHESTRATOR_CACHE_DIR``, else the platform's user cache folder: ``~/.cache/orchestrator/models`` on Linux)."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "orchestrator" / "models"
+    return models_cache_dir()
 
 
 def get_known_model(name: str) -> KnownModel:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 __all__ = ["ServerConfig", "is_loopback"]
 
@@ -32,10 +32,11 @@ class ServerConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
+    # api_key and allow_remote come first: the host's check reads them (a field's error names its field)
     api_key: str | None = Field(None, min_length=8, max_length=512)
     allow_remote: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = Field(4 << 20, ge=1024, le=256 << 20)
     max_active: int = Field(32, ge=1, le=1024)
@@ -43,18 +44,28 @@ class ServerConfig(BaseModel):
     max_tokens: int = Field(512, ge=1, le=1_000_000)
     max_tokens_cap: int = Field(8192, ge=1, le=1_000_000)
 
-    @model_validator(mode="after")
-    def _check(self) -> ServerConfig:
-        if not is_loopback(self.host):
-            if not self.allow_remote:
-                raise ValueError(f"refusing to bind {self.host!r}: only loopback unless allow_remote (--allow-remote) is set")
-            if not self.api_key:
-                raise ValueError(f"binding {self.host!r} (not loopback) needs an API key")
-        for origin in self.cors_origins:
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, host: str, info: ValidationInfo) -> str:
+        if not is_loopback(host):
+            if not info.data.get("allow_remote"):
+                raise ValueError(f"refusing to bind {host!r}: only loopback unless allow_remote (--allow-remote) is set")
+            if not info.data.get("api_key"):
+                raise ValueError(f"binding {host!r} (not loopback) needs an API key")
+        return host
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in origins:
             if origin == "*" or "*" in origin:
                 raise ValueError("CORS origins must be listed exactly; '*' is refused")
             if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
                 raise ValueError(f"CORS origin {origin!r} must look like http(s)://host[:port] without a trailing slash")
+        return origins
+
+    @model_validator(mode="after")
+    def _check(self) -> ServerConfig:
         if self.max_tokens > self.max_tokens_cap:
             raise ValueError("max_tokens must not exceed max_tokens_cap")
         return self
