@@ -47,6 +47,11 @@ class Agent:
     ``ground_arguments`` holds the tools' arguments, while decoding, to words and numbers of
     the task and the tool results (see ``agents.grounding``): for small models, which
     otherwise copy values from the examples.
+
+    ``persist_prefix`` pins the start every task's prompt shares (``agents.prompting.
+    shared_prompt_start``: the system prompt, and the examples when all are shown) on the
+    agent's model, when that is a local engine: computed once, then stored on disk and restored
+    by later processes instead of computed again (``orchestrator.engine.pinning``).
     """
 
     name: str
@@ -63,6 +68,7 @@ class Agent:
     examples: tuple[tuple[str, Any], ...] = ()
     max_examples: int | None = None
     ground_arguments: bool = False
+    persist_prefix: bool = False
     registry: ToolRegistry = field(init=False, repr=False, compare=False)
     decision_schema: dict[str, Any] = field(init=False, repr=False, compare=False)
 
@@ -86,6 +92,8 @@ class Agent:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key in ("max_retries", "max_examples") else 1):
                 raise ToolDefinitionError(f"agent {self.name!r}: {key} must be a positive integer, not {value!r}")
+        if not isinstance(self.persist_prefix, bool):
+            raise ToolDefinitionError(f"agent {self.name!r}: persist_prefix must be True or False")
         if not self.tool_timeout_s > 0:
             raise ToolDefinitionError(f"agent {self.name!r}: tool_timeout_s must be positive")
 
