@@ -168,7 +168,7 @@ class LocalEngine:
         """The tokens a prompt starting with ``prefix`` starts with (see ``pin_prefix``)."""
         return prefix_tokens(prefix, raw=lambda text: self.prompt_tokens(GenerationRequest(prompt=text)), chat=self.prompt_tokens)
 
-    def _ask_pins(self, job: PinJob) -> bytes | bool | None:
+    def _ask_pins(self, job: PinJob) -> bytes | str | None:
         with self._submit_lock:
             if self._closing:
                 raise EngineError(f"engine {self.name} is closed")

@@ -66,12 +66,12 @@ class PinnedPrefix:
 class PinJob:
     """A message to the worker about a prefix: find it in the KV cache and pin it (answered with
     its KV state when ``want_state``, else ``b""``, or None when not there), or, with ``state``,
-    load those bytes into a new pinned slot (answered True/False)."""
+    load those bytes into a new pinned slot (answered ``"loaded"``, ``"no room"`` or ``"refused"``)."""
 
     tokens: tuple[int, ...]
     want_state: bool = False
     state: bytes | None = None
-    future: Future[bytes | bool | None] = field(default_factory=Future)
+    future: Future[bytes | str | None] = field(default_factory=Future)
 
 
 def prefix_tokens(prefix: str | Sequence[int] | Sequence[ChatMessage], *, raw: Callable[[str], list[int]],
@@ -116,7 +116,7 @@ class PrefixPins:
         return self._key
 
     # -- the caller's side ------------------------------------------------------
-    def pin(self, tokens: Sequence[int], *, ask: Callable[[PinJob], bytes | bool | None],
+    def pin(self, tokens: Sequence[int], *, ask: Callable[[PinJob], bytes | str | None],
             compute: Callable[[list[int]], None]) -> PinnedPrefix:
         """Pins ``tokens``: found in the KV cache, else restored from the store, else computed
         (``compute`` runs them through the engine); stored on disk if they are not yet."""
@@ -135,17 +135,17 @@ class PrefixPins:
             return PinnedPrefix(len(tokens), "computed", None)
         return PinnedPrefix(len(tokens), "computed", self._stored(tokens, found))
 
-    def _restore(self, tokens: tuple[int, ...], ask: Callable[[PinJob], bytes | bool | None]) -> bool:
+    def _restore(self, tokens: tuple[int, ...], ask: Callable[[PinJob], bytes | str | None]) -> bool:
         assert self.store is not None
         state = self.store.load(self.key(), tokens)  # checked in full: stale or corrupt files go
         if state is None:
             self._forget(tokens)
             return False
-        if ask(PinJob(tokens, state=state)) is True:
-            return True
-        self.store.discard(self.store.path(self.key(), tokens), "llama.cpp did not accept its KV state")
-        self._forget(tokens)
-        return False
+        outcome = ask(PinJob(tokens, state=state))
+        if outcome == "refused":
+            self.store.discard(self.store.path(self.key(), tokens), "llama.cpp did not accept its KV state")
+            self._forget(tokens)
+        return outcome == "loaded"
 
     def _stored(self, tokens: tuple[int, ...], state: bytes) -> Path | None:
         """The prefix's file: ``state`` written now (when not empty), or the one already there."""
@@ -164,7 +164,8 @@ class PrefixPins:
         """Answers a ``PinJob`` (worker thread)."""
         try:
             if job.state is not None:
-                job.future.set_result(self._load(job.tokens, job.state, growth) is not None)
+                loaded = self._load(job.tokens, job.state, growth, keep=None)
+                job.future.set_result("loaded" if isinstance(loaded, int) else loaded)
             else:
                 job.future.set_result(self._find(job.tokens, live, job.want_state))
         except Exception as exc:  # a native failure reaches the caller of pin_prefix
@@ -176,12 +177,15 @@ class PrefixPins:
         best = next((t for t in self._index if reuse + _MIN_GAIN <= len(t) <= len(prompt) and tuple(prompt[: len(t)]) == t), None)
         if best is None or self.store is None:
             return src, reuse
-        state = self.store.load(self.key(), best)
-        slot = self._load(best, state, growth) if state is not None else None
-        if slot is None:
-            if state is not None:
-                self.store.discard(self.store.path(self.key(), best), "llama.cpp did not accept its KV state")
+        state = self.store.load(self.key(), best)  # checked in full: stale or corrupt files go
+        if state is None:
             self._forget(best)
+            return src, reuse
+        slot = self._load(best, state, growth, keep=src)
+        if slot == "refused":
+            self.store.discard(self.store.path(self.key(), best), "llama.cpp did not accept its KV state")
+            self._forget(best)
+        if not isinstance(slot, int):
             return src, reuse
         log.debug("restored a stored prefix of %d tokens for a prompt of %d", len(best), len(prompt))
         return slot, len(best)
@@ -201,16 +205,17 @@ class PrefixPins:
         self._slots.keep(slot, pinned=True)
         return self._ctx.seq_state(slot) if want_state else b""
 
-    def _load(self, tokens: tuple[int, ...], state: bytes, growth: int) -> int | None:
-        """Loads checked state bytes into a new pinned slot; the slot, or None when they do not fit
-        or llama.cpp refuses them (or they hold other positions than ``tokens``)."""
+    def _load(self, tokens: tuple[int, ...], state: bytes, growth: int, *, keep: int | None) -> int | Literal["no room", "refused"]:
+        """Loads checked state bytes into a new pinned slot (evicting cached prefixes, never
+        ``keep``, to make room); the slot, or why not: they do not fit now, or llama.cpp refused
+        them (or they hold other positions than ``tokens``)."""
         n = len(tokens)
-        if not self._slots.make_room(n, growth=growth, keep=None):
-            return None
-        slot = self._slots.open()
+        if not self._slots.make_room(n, growth=growth, keep=keep):
+            return "no room"
+        slot = self._slots.open(keep=keep)
         if not self._ctx.set_seq_state(slot, state) or self._ctx.seq_positions(slot) != (0, n - 1):
             self._slots.close(slot)
-            return None
+            return "refused"
         self._ledger.append(slot, tokens)  # the mirror of the cells just loaded
         self._slots.keep(slot, pinned=True)
         self.restored_tokens += n
