@@ -54,6 +54,10 @@ class Agent:
     a step whose confidence is lower goes to ``escalate_to`` with the conversation, unless the
     routing policies keep it on the device; ``AgentResult.decisions`` says who decided each step
     and how sure (``agents.scored_loop``).
+    ``persist_prefix`` pins the start every task's prompt shares (``agents.prompting.
+    shared_prompt_start``: the system prompt, and the examples when all are shown) on the
+    agent's model, when that is a local engine: computed once, then stored on disk and restored
+    by later processes instead of computed again (``orchestrator.engine.pinning``).
     """
 
     name: str
@@ -72,6 +76,7 @@ class Agent:
     ground_arguments: bool = False
     decide: Literal["generate", "scored"] = "generate"
     escalate_below: float | None = None
+    persist_prefix: bool = False
     registry: ToolRegistry = field(init=False, repr=False, compare=False)
     decision_schema: dict[str, Any] = field(init=False, repr=False, compare=False)
 
@@ -95,6 +100,8 @@ class Agent:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key in ("max_retries", "max_examples") else 1):
                 raise ToolDefinitionError(f"agent {self.name!r}: {key} must be a positive integer, not {value!r}")
+        if not isinstance(self.persist_prefix, bool):
+            raise ToolDefinitionError(f"agent {self.name!r}: persist_prefix must be True or False")
         if not self.tool_timeout_s > 0:
             raise ToolDefinitionError(f"agent {self.name!r}: tool_timeout_s must be positive")
         if self.decide not in ("generate", "scored"):

@@ -47,7 +47,10 @@ from orchestrator.errors import ToolCallError
 from orchestrator.types import ChatMessage
 from tools.validation import validate_arguments
 
-__all__ = ["ANSWER_FORMAT", "REPLY_FORMAT", "example_arguments", "prompt_messages", "select_examples", "system_prompt", "tool_examples"]
+__all__ = [
+    "ANSWER_FORMAT", "REPLY_FORMAT", "example_arguments", "prompt_messages", "select_examples", "shared_prompt_start",
+    "system_prompt", "tool_examples",
+]
 
 REPLY_FORMAT = 'To use a tool, reply {"calls": [{"name": "<tool name>", "arguments": {...}}]}. Otherwise reply {"answer": "<text>"}.'
 ANSWER_FORMAT = 'Reply with JSON only: {"answer": ...}.'
@@ -77,6 +80,14 @@ def prompt_messages(agent: Agent, task: str) -> list[ChatMessage]:
         messages += [ChatMessage(role="user", content=request), ChatMessage(role="assistant", content=reply)]
     messages.append(ChatMessage(role="user", content=task))
     return messages
+
+
+def shared_prompt_start(agent: Agent) -> list[ChatMessage]:
+    """The messages every task's prompt starts with: the system prompt, then the examples when
+    all of them are shown (``max_examples=None``: the same turns, in the same order, for every
+    task); with ``max_examples`` set they depend on the task, so only the system prompt."""
+    messages = prompt_messages(agent, "")[:-1]
+    return messages if agent.max_examples is None else messages[:1]
 
 
 def select_examples(agent: Agent, task: str) -> list[tuple[str, str]]:

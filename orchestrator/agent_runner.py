@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agents.loop import AgentResult, Escalate, ModelTurn, RunTools, ToolCall, ToolResult, agent_loop
+from agents.prompting import shared_prompt_start
 from agents.scored_loop import DecideTurn, scored_agent_loop
 from orchestrator.backends.base import Backend, complete
 from orchestrator.errors import ConfigError, NodeFailedError, NodeTimeoutError, ToolExecutionError
@@ -104,6 +105,8 @@ async def run_agent(
     emit = on_event or (lambda event: None)
     approved = approved if approved is not None else set()
     labels = frozenset(labels)
+    if agent.persist_prefix:
+        await _pin_prompt_start(agent, backends[agent.model])
     loop = scored_agent_loop(agent, task) if agent.decide == "scored" else agent_loop(agent, task)
     reply: Any = None
     was_escalated = False
@@ -132,6 +135,16 @@ async def run_agent(
         return result
     finally:
         loop.close()
+
+
+async def _pin_prompt_start(agent: Any, backend: Backend) -> None:
+    """``Agent(persist_prefix=True)``: pins the prompt start every task shares on a backend that
+    can (a local engine: kept in its KV cache, stored for later processes); others have nothing to pin."""
+    pin = getattr(backend, "pin_prefix", None)
+    if pin is None:
+        log.debug("agent %s: backend %s cannot pin a prefix; persist_prefix has no effect there", agent.name, backend.name)
+        return
+    await pin(shared_prompt_start(agent))
 
 
 async def _model_turn(backend: Backend, need: ModelTurn, emit: Callable[[AgentEvent], None]) -> Completion:

@@ -46,7 +46,7 @@ from orchestrator.types import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.engine import EngineConfig, LocalEngine
+    from orchestrator.engine import EngineConfig, LocalEngine, PinnedPrefix
 
 __all__ = ["CancelHandle", "Event", "ModelSource", "Orchestrator"]
 
@@ -156,6 +156,23 @@ class Orchestrator:
                     yield event
         finally:
             self._inflight.discard(cancel)
+
+    async def pin_prefix(self, messages: str | Sequence[ChatMessage], *, model: str | None = None) -> PinnedPrefix:
+        """Pins the start your conversations share (a long system prompt, a document, worked
+        examples) on local model ``model``: it stays in the KV cache, is stored on disk, and the
+        next process running this model with the same engine settings restores it instead of
+        computing it (see ``orchestrator.engine.pinning``). A string is one system message.
+        Requests whose messages start with ``messages`` then reuse it::
+
+            await orch.pin_prefix(SYSTEM)
+            await orch.generate(GenerationRequest(messages=(ChatMessage(role="system", content=SYSTEM), question)))
+        """
+        messages = (ChatMessage(role="system", content=messages),) if isinstance(messages, str) else tuple(messages)
+        backend = await self.backend(model)
+        pin = getattr(backend, "pin_prefix", None)
+        if pin is None:
+            raise ConfigError(f"model {model or self.default!r} is not a local engine here: it cannot pin a prefix")
+        return await pin(messages)
 
     # -- agents and graphs -----------------------------------------------
     async def run_agent(self, agent: Any, task: str, *, cancel: CancelHandle | None = None, **options: Any) -> Any:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,8 @@ from orchestrator.types import Completion, GenerationRequest, TokenDelta
 
 if TYPE_CHECKING:
     from orchestrator.backends.base import Backend
-    from orchestrator.engine import EngineConfig, LocalEngine
+    from orchestrator.engine import EngineConfig, LocalEngine, PinnedPrefix
+    from orchestrator.types import ChatMessage
 
 __all__ = ["Event", "SyncOrchestrator", "SyncStream"]
 
@@ -133,6 +134,10 @@ class SyncOrchestrator:
         if self._closed:
             raise EngineError("the orchestrator is closed")
         return SyncStream(self._portal, self.orchestrator, request, model, on_event, fields)
+
+    def pin_prefix(self, messages: str | Sequence[ChatMessage], *, model: str | None = None) -> PinnedPrefix:
+        """Blocks while it pins (restored from disk: milliseconds; computed: as long as a prefill); see ``Orchestrator.pin_prefix``."""
+        return self._call(self.orchestrator.pin_prefix, messages, model=model)
 
     def run_agent(self, agent: Any, task: str, *, cancel: CancelHandle | None = None, **options: Any) -> Any:
         return self._call(self.orchestrator.run_agent, agent, task, cancel=cancel, **options)

@@ -515,3 +515,36 @@ def test_a_private_task_never_leaves_the_device_whatever_the_agent_names() -> No
     # Data that may leave does: the escalation goes to the remote tier.
     ok = run(agent, "t", {"default": ScriptedBackend(['{"calls": 1}'] * 2, name="small"), "cloud": cloud})
     assert ok.output == "cloud" and ok.escalated and ok.escalation is not None and ok.escalation.backend == "cloud"
+
+
+class _PinningBackend(ScriptedBackend):
+    """A scripted backend that, like ``LocalBackend``, can pin a prefix (records what it was asked)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.pinned: list[tuple[Any, ...]] = []
+
+    async def pin_prefix(self, messages: Any) -> None:
+        self.pinned.append(tuple(messages))
+
+
+def test_persist_prefix_pins_the_prompt_start_every_task_shares() -> None:
+    examples = (("Add 1 and 2", {"calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]}),)
+    agent = Agent("adder", "You add.", tools=(add,), examples=examples, persist_prefix=True)
+    backend = _PinningBackend([_calls(("add", {"a": 2, "b": 3})), _answer("5")])
+    assert run(agent, "2 + 3?", backend).output == "5"
+    [pinned] = backend.pinned
+    assert list(pinned) == prompt_messages(agent, "2 + 3?")[:-1]  # the system prompt and the examples
+    assert backend.requests[0].messages[: len(pinned)] == pinned
+    # Examples chosen per task are not shared: only the system prompt is pinned.
+    chosen = Agent("adder", "You add.", tools=(add,), examples=examples, persist_prefix=True, max_examples=1)
+    backend = _PinningBackend([_answer("5")])
+    run(chosen, "2 + 3?", backend)
+    assert [m.role for m in backend.pinned[0]] == ["system"]
+    # Off by default; and a backend that cannot pin is simply used.
+    plain = _PinningBackend([_answer("5")])
+    run(Agent("adder", "You add.", tools=(add,)), "2 + 3?", plain)
+    assert plain.pinned == []
+    assert run(agent, "2 + 3?", ScriptedBackend([_answer("5")])).output == "5"
+    with pytest.raises(ToolDefinitionError, match="persist_prefix"):
+        Agent("adder", "You add.", persist_prefix="yes")  # type: ignore[arg-type]

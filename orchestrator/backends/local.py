@@ -9,13 +9,14 @@ calls and results is written as the model reads them. Raw ``grammar`` requests p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 
 from orchestrator.backends.cancel import CancelHandle
 from orchestrator.engine.engine import LocalEngine
-from orchestrator.types import Completion, GenerationRequest, TokenDelta
+from orchestrator.engine.pinning import PinnedPrefix
+from orchestrator.types import ChatMessage, Completion, GenerationRequest, TokenDelta
 from tools.output_spec import decision_grammar, format_grammar, read_choice, text_messages
 
 __all__ = ["LocalBackend", "engine_request"]
@@ -71,6 +72,11 @@ class LocalBackend:
         """Embeddings of ``texts`` (see ``LocalEngine.embed``), computed in a worker thread."""
         vectors = await anyio.to_thread.run_sync(self.engine.embed, texts)
         return [row.tolist() for row in vectors]
+
+    async def pin_prefix(self, messages: Sequence[ChatMessage]) -> PinnedPrefix:
+        """Pins the start that conversations beginning with ``messages`` share: kept in the KV
+        cache and stored for later processes (``LocalEngine.pin_prefix``); in a worker thread."""
+        return await anyio.to_thread.run_sync(self.engine.pin_prefix, tuple(messages))
 
     def count_tokens(self, text: str) -> int:
         return len(self.engine.tokenize(text))

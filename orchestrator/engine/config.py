@@ -43,6 +43,13 @@ class EngineConfig(BaseModel):
     ``.gguf`` path. A model given as a path is used as given unless ``weights``
     is a path. ``$ORCHESTRATOR_WEIGHTS=shipped`` makes ``"auto"`` mean ``"shipped"``
     (the test suite sets it, so tests load the files their references load).
+    ``persist_prefixes`` keeps pinned prompt prefixes on disk (``LocalEngine.pin_prefix``,
+    ``Agent(persist_prefix=True)``) and restores a stored one when a prompt starts with it, in
+    any later process with the same model file, llama.cpp and KV settings (``n_ctx``,
+    ``max_sequences``, ``prefix_cache_slots``, ``n_batch``, ``type_k``/``type_v``,
+    ``flash_attn``): changing one of those starts an empty store. ``prefix_dir`` is their
+    folder (default ``prefixes/`` in the cache folder) and ``prefix_store_bytes`` bounds it
+    (least recently used deleted first); see ``orchestrator.engine.pinning``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -60,6 +67,9 @@ class EngineConfig(BaseModel):
     draft_length: int | None = Field(None, ge=1, le=16, description="fixed draft length; None adapts it to measured gain")
     probe: Literal["auto", "on", "off"] = "auto"
     weights: str = Field("auto", min_length=1, description='"auto", "shipped", or the path of a .gguf weights file')
+    persist_prefixes: bool = Field(True, description="store pinned prefixes' KV on disk; restore stored ones")
+    prefix_dir: str | None = Field(None, min_length=1, description="folder of stored prefixes (default: prefixes/ in the cache folder)")
+    prefix_store_bytes: int = Field(1 << 30, ge=1 << 20, description="disk bound of stored prefixes (least recently used go first)")
 
     @model_validator(mode="after")
     def _check(self) -> EngineConfig:

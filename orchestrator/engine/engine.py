@@ -11,7 +11,7 @@ texts at a time, in a second context of its own (``embedder.py``).
 
 Beside it: ``opening.py`` checks and loads the model, ``slots.py`` keeps the KV slots and
 cached prefixes, ``sequence.py`` the per-request state and its result, ``speculator.py``
-drafts and verifies.
+drafts and verifies, ``pinning.py`` keeps pinned prefixes and stores them on disk for later processes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from collections.abc import Sequence as Seq
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from orchestrator.engine.calibration import file_identity
 from orchestrator.engine.config import EngineConfig
@@ -35,13 +34,16 @@ from orchestrator.engine.handle import RequestHandle
 from orchestrator.engine.ledger import KVLedger, common_prefix_len
 from orchestrator.engine.metrics import EnergyMeter
 from orchestrator.engine.opening import open_model
+from orchestrator.engine.pinning import PinJob, PinnedPrefix, PrefixPins, prefix_tokens
+from orchestrator.engine.prefix_store import PrefixStore
 from orchestrator.engine.sampling import Sampler
 from orchestrator.engine.sequence import Job, Sequence
 from orchestrator.engine.slots import KVSlots
 from orchestrator.engine.speculative import StepCostModel
 from orchestrator.engine.speculator import Speculator
+from orchestrator.engine.stats import EngineStats
 from orchestrator.engine.variants import ResolvedWeights, measured_step_costs, resolve_weights
-from orchestrator.errors import CapacityError, ChatTemplateError, ContextLengthError, EngineError, RequestError
+from orchestrator.errors import CapacityError, ChatTemplateError, ConfigError, ContextLengthError, EngineError, RequestError
 from orchestrator.models.catalogue import model_name
 from orchestrator.models.gguf import GGUFInfo
 from orchestrator.models.variants import Machine
@@ -55,24 +57,6 @@ _CLOSE = object()
 _WAKE = None
 # Wait for another sequence's prefill rather than recompute this many shared tokens.
 _WAIT_FOR_SHARED_PREFILL = 32
-
-
-class EngineStats(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    model: str
-    n_ctx: int
-    max_positions: int
-    kv_type_k: str
-    kv_type_v: str
-    kv_bytes_per_token: int
-    kv_cells_used: int
-    live_sequences: int
-    waiting_requests: int
-    cached_prefixes: int
-    prefill_computed_tokens: int
-    prefill_reused_tokens: int
-    decode_steps: int
 
 
 class LocalEngine:
@@ -99,6 +83,8 @@ class LocalEngine:
         self._ledger = KVLedger(self._ctx.n_ctx)
         self._scratch_slot = n_seq_max - 1
         self._slots = KVSlots(self._ctx, self._ledger, n_slots=n_seq_max - 1, cache_slots=cfg.prefix_cache_slots)
+        store = PrefixStore(cfg.prefix_dir, cfg.prefix_store_bytes) if cfg.persist_prefixes else None
+        self._pins = PrefixPins(self._ctx, self._ledger, self._slots, model_path=self.weights.path, store=store)
         self._live: list[Sequence] = []
         self._waiting: deque[Job] = deque()
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -129,8 +115,8 @@ class LocalEngine:
                 raise EngineError(f"engine {self.name} is closed")
             return self._submit(request)
 
-    def _submit(self, request: GenerationRequest) -> RequestHandle:
-        prompt = self.prompt_tokens(request)
+    def _submit(self, request: GenerationRequest, prompt: list[int] | None = None) -> RequestHandle:
+        prompt = self.prompt_tokens(request) if prompt is None else prompt
         if not prompt:
             raise RequestError("the prompt is empty")
         if len(prompt) >= self.max_positions:
@@ -169,6 +155,37 @@ class LocalEngine:
 
     async def agenerate(self, request: GenerationRequest) -> Completion:
         return await self.submit(request).completion()
+
+    def pin_prefix(self, prefix: str | Seq[int] | Seq[ChatMessage]) -> PinnedPrefix:
+        """Keeps a prompt start in the KV cache and, with ``persist_prefixes``, on disk for later
+        processes, which restore it instead of computing it (see ``orchestrator.engine.pinning``).
+        ``prefix``: raw prompt text, token ids, or chat messages (pinned up to where a next user
+        message would start). Blocks while it computes; thread-safe."""
+        if self.config.prefix_cache_slots < 1:
+            raise ConfigError("pinning a prefix needs prefix_cache_slots >= 1")
+        tokens = self.prefix_tokens(prefix)
+        if not tokens or len(tokens) >= self.max_positions - 1:
+            raise ContextLengthError(f"a pinned prefix needs 1 to {self.max_positions - 2} tokens, not {len(tokens)}")
+        return self._pins.pin(tokens, ask=self._ask_pins, compute=self._compute_prefix)
+
+    def prefix_tokens(self, prefix: str | Seq[int] | Seq[ChatMessage]) -> list[int]:
+        """The tokens a prompt starting with ``prefix`` starts with (see ``pin_prefix``)."""
+        return prefix_tokens(prefix, raw=lambda text: self.prompt_tokens(GenerationRequest(prompt=text)), chat=self.prompt_tokens)
+
+    def _ask_pins(self, job: PinJob) -> bytes | str | None:
+        with self._submit_lock:
+            if self._closing:
+                raise EngineError(f"engine {self.name} is closed")
+            self._inbox.put(job)
+        return job.future.result()
+
+    def _compute_prefix(self, tokens: list[int]) -> None:
+        """Runs ``tokens`` as a prompt of one generated token: its slot stays cached, holding exactly them."""
+        with self._submit_lock:
+            if self._closing:
+                raise EngineError(f"engine {self.name} is closed")
+            handle = self._submit(GenerationRequest(prompt="(pinned prefix)", max_tokens=1), tokens)
+        handle.result()
 
     def embed(self, texts: Seq[str]) -> np.ndarray:
         """Mean-pooled, L2-normalised embeddings of ``texts`` from this engine's model, float32 of
@@ -215,6 +232,8 @@ class LocalEngine:
             prefill_computed_tokens=self._totals["computed"],
             prefill_reused_tokens=self._totals["reused"],
             decode_steps=self._totals["steps"],
+            pinned_prefixes=self._slots.pinned,
+            restored_prefix_tokens=self._pins.restored_tokens,
         )
 
     @property
@@ -295,7 +314,7 @@ class LocalEngine:
                 break
             if isinstance(item, Job):
                 self._fail_job(item, closed)
-            elif isinstance(item, EmbedJob):
+            elif isinstance(item, EmbedJob | PinJob):
                 item.future.set_exception(closed)
 
     def _read_inbox(self, block: bool) -> None:
@@ -307,6 +326,8 @@ class LocalEngine:
                 self._waiting.append(item)
             elif isinstance(item, EmbedJob):
                 self._embeds.add(item)
+            elif isinstance(item, PinJob):
+                self._pins.answer(item, live=[s.slot for s in self._live], growth=self._growth())
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
@@ -334,6 +355,7 @@ class LocalEngine:
             if self._reserved_sequences() + job.request.n > self.config.max_sequences:
                 return
             src, reuse = self._ledger.longest_prefix(job.prompt, [s.slot for s in self._live] + self._slots.cached)
+            src, reuse = self._pins.restore_for(job.prompt, src, reuse, growth=self._growth())  # a stored prefix, if longer
             # Compute at least two prompt tokens: llama.cpp's kernels differ between one-row and
             # multi-row batches, and a multi-row suffix gives bit-identical logits to a fresh prefill.
             reuse = max(0, min(reuse, len(job.prompt) - 2))

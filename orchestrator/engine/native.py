@@ -22,7 +22,7 @@ import numpy as np
 
 from orchestrator.errors import ConfigError, EngineError, ModelLoadError
 
-__all__ = ["Batch", "NativeContext", "NativeModel", "llama", "quantize_file"]
+__all__ = ["Batch", "NativeContext", "NativeModel", "build_info", "llama", "quantize_file"]
 
 log = logging.getLogger("orchestrator.llama_cpp")
 _init_lock = threading.Lock()
@@ -56,6 +56,15 @@ def llama() -> ModuleType:
         _log_callback = _route
         llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
         return llama_cpp
+
+
+@cache
+def build_info() -> str:
+    """llama-cpp-python's version and the ggml CPU features it runs with: KV state saved by one
+    build is only trusted by the same build (``prefix_store.PrefixKey``)."""
+    lc = llama()
+    features = (lc.llama_print_system_info() or b"").decode("utf-8", "replace").strip()
+    return f"llama-cpp-python {lc.__version__}; {features}"
 
 
 class NativeModel:
@@ -173,6 +182,12 @@ class NativeContext:
             raise ModelLoadError(f"llama.cpp could not create a context for {model.path}")
         self.memory = lc.llama_get_memory(self.ptr)
         self.n_ctx = lc.llama_n_ctx(self.ptr)
+        # What shapes the KV cells' contents and layout: a saved state is only loaded into a
+        # context made with the same (``prefix_store.PrefixKey``).
+        self.kv_settings = {
+            "n_ctx": self.n_ctx, "n_seq_max": n_seq_max, "n_batch": p.n_batch, "n_ubatch": p.n_ubatch,
+            "type_k": type_k, "type_v": type_v, "flash_attn": flash_attn, "kv_unified": kv_unified, "swa_full": True,
+        }
 
     def decode(self, batch: Batch) -> None:
         rc = llama().llama_decode(self.ptr, batch.struct)
@@ -185,6 +200,39 @@ class NativeContext:
     def seq_rm(self, seq: int, p0: int = -1, p1: int = -1) -> None:
         if not llama().llama_memory_seq_rm(self.memory, seq, p0, p1):
             raise EngineError(f"llama_memory_seq_rm refused to trim sequence {seq}")
+
+    def seq_state(self, seq: int) -> bytes:
+        """A copy of sequence ``seq``'s KV state (its cells and their K and V), llama.cpp's serialization."""
+        lc = llama()
+        size = lc.llama_state_seq_get_size(self.ptr, seq)
+        buf = (ctypes.c_uint8 * size)()
+        written = lc.llama_state_seq_get_data(self.ptr, buf, size, seq)
+        if written != size:
+            raise EngineError(f"llama_state_seq_get_data wrote {written} of {size} bytes for sequence {seq}")
+        return bytes(buf)
+
+    def set_seq_state(self, seq: int, state: bytes) -> bool:
+        """Loads a state from ``seq_state`` into the empty sequence ``seq``; False when llama.cpp
+        refuses it (its cells are then removed). Hand it only checked bytes: llama.cpp's reader
+        trusts sizes inside them."""
+        lc = llama()
+        buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        if lc.llama_state_seq_set_data(self.ptr, buf, len(state), seq) == len(state):
+            return True
+        lc.llama_memory_seq_rm(self.memory, seq, -1, -1)  # a failed read may leave some cells behind
+        return False
+
+    def seq_positions(self, seq: int) -> tuple[int, int]:
+        """The lowest and highest position sequence ``seq`` holds; ``(-1, -1)`` when it is empty."""
+        lc = llama()
+        return lc.llama_memory_seq_pos_min(self.memory, seq), lc.llama_memory_seq_pos_max(self.memory, seq)
+
+    def logits(self, index: int, n_vocab: int) -> np.ndarray:
+        """A copy of the logits of batch row ``index`` after a decode."""
+        ptr = llama().llama_get_logits_ith(self.ptr, index)
+        if not ptr:
+            raise EngineError(f"llama.cpp returned no logits for batch row {index}")
+        return np.ctypeslib.as_array(ptr, shape=(n_vocab,)).copy()
 
     def clear(self) -> None:
         """Forgets every sequence's cells."""
