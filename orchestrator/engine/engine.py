@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.engine.config import EngineConfig
 from orchestrator.engine.embedder import EmbeddingQueue, EmbedJob, embed_tokens
 from orchestrator.engine.handle import RequestHandle
+from orchestrator.engine.history_index import HistoryIndex
 from orchestrator.engine.ledger import KVLedger, common_prefix_len
 from orchestrator.engine.metrics import EnergyMeter
 from orchestrator.engine.opening import open_model
@@ -106,7 +107,7 @@ class LocalEngine:
             ctx=self._ctx, model=self._model, ledger=self._ledger, batch=self._batch,
             scratch_slot=self._scratch_slot, max_positions=self.max_positions,
             draft_length=cfg.draft_length, draft_model=opened.draft, draft_error=self.draft_error,
-            measured=measured_step_costs(self.weights.path, cfg.threads),
+            measured=measured_step_costs(self.weights.path, cfg.threads), history=HistoryIndex(cfg.history_tokens),
         )
         self._ids = itertools.count(1)
         self._closing = False
@@ -469,6 +470,8 @@ class LocalEngine:
         if seq.drafter is not None:
             seq.drafter.close()
             seq.drafter = None
+        if seq.lookup is not None:  # its text joins its tenant's history (when it names one)
+            seq.lookup.finish(seq.job.prompt + seq.out, cancelled=seq.finish == "cancelled")
         keep = self.config.prefix_cache_slots > 0 and seq.index == 0 and seq.finish != "cancelled"
         if keep:
             self._slots.keep(seq.slot)

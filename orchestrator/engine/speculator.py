@@ -12,7 +12,9 @@ import logging
 import time
 
 from orchestrator.engine.draft_model import DraftModel
+from orchestrator.engine.history_index import HistoryIndex
 from orchestrator.engine.ledger import KVLedger
+from orchestrator.engine.lookup_sources import LookupSources
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
 from orchestrator.engine.prompt_lookup import PromptLookupDrafter
 from orchestrator.engine.sequence import Job, Sequence
@@ -56,6 +58,7 @@ class Speculator:
         draft_model: DraftModel | None,
         draft_error: str | None,
         measured: StepCosts | None = None,
+        history: HistoryIndex | None = None,
     ) -> None:
         self._ctx = ctx
         self._model = model
@@ -66,6 +69,7 @@ class Speculator:
         self._draft_length = draft_length
         self.draft_model = draft_model
         self.draft_error = draft_error
+        self.history = history  # recent requests' text per tenant, for lookup drafts across requests
         self._costs = StepCostModel()
         self._calibrated = False
         if measured is not None:  # the weights tune timed this file's steps on this machine: start from those
@@ -80,13 +84,15 @@ class Speculator:
         ``prompt-lookup``: lookup only. ``draft``: the draft model only.
         ``auto``: the draft model, but where a long match in the text so far
         drafts for free (a quotation under way), lookup; without a draft model,
-        lookup on matches of 3 tokens or more.
+        lookup on matches of 3 tokens or more. Lookup also searches the history of the
+        request's tenant (``GenerationRequest.user``), when it names one.
         """
         mode, auto = seq.job.spec_mode, seq.job.request.speculative == "auto"
         if mode == "prompt-lookup" or (mode == "draft" and auto):
             # auto drafts from the prompt only where 3 tokens repeat: a 1-token match in free
             # text is rarely accepted, and a rejected row costs 0.5-0.8 of a step here on Q4_1
-            seq.lookup = PromptLookupDrafter(min_match=3 if auto else 1)
+            own = PromptLookupDrafter(min_match=3 if auto else 1)
+            seq.lookup = LookupSources(own, self.history, seq.job.request.user)
         if mode == "draft" and self.draft_model is not None:
             seq.drafter = self.draft_model.slot()
             # a draft model of the same family usually agrees with its target
@@ -146,7 +152,7 @@ class Speculator:
         # look first: lookup drafts are free, and the match's length says how far to trust them
         if seq.lookup is not None:
             found = seq.lookup.lookup(history, room)
-            group = seq.match_acceptance.group(found.match)
+            group = seq.match_acceptance.group(found.match, found.source)
             if seq.drafter is seq.lookup:
                 if not found.tokens:
                     return []
@@ -210,10 +216,7 @@ class Speculator:
             self._ctx.seq_rm(seq.slot, seq.n_past + kept, -1)
             self._ledger.truncate(seq.slot, seq.n_past + kept)
         seq.n_past += kept
-        seq.drafted += len(draft)
-        seq.accepted += kept - 1
-        if seq.draft_group is not None:
-            seq.draft_group.update(len(draft), kept - 1)
+        seq.record_draft(len(draft), kept - 1)
         seq.target_steps += 1
         # every verified row holds the target's raw logits, so accepted draft tokens get logprobs too
         for i, token in enumerate(chosen):
