@@ -18,6 +18,7 @@ from orchestrator.errors import ToolCallError, ToolDefinitionError
 from tools.grammar import schema_to_gbnf
 from tools.registry import ToolRegistry
 from tools.tool import Tool
+from orchestrator.types import SpeculativeMode
 from tools.validation import validate_arguments
 
 __all__ = ["Agent"]
@@ -47,6 +48,11 @@ class Agent:
     ``ground_arguments`` holds the tools' arguments, while decoding, to words and numbers of
     the task and the tool results (see ``agents.grounding``): for small models, which
     otherwise copy values from the examples.
+
+    ``speculative`` and ``user`` go into every turn's request: on a local model, speculation
+    drafts from the text so far and, for a named ``user`` (the tenant), from that tenant's
+    recent requests, which an agent's own earlier turns and runs fill with its calls and answers
+    (see ``GenerationRequest.user``). The output is the same either way.
     """
 
     name: str
@@ -63,6 +69,8 @@ class Agent:
     examples: tuple[tuple[str, Any], ...] = ()
     max_examples: int | None = None
     ground_arguments: bool = False
+    speculative: SpeculativeMode = "off"
+    user: str | None = None
     registry: ToolRegistry = field(init=False, repr=False, compare=False)
     decision_schema: dict[str, Any] = field(init=False, repr=False, compare=False)
 
@@ -88,6 +96,10 @@ class Agent:
                 raise ToolDefinitionError(f"agent {self.name!r}: {key} must be a positive integer, not {value!r}")
         if not self.tool_timeout_s > 0:
             raise ToolDefinitionError(f"agent {self.name!r}: tool_timeout_s must be positive")
+        if self.speculative not in ("off", "prompt-lookup", "draft", "auto"):
+            raise ToolDefinitionError(f"agent {self.name!r}: speculative must be off, prompt-lookup, draft or auto")
+        if self.user is not None and not (isinstance(self.user, str) and 0 < len(self.user) <= 256):
+            raise ToolDefinitionError(f"agent {self.name!r}: user must be a tenant name of 1 to 256 characters")
 
     def grounded_schema(self, texts: Sequence[str]) -> dict[str, Any]:
         """The decision schema with each grounded tool's arguments narrowed to ``texts``."""

@@ -137,7 +137,8 @@ class GenerationRequest(_Frozen):
     keeps a bounded index of each tenant's recent requests and, with ``speculative`` set to
     ``"prompt-lookup"`` or ``"auto"``, drafts from the tenant's own earlier text too (as exact as
     before: the target model still decides every token). Without it a request drafts only from
-    its own text and leaves none behind: one tenant's text never drafts for another's.
+    its own text and leaves none behind: one tenant's text never drafts for another's. It is
+    not sent to remote servers.
     """
 
     prompt: str | None = None
