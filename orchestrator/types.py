@@ -15,6 +15,8 @@ __all__ = [
     "ChatMessage",
     "Choice",
     "Completion",
+    "DraftCounts",
+    "DraftSource",
     "FinishReason",
     "FunctionCall",
     "GenerationRequest",
@@ -31,6 +33,7 @@ __all__ = [
 
 FinishReason = Literal["stop", "length", "cancelled", "tool_calls"]
 SpeculativeMode = Literal["off", "prompt-lookup", "draft", "auto"]
+DraftSource = Literal["prompt", "history", "draft"]
 
 _MAX_STOP_STRINGS = 16
 _MAX_STOP_CHARS = 256
@@ -129,6 +132,13 @@ class GenerationRequest(_Frozen):
     Each backend enforces them its own way and returns calls in ``Choice.tool_calls`` and the
     rest as text. ``grammar`` is a raw GBNF constraint, a local-only option (local engines and
     llama.cpp servers), not combined with tools or a response format.
+
+    ``user`` names the tenant the request speaks for (OpenAI's ``user`` field). A local engine
+    keeps a bounded index of each tenant's recent requests and, with ``speculative`` set to
+    ``"prompt-lookup"`` or ``"auto"``, drafts from the tenant's own earlier text too (as exact as
+    before: the target model still decides every token). Without it a request drafts only from
+    its own text and leaves none behind: one tenant's text never drafts for another's. It is
+    not sent to remote servers.
     """
 
     prompt: str | None = None
@@ -144,6 +154,7 @@ class GenerationRequest(_Frozen):
     tool_choice: Literal["auto", "required", "none"] = "auto"
     max_tool_calls: int = Field(4, ge=1, le=64, description="most tool calls in one reply (1: no parallel calls)")
     response_format: ResponseFormat | None = None
+    user: str | None = Field(None, min_length=1, max_length=256, description="tenant key: requests with the same one share drafts")
 
     @model_validator(mode="after")
     def _check(self) -> GenerationRequest:
@@ -197,13 +208,24 @@ class Timings(_Frozen):
     energy_source: Literal["rapl", "estimate", "none"] = "none"
 
 
+class DraftCounts(_Frozen):
+    """Tokens one source drafted for a request, and how many of them the target accepted."""
+
+    drafted: int = 0
+    accepted: int = 0
+
+
 class SpeculativeStats(_Frozen):
     """How speculation went for one request (all its choices together).
 
     ``drafted`` tokens were proposed, ``accepted`` of them matched what the
     target model chose itself; ``target_steps`` counts the target decode steps
-    that produced the request's tokens. ``note`` says why speculation was off
-    or switched itself off, when it was.
+    that produced the request's tokens. ``sources`` splits drafted and accepted
+    by where the drafts came from: ``prompt`` (lookup in the request's own text),
+    ``history`` (lookup in the tenant's earlier requests, see
+    ``GenerationRequest.user``), ``draft`` (the draft model); a source that
+    drafted nothing is absent. ``note`` says why speculation was off or switched
+    itself off, when it was.
     """
 
     mode: SpeculativeMode
@@ -212,6 +234,7 @@ class SpeculativeStats(_Frozen):
     target_steps: int = 0
     tokens: int = 0
     note: str | None = None
+    sources: dict[DraftSource, DraftCounts] = Field(default_factory=dict)
 
     @property
     def acceptance_rate(self) -> float:

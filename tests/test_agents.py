@@ -260,6 +260,10 @@ def test_definition_errors() -> None:
         Agent("a", "x", tools=(add, add))
     with pytest.raises(ToolDefinitionError, match="max_steps"):
         Agent("a", "x", max_steps=0)
+    with pytest.raises(ToolDefinitionError, match="speculative"):
+        Agent("a", "x", speculative="fast")  # type: ignore[arg-type]
+    with pytest.raises(ToolDefinitionError, match="user"):
+        Agent("a", "x", user="")
     with pytest.raises(ConfigError, match="backend 'big'"):
         run(Agent("a", "x", escalate_to="big"), "t", ScriptedBackend([]))
 
@@ -269,6 +273,10 @@ def test_requests_carry_the_agent_limits() -> None:
     run(Agent("a", "Be brief.", max_tokens=50), "t", backend)
     request: GenerationRequest = backend.requests[0]
     assert request.max_tokens == 50 and request.messages[0].content.startswith("Be brief.")
+    assert (request.speculative, request.user) == ("off", None)
+    backend = ScriptedBackend([_answer("hi")])
+    run(Agent("a", "Be brief.", speculative="auto", user="team-1"), "t", backend)
+    assert (backend.requests[0].speculative, backend.requests[0].user) == ("auto", "team-1")
 
 
 # -- prompting ---------------------------------------------------------------------------------

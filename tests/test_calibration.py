@@ -98,18 +98,20 @@ def test_auto_stops_speculating_once_it_is_two_steps_behind_plain():
     )
     spec._fixed = SpeculationCosts(0.5)
     closed = []
-    lookup = SimpleNamespace(close=lambda: closed.append(True))
+    lookup = SimpleNamespace(close=lambda: closed.append("lookup"))
     seq = SimpleNamespace(
-        job=SimpleNamespace(spec_note=None), drafter=lookup, lookup=lookup, acceptance=Acceptance(),
+        job=SimpleNamespace(spec_note=None), drafter=SimpleNamespace(close=lambda: closed.append("draft model")),
+        lookup=lookup, acceptance=Acceptance(),
         draft_group=None, spec_balance=0.0, target_steps=1,
     )
     spec._stop_if_losing(seq, drafted=3, kept=2)  # 2 tokens for 2.5 steps: -0.5
-    assert seq.drafter is lookup and seq.spec_balance == pytest.approx(-0.5)
+    assert seq.drafter is not None and seq.spec_balance == pytest.approx(-0.5)
     spec._stop_if_losing(seq, drafted=3, kept=4)  # a whole draft accepted: +1.5
     assert seq.spec_balance == pytest.approx(1.0)
     for _ in range(2):
         spec._stop_if_losing(seq, drafted=3, kept=1)  # -1.5 each: down to -2.0, not yet below
-    assert seq.drafter is lookup
+    assert seq.drafter is not None
     spec._stop_if_losing(seq, drafted=1, kept=1)  # -0.5 more: off for the rest of the request
-    assert seq.drafter is None and seq.lookup is None and closed == [True]
+    # the draft model's slot is given back; the lookup stays to add the text to its tenant's history
+    assert seq.drafter is None and seq.lookup is lookup and closed == ["draft model"]
     assert "speculation off" in seq.job.spec_note

@@ -120,9 +120,10 @@ def test_chat_fields_reach_the_backend():
     with served({"fake": backend}) as (_, client):
         reply = client.chat.completions.create(
             model="fake", messages=[{"role": "developer", "content": "Be brief."}, *USER],
-            max_tokens=3, temperature=0.5, top_p=0.9, seed=7, stop=["zzz"], n=2, logprobs=True,
+            max_tokens=3, temperature=0.5, top_p=0.9, seed=7, stop=["zzz"], n=2, logprobs=True, user="tenant-7",
         )
     request = backend.requests[0]
+    assert request.user == "tenant-7"  # the tenant key: local speculation drafts from this tenant's text only
     assert [m.role for m in request.messages] == ["system", "user"]
     assert (request.max_tokens, request.sampling.temperature, request.sampling.top_p, request.sampling.seed) == (3, 0.5, 0.9, 7)
     assert (request.stop, request.n, request.logprobs, request.grammar) == (("zzz",), 2, True, None)
@@ -137,6 +138,7 @@ def test_openai_defaults_and_max_completion_tokens():
         client.chat.completions.create(model="fake", messages=USER)
         client.chat.completions.create(model="fake", messages=USER, max_completion_tokens=9)
     assert backend.requests[0].sampling.temperature == 1.0 and backend.requests[0].max_tokens == 40
+    assert backend.requests[0].user is None
     assert backend.requests[1].max_tokens == 9
 
 

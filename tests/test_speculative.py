@@ -138,6 +138,8 @@ def test_cli_json_reports_speculation(capsys):
     spec = data["speculative"]
     assert spec["mode"] == "prompt-lookup" and spec["drafted"] >= spec["accepted"] > 0
     assert 0 < spec["acceptance_rate"] <= 1
+    assert spec["sources"]["prompt"]["drafted"] == spec["drafted"]  # one request, no tenant: all from its own text
+    assert spec["sources"]["prompt"]["accepted"] == spec["accepted"]
 
 
 def test_draft_model_speculation_is_exact_and_accepts(smollm2_path):

@@ -188,6 +188,7 @@ def completion_json(completion: Completion, *, n: int = 1) -> dict:
             "accepted": s.accepted,
             "acceptance_rate": round(s.acceptance_rate, 3),
             "tokens_per_step": round(s.tokens_per_step, 2),
+            "sources": {name: {"drafted": c.drafted, "accepted": c.accepted} for name, c in s.sources.items()},
             "note": s.note,
         }
     if completion.choices[0].logprobs is not None:

@@ -30,7 +30,9 @@ class EngineConfig(BaseModel):
     ``kv_budget_bytes`` caps the KV cache's memory (default: half of the
     memory available when the engine starts). ``draft_model`` loads a second,
     cheaper model with the same vocabulary to propose tokens for requests that
-    ask for ``speculative="draft"`` or ``"auto"``.
+    ask for ``speculative="draft"`` or ``"auto"``. ``history_tokens`` bounds the index of
+    recent requests' text that lookup drafts from across requests of one tenant
+    (``GenerationRequest.user``; about 200 bytes a token; oldest requests evicted first).
     ``probe`` loads a model file in a child process first, so that a file that
     crashes llama.cpp raises ``ModelLoadError`` instead of killing the app:
     ``"auto"`` probes every file that is not a catalogue model matching its
@@ -65,6 +67,7 @@ class EngineConfig(BaseModel):
     kv_budget_bytes: int | None = Field(None, ge=1)
     draft_model: str | None = Field(None, description="catalogue name or .gguf path of a draft model for speculation")
     draft_length: int | None = Field(None, ge=1, le=16, description="fixed draft length; None adapts it to measured gain")
+    history_tokens: int = Field(32768, ge=0, le=1 << 22, description="tokens of recent requests kept per engine to draft from (0: none)")
     probe: Literal["auto", "on", "off"] = "auto"
     weights: str = Field("auto", min_length=1, description='"auto", "shipped", or the path of a .gguf weights file')
     persist_prefixes: bool = Field(True, description="store pinned prefixes' KV on disk; restore stored ones")

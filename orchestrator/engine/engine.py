@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.engine.calibration import file_identity
 from orchestrator.engine.config import EngineConfig
 from orchestrator.engine.embedder import EmbeddingQueue, EmbedJob, embed_tokens
 from orchestrator.engine.handle import RequestHandle
@@ -42,11 +41,10 @@ from orchestrator.engine.slots import KVSlots
 from orchestrator.engine.speculative import StepCostModel
 from orchestrator.engine.speculator import Speculator
 from orchestrator.engine.stats import EngineStats
-from orchestrator.engine.variants import ResolvedWeights, measured_step_costs, resolve_weights
+from orchestrator.engine.variants import ResolvedWeights, resolve_weights
 from orchestrator.errors import CapacityError, ChatTemplateError, ConfigError, ContextLengthError, EngineError, RequestError
 from orchestrator.models.catalogue import model_name
 from orchestrator.models.gguf import GGUFInfo
-from orchestrator.models.variants import Machine
 from orchestrator.types import ChatMessage, Completion, GenerationRequest
 
 __all__ = ["EngineStats", "LocalEngine"]
@@ -90,13 +88,10 @@ class LocalEngine:
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._embeds = EmbeddingQueue(self._model, threads=cfg.threads)
         self._meter = EnergyMeter()
-        self._spec = Speculator(
-            ctx=self._ctx, model=self._model, ledger=self._ledger, batch=self._batch,
-            scratch_slot=self._scratch_slot, max_positions=self.max_positions,
-            draft_length=cfg.draft_length, draft_model=opened.draft, draft_error=self.draft_error,
-            measured=measured_step_costs(self.weights.path, cfg.threads),
-            costs_key=(file_identity(self.weights.path), file_identity(opened.draft.path if opened.draft else None),
-                       Machine.here(cfg.threads)),
+        self._spec = Speculator.for_engine(
+            ctx=self._ctx, model=self._model, ledger=self._ledger, batch=self._batch, scratch_slot=self._scratch_slot,
+            max_positions=self.max_positions, config=cfg, weights=self.weights.path, draft_model=opened.draft,
+            draft_error=self.draft_error,
         )
         self._ids = itertools.count(1)
         self._closing = False
@@ -203,16 +198,13 @@ class LocalEngine:
 
     @property
     def step_costs(self) -> StepCostModel:
-        """How a decode step's time grows with its rows, as measured so far; speculation sizes drafts by it."""
+        """How a decode step's time grows with its rows, as measured live (reports; drafts are sized by fixed costs)."""
         return self._spec.costs
 
     @property
     def draft_seconds_per_token(self) -> float | None:
         """The draft model's measured time per drafted token (None: no draft model, or none drafted yet)."""
-        draft = self._spec.draft_model
-        if draft is None or not draft.seconds_per_token:
-            return None
-        return draft.seconds_per_token
+        return self._spec.draft_seconds_per_token
 
     def tokenize(self, text: str) -> list[int]:
         return self._model.tokenize(text, add_special=False, parse_special=True)
@@ -500,6 +492,8 @@ class LocalEngine:
         if seq.drafter is not None:
             seq.drafter.close()
             seq.drafter = None
+        if seq.lookup is not None:  # its text joins its tenant's history (when it names one)
+            seq.lookup.finish(seq.job.prompt + seq.out, cancelled=seq.finish == "cancelled")
         keep = self.config.prefix_cache_slots > 0 and seq.index == 0 and seq.finish != "cancelled"
         if keep:
             self._slots.keep(seq.slot)

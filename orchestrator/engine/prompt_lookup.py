@@ -20,10 +20,12 @@ __all__ = ["Lookup", "PromptLookupDrafter", "lookup_speedup_bound"]
 
 @dataclass(frozen=True)
 class Lookup:
-    """A proposal and the number of tokens of the match behind it (0: none)."""
+    """A proposal, the number of tokens of the match behind it (0: none), and where it was found:
+    ``"prompt"`` (this request's own text) or ``"history"`` (earlier requests, ``history_index.py``)."""
 
     tokens: list[int]
     match: int
+    source: str = "prompt"
 
 
 @dataclass

@@ -7,10 +7,19 @@ from dataclasses import dataclass, field
 
 from orchestrator.engine.handle import RequestHandle
 from orchestrator.engine.sampling import Sampler
-from orchestrator.engine.prompt_lookup import PromptLookupDrafter
+from orchestrator.engine.lookup_sources import LookupSources
 from orchestrator.engine.speculative import Acceptance, AcceptanceByMatch, Drafter
 from orchestrator.engine.text import StopMatcher, Utf8Stream
-from orchestrator.types import Choice, Completion, FinishReason, GenerationRequest, SpeculativeStats, Timings, TokenDelta
+from orchestrator.types import (
+    Choice,
+    Completion,
+    DraftCounts,
+    FinishReason,
+    GenerationRequest,
+    SpeculativeStats,
+    Timings,
+    TokenDelta,
+)
 
 __all__ = ["Job", "Sequence"]
 
@@ -68,8 +77,19 @@ class Job:
                 target_steps=sum(s.target_steps for s in self.seqs),
                 tokens=generated - len(started),  # the first token of each choice comes from the prefill
                 note=self.spec_note,
+                sources=self._draft_sources(),
             )
         return Completion(model=model, choices=choices, timings=timings, speculative=spec)
+
+    def _draft_sources(self) -> dict:
+        """Drafted and accepted tokens per draft source, over all the request's sequences."""
+        totals: dict[str, list[int]] = {}
+        for seq in self.seqs:
+            for source, (drafted, accepted) in seq.sources.items():
+                total = totals.setdefault(source, [0, 0])
+                total[0] += drafted
+                total[1] += accepted
+        return {source: DraftCounts(drafted=d, accepted=a) for source, (d, a) in totals.items()}
 
 
 @dataclass(eq=False)
@@ -95,11 +115,12 @@ class Sequence:
     # speculation (drafter is None when the request does not speculate)
     drafter: Drafter | None = None
     acceptance: Acceptance = field(default_factory=Acceptance)  # of the draft model's drafts
-    lookup: PromptLookupDrafter | None = None  # prompt lookup: the drafter, or beside a draft model (auto)
-    match_acceptance: AcceptanceByMatch = field(default_factory=AcceptanceByMatch)  # of lookup drafts, by length
+    lookup: LookupSources | None = None  # prompt (and history) lookup: the drafter, or beside a draft model (auto)
+    match_acceptance: AcceptanceByMatch = field(default_factory=AcceptanceByMatch)  # of lookup drafts, by source and length
     draft_group: Acceptance | None = None  # the rate the draft in flight updates
     drafted: int = 0
     accepted: int = 0
+    sources: dict[str, list[int]] = field(default_factory=dict)  # draft source -> [drafted, accepted]
     target_steps: int = 0
     idle_draft_steps: int = 0
     spec_balance: float = 0.0  # target steps saved so far over plain decoding (negative: lost), by the fixed costs
@@ -114,6 +135,17 @@ class Sequence:
             self.token_texts = []
         self._utf8 = Utf8Stream()
         self._stops = StopMatcher(self.job.request.stop)
+
+    def record_draft(self, drafted: int, accepted: int) -> None:
+        """Counts a verified draft: in total, for its source, and in the acceptance rate it was sized by."""
+        self.drafted += drafted
+        self.accepted += accepted
+        group = self.draft_group
+        counts = self.sources.setdefault(group.source if group is not None else "prompt", [0, 0])
+        counts[0] += drafted
+        counts[1] += accepted
+        if group is not None:
+            group.update(drafted, accepted)
 
     @property
     def prefilling(self) -> bool:

@@ -13,8 +13,8 @@ measured step times, and tests drive them with plain data.
 - ``choose_draft_length`` picks the draft length that maximises expected
   tokens per unit of time, or 0 when drafting would not pay.
 - ``Acceptance`` tracks a sequence's recent per-token acceptance rate, and
-  ``AcceptanceByMatch`` one rate per length of the prompt-lookup match behind
-  the drafts.
+  ``AcceptanceByMatch`` one rate per source (this request, earlier ones) and
+  length of the lookup match behind the drafts.
 """
 
 from __future__ import annotations
@@ -145,13 +145,18 @@ class StepCostModel:
 
 @dataclass
 class Acceptance:
-    """Per-token acceptance of one sequence's drafts, starting from a weak prior."""
+    """Per-token acceptance of one sequence's drafts, starting from a weak prior.
+
+    ``source`` names the drafts it follows: ``"draft"`` (the draft model), ``"prompt"``
+    (lookup in the request's own text) or ``"history"`` (lookup in earlier requests).
+    """
 
     drafted: int = 0
     accepted: int = 0
     prior_rate: float = 0.6
     prior_weight: float = 4.0
     memory: int = 32  # drafted tokens remembered; older ones fade out
+    source: str = "draft"
 
     def update(self, drafted: int, accepted: int) -> None:
         self.drafted += drafted
@@ -172,24 +177,32 @@ _MATCH_GROUP_ENDS = (1, 2, 4, 8, 16)
 # smollm2-135m over quoting, extraction and open-ended answers: a long match is usually
 # a quotation under way, a one-token match a coincidence.
 _MATCH_GROUP_PRIORS = (0.3, 0.5, 0.7, 0.85, 0.9, 0.9)
+# The same for matches in earlier requests (``history_index.py``, 3 tokens or more): a bit
+# lower, since another request's text is less often this request's next words.
+_HISTORY_GROUP_PRIORS = (0.2, 0.4, 0.6, 0.8, 0.85, 0.9)
 
 
 @dataclass
 class AcceptanceByMatch:
-    """Per-token acceptance of one sequence's prompt-lookup drafts, kept per match length.
+    """Per-token acceptance of one sequence's lookup drafts, kept per source and match length.
 
     One rate for all drafts underestimates a quotation (its drafts are accepted
     nearly whole) and overestimates a chance match; grouping by the length of
     the match behind each draft lets a long match draft long and a short one
-    not at all.
+    not at all. Matches in the request's own text (``"prompt"``) and in earlier
+    requests (``"history"``) keep separate rates.
     """
 
     groups: list[Acceptance] = field(
-        default_factory=lambda: [Acceptance(prior_rate=p) for p in _MATCH_GROUP_PRIORS]
+        default_factory=lambda: [Acceptance(prior_rate=p, source="prompt") for p in _MATCH_GROUP_PRIORS]
+    )
+    history_groups: list[Acceptance] = field(
+        default_factory=lambda: [Acceptance(prior_rate=p, source="history") for p in _HISTORY_GROUP_PRIORS]
     )
 
-    def group(self, match: int) -> Acceptance:
-        return self.groups[bisect_left(_MATCH_GROUP_ENDS, match)]
+    def group(self, match: int, source: str = "prompt") -> Acceptance:
+        groups = self.history_groups if source == "history" else self.groups
+        return groups[bisect_left(_MATCH_GROUP_ENDS, match)]
 
 
 def sampling_distribution(

@@ -9,14 +9,19 @@ worker thread only; the decisions it relies on are the pure ones in
 from __future__ import annotations
 
 import logging
+import os
 import time
+from typing import Any
 
+from orchestrator.engine.calibration import file_identity, load_costs, machine_busy, save_costs
+from orchestrator.engine.config import EngineConfig
 from orchestrator.engine.draft_model import DraftModel
+from orchestrator.engine.history_index import HistoryIndex
 from orchestrator.engine.ledger import KVLedger
+from orchestrator.engine.lookup_sources import LookupSources
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
 from orchestrator.engine.prompt_lookup import PromptLookupDrafter
 from orchestrator.engine.sequence import Job, Sequence
-from orchestrator.engine.calibration import load_costs, machine_busy, save_costs
 from orchestrator.engine.speculative import (
     Acceptance,
     SpeculationCosts,
@@ -24,6 +29,7 @@ from orchestrator.engine.speculative import (
     accept_or_resample,
     choose_draft_length,
 )
+from orchestrator.engine.variants import measured_step_costs
 from orchestrator.models.variants import Machine
 from orchestrator.models.weight_choice import StepCosts
 
@@ -65,6 +71,7 @@ class Speculator:
         draft_error: str | None,
         measured: StepCosts | None = None,
         costs_key: tuple[str, str, Machine] | None = None,
+        history: HistoryIndex | None = None,
     ) -> None:
         self._ctx = ctx
         self._model = model
@@ -78,11 +85,26 @@ class Speculator:
         self._measured = measured
         self._costs_key = costs_key
         self._fixed: SpeculationCosts | None = None
+        self.history = history  # recent requests' text per tenant, for lookup drafts across requests
         self._costs = StepCostModel()
         if measured is not None:  # the weights tune timed this file's steps on this machine
             self._costs = StepCostModel(prior=measured.extra_row_cost)
             for rows, seconds in sorted(measured.step_s.items()):
                 self._costs.observe(rows, seconds)
+
+    @classmethod
+    def for_engine(
+        cls, *, config: EngineConfig, weights: str | os.PathLike[str], draft_model: DraftModel | None, **parts: Any
+    ) -> Speculator:
+        """The speculator of an engine running ``weights`` with ``config``: its stored step times, its
+        costs' key and its history index; ``parts`` are the engine's context, batch and ledger."""
+        return cls(
+            draft_length=config.draft_length, draft_model=draft_model, history=HistoryIndex(config.history_tokens),
+            measured=measured_step_costs(weights, config.threads),
+            costs_key=(file_identity(weights), file_identity(draft_model.path if draft_model else None),
+                       Machine.here(config.threads)),
+            **parts,
+        )
 
     def attach(self, seq: Sequence) -> None:
         """Gives a sequence that just went live its drafters and acceptance priors.
@@ -91,7 +113,8 @@ class Speculator:
         ``auto``: the draft model, but where a long match in the text so far
         drafts for free (a quotation under way), lookup; without a draft model,
         or where the draft model cannot win back its prompt prefill within the
-        request's tokens, lookup on matches of 3 tokens or more.
+        request's tokens, lookup on matches of 3 tokens or more. Lookup also searches
+        the history of the request's tenant (``GenerationRequest.user``), when it names one.
         """
         mode, auto = seq.job.spec_mode, seq.job.request.speculative == "auto"
         if mode is None:
@@ -103,7 +126,8 @@ class Speculator:
         if mode == "prompt-lookup" or (mode == "draft" and auto):
             # auto drafts from the prompt only where 3 tokens repeat: a 1-token match in free
             # text is rarely accepted, and a rejected row costs 0.5-0.8 of a step here on Q4_1
-            seq.lookup = PromptLookupDrafter(min_match=3 if auto else 1)
+            own = PromptLookupDrafter(min_match=3 if auto else 1)
+            seq.lookup = LookupSources(own, self.history, seq.job.request.user)
         if mode == "draft" and self.draft_model is not None:
             seq.drafter = self.draft_model.slot()
             # a draft model of the same family usually agrees with its target
@@ -124,6 +148,11 @@ class Speculator:
     def costs(self) -> StepCostModel:
         """Step times as measured live (for reports; decisions use ``fixed_costs``)."""
         return self._costs
+
+    @property
+    def draft_seconds_per_token(self) -> float | None:
+        """The draft model's live time per drafted token (None: no draft model, or none drafted yet)."""
+        return self.draft_model.seconds_per_token if self.draft_model and self.draft_model.seconds_per_token else None
 
     def observe_step(self, rows: int, seconds: float) -> None:
         self._costs.observe(rows, seconds)
@@ -204,7 +233,7 @@ class Speculator:
         # look first: lookup drafts are free, and the match's length says how far to trust them
         if seq.lookup is not None:
             found = seq.lookup.lookup(history, room)
-            group = seq.match_acceptance.group(found.match)
+            group = seq.match_acceptance.group(found.match, found.source)
             if seq.drafter is seq.lookup:
                 if not found.tokens:
                     return []
@@ -245,9 +274,9 @@ class Speculator:
         seq.spec_balance += kept - (1.0 + per_token * drafted)
         if seq.spec_balance >= -_LOSS_LIMIT:
             return
-        if seq.drafter is not None:
-            seq.drafter.close()
-        seq.drafter = seq.lookup = None
+        if seq.drafter is not None and seq.drafter is not seq.lookup:
+            seq.drafter.close()  # a draft model's slot; the lookup stays, to add the text to its tenant's history
+        seq.drafter = None
         seq.job.spec_note = (
             f"auto: speculation off after {seq.target_steps} steps, "
             f"{-seq.spec_balance:.1f} target steps behind plain decoding"
@@ -288,10 +317,7 @@ class Speculator:
             self._ctx.seq_rm(seq.slot, seq.n_past + kept, -1)
             self._ledger.truncate(seq.slot, seq.n_past + kept)
         seq.n_past += kept
-        seq.drafted += len(draft)
-        seq.accepted += kept - 1
-        if seq.draft_group is not None:
-            seq.draft_group.update(len(draft), kept - 1)
+        seq.record_draft(len(draft), kept - 1)
         seq.target_steps += 1
         if draft and seq.job.request.speculative == "auto":
             self._stop_if_losing(seq, len(draft), kept)

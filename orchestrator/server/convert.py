@@ -73,7 +73,7 @@ def _sampling(body: ChatBody | CompletionBody, config: ServerConfig) -> dict:
         seed=body.seed,
         **extras,
     )
-    return {"max_tokens": asked or config.max_tokens, "stop": stop, "sampling": sampling, "n": body.n}
+    return {"max_tokens": asked or config.max_tokens, "stop": stop, "sampling": sampling, "n": body.n, "user": body.user or None}
 
 
 def _text(message: ChatMessageIn, index: int) -> str:

@@ -4,7 +4,7 @@ A field that would change the output and that the server cannot honour is refuse
 naming it, never dropped: ``response_format`` is honoured (see ``convert``), and so are the
 fields ``schemas`` reads. The others, by endpoint:
 
-- ignored, because they do not change what is generated: ``user``, ``metadata``, ``store``,
+- ignored, because they do not change what is generated: ``metadata``, ``store``,
   ``service_tier``, ``prompt_cache_key``, ``safety_identifier``, ``stream_options`` members other
   than ``include_usage``, ``reasoning_effort`` (the served models do not reason);
 - refused unless they hold their neutral value: ``frequency_penalty``/``presence_penalty`` (0),
@@ -14,6 +14,8 @@ fields ``schemas`` reads. The others, by endpoint:
   ``prediction``, ``web_search_options``;
 - any other field is unknown here, and refused: the server cannot tell whether it would
   change the output.
+
+``user`` is read (``schemas``): it is the request's tenant key (``GenerationRequest.user``).
 
 ``top_logprobs`` is accepted: the chosen tokens' log-probabilities are returned, and each
 entry's ``top_logprobs`` list is empty (alternatives are not computed).
@@ -28,7 +30,7 @@ from orchestrator.server.http_errors import ApiError
 
 __all__ = ["check_fields"]
 
-_IGNORED = frozenset({"user", "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier", "reasoning_effort"})
+_IGNORED = frozenset({"metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier", "reasoning_effort"})
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "frequency_penalty": (0, 0.0, None),
     "presence_penalty": (0, 0.0, None),

@@ -1,7 +1,7 @@
 """The OpenAI request bodies the server accepts, as pydantic models with per-field caps.
 
 Fields not read here are decided per field by ``orchestrator.server.fields`` (ignored when they
-cannot change the output, such as ``user``; else a 400); the fields below are checked strictly enough that every accepted body
+cannot change the output, such as ``metadata``; else a 400); the fields below are checked strictly enough that every accepted body
 maps to a valid ``GenerationRequest`` or gets a 400 naming the field. Types are strict, as
 OpenAI's are: ``"max_tokens": "10"``, ``10.0`` or ``true`` is refused, and so is ``"stream": "yes"``
 (a lax reading would turn it into true). The tools' parameter schemas are bounded in depth and
@@ -127,6 +127,8 @@ class _Sampling(_In):
     top_k: int | None = Field(None, ge=0, le=100_000)
     min_p: float | None = Field(None, ge=0.0, lt=1.0)
     repeat_penalty: float | None = Field(None, gt=0.0, le=10.0)
+    # the tenant the request speaks for: local speculation drafts from that tenant's earlier text only
+    user: str | None = Field(None, max_length=256)
 
     @property
     def include_usage(self) -> bool:
