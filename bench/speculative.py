@@ -166,7 +166,7 @@ def bench_target(label: str, path: Path, draft: str | None, reps: int, tokens: i
                 identical[task] = identical.get(task, True) and all(out == outputs["plain"] for out in outputs.values())
                 plain_out[task] = outputs["plain"]
             print(f"  {label} rep {rep + 1}/{reps} done", file=sys.stderr)
-        row_cost = engine.step_costs.extra_row_cost()
+        row_cost = engine.speculator.fixed_costs().extra_row_cost
         # what prompt lookup could do at best on each plain output, at the row cost measured in this run
         bounds = {t: lookup_speedup_bound(engine.prompt_tokens(request(t, tokens)), out, row_cost) for t, out in plain_out.items()}
     baseline.close()

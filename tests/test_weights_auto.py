@@ -124,8 +124,8 @@ def test_auto_loads_the_stored_variant_and_the_speculator_starts_from_its_step_c
         assert engine.weights.format == "q8_0" and engine.weights.path == path and engine.info.file_type == "Q8_0"
         assert engine.weights.reason == "test chose q8_0" and engine.name == NAME
         # before any step: the tune's measured costs (0.2 per row), not the constant prior (0.55)
-        assert engine.step_costs.extra_row_cost() == pytest.approx(StepCosts(step_s=Q8_STEPS).extra_row_cost, abs=0.02)
-        assert engine.step_costs.one_row_seconds() == pytest.approx(0.010, rel=0.1)
+        assert engine.speculator.costs.extra_row_cost() == pytest.approx(StepCosts(step_s=Q8_STEPS).extra_row_cost, abs=0.02)
+        assert engine.speculator.costs.one_row_seconds() == pytest.approx(0.010, rel=0.1)
         assert engine.generate(GenerationRequest(prompt="The capital of France is", max_tokens=4)).tokens == 4
     # the shipped file has its own measured costs; a file nobody tuned has none
     assert measured_step_costs(smollm2_path, THREADS).extra_row_cost == pytest.approx(0.55, abs=0.01)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator.engine.config import EngineConfig
 from orchestrator.engine.engine import LocalEngine
-from orchestrator.engine.speculative import choose_draft_length, expected_tokens
+from orchestrator.engine.speculative import choose_draft_length
 from orchestrator.types import GenerationRequest
 
 __all__ = ["DraftReport", "diagnose_draft", "measure_draft", "probe_config"]
@@ -79,14 +79,14 @@ def measure_draft(engine: LocalEngine, *, tokens: int = 48) -> DraftReport:
             if done.speculative is not None:
                 drafted += done.speculative.drafted
                 accepted += done.speculative.accepted
-    costs = engine.step_costs
-    one_row = costs.one_row_seconds() or 0.0
-    draft_step = engine.draft_seconds_per_token or 0.0
+    # the prediction uses the costs the speculator sizes its drafts by (fixed when the engine started)
+    costs = engine.speculator.fixed_costs()
+    one_row = spent["off"] / made["off"] if made["off"] else 0.0  # plain decoding: one step per token
+    draft_step = engine.speculator.draft_seconds_per_token or 0.0
     alpha = accepted / drafted if drafted else 0.0
-    row_cost = costs.extra_row_cost()
-    draft_cost = draft_step / one_row if one_row else 0.0
+    row_cost, draft_cost = costs.extra_row_cost, costs.draft_cost
     best = choose_draft_length(alpha, row_cost + draft_cost, 12, min_gain=1.0)
-    speedup = expected_tokens(alpha, best) / (1.0 + (row_cost + draft_cost) * best) if best else 1.0
+    speedup = costs.gain(alpha, best, drafted_by_model=True) if best else 1.0
     return DraftReport(
         target=engine.name,
         draft=str(engine.config.draft_model),

@@ -38,7 +38,6 @@ from orchestrator.engine.prefix_store import PrefixStore
 from orchestrator.engine.sampling import Sampler
 from orchestrator.engine.sequence import Job, Sequence
 from orchestrator.engine.slots import KVSlots
-from orchestrator.engine.speculative import StepCostModel
 from orchestrator.engine.speculator import Speculator
 from orchestrator.engine.stats import EngineStats
 from orchestrator.engine.variants import ResolvedWeights, resolve_weights
@@ -197,14 +196,9 @@ class LocalEngine:
         return job.future.result()
 
     @property
-    def step_costs(self) -> StepCostModel:
-        """How a decode step's time grows with its rows, as measured live (reports; drafts are sized by fixed costs)."""
-        return self._spec.costs
-
-    @property
-    def draft_seconds_per_token(self) -> float | None:
-        """The draft model's measured time per drafted token (None: no draft model, or none drafted yet)."""
-        return self._spec.draft_seconds_per_token
+    def speculator(self) -> Speculator:
+        """Speculation's state: ``fixed_costs()`` (what drafts are sized by), ``costs`` (live step times)."""
+        return self._spec
 
     def tokenize(self, text: str) -> list[int]:
         return self._model.tokenize(text, add_special=False, parse_special=True)
