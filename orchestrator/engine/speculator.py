@@ -50,10 +50,11 @@ class Speculator:
     before the first draft, never on live timings: the same request gets the same
     drafts, so the same batch shapes and the same tokens, in every run. The costs come
     from ``calibration.py`` (stored per model pair and machine), else from a short
-    measurement on first use, which is then stored. ``measured``: the step times the
-    weights tune stored for this file (``variants.measured_step_costs``); when given,
-    they stand in for timing the target. ``costs_key``: what the stored costs are
-    keyed by (target file, draft file, machine); None measures every time.
+    measurement on first use, which is then stored unless the machine is busy.
+    ``measured``: the step times the weights tune stored for this file
+    (``variants.measured_step_costs``); when given, the cost of a row comes from them.
+    ``costs_key``: what the stored costs are keyed by (target file, draft file, machine);
+    None measures every time.
     Live step times still feed ``costs`` (a ``StepCostModel``) for reports.
     """
 
