@@ -124,6 +124,24 @@ def _speculation(orch: SyncOrchestrator, say: _Out) -> None:
     same = "identical to" if r.choices[0].token_ids == plain.choices[0].token_ids else "differs (near-tie) from"
     say(f"   plain {plain_rate:.0f} tok/s; prompt-lookup {rate:.0f} tok/s ({rate / plain_rate:.2f}x), {same} plain greedy")
     say(f"   drafted {sp.drafted}, accepted {sp.accepted} ({sp.acceptance_rate:.0%}), {sp.tokens_per_step:.2f} tokens per target step")
+    again = orch.generate(GenerationRequest(prompt=prompt, max_tokens=48, speculative="prompt-lookup"))
+    repeat = (again.choices[0].token_ids, again.speculative.drafted, again.speculative.target_steps) == (
+        r.choices[0].token_ids, sp.drafted, sp.target_steps)
+    say(f"   run again: {'the same tokens, drafts and steps' if repeat else 'DIFFERENT'} (draft lengths follow fixed costs, not clocks)")
+
+
+def _pinned_prefix(orch: SyncOrchestrator, say: _Out) -> None:
+    """A long system prompt pinned: computed once, stored with its KV state, restored by later runs."""
+    rules = " ".join(f"Rule {i}: answer politely, briefly and only about the shop's orders." for i in range(1, 25))
+    system = f"You are the support assistant of a small bookshop. {rules}"
+    start = time.perf_counter()
+    pinned = orch.pin_prefix(system)
+    took = time.perf_counter() - start
+    where = {"disk": "restored from disk", "computed": "computed and stored", "kv": "already in the KV cache"}[pinned.source]
+    say(f"   {pinned.tokens} tokens {where} in {took:.2f} s (the next `make demo` restores them from disk)")
+    r = orch.generate(GenerationRequest(messages=(
+        ChatMessage(role="system", content=system), ChatMessage(role="user", content="Do you sell maps?")), max_tokens=24))
+    say(f"   a question after it reused {r.timings.prefill_reused_tokens} cached tokens: {r.text.strip()!r}")
 
 
 def _graph_demo(orch: SyncOrchestrator, say: _Out) -> None:
@@ -328,6 +346,7 @@ _SECTIONS: list[tuple[str, Callable[[SyncOrchestrator, _Out], None]]] = [
     ("7. an agent with tools: grammar-constrained, grounded tool calls on the small model", _agent_demo),
     ("8. routing: each decision is data (backend, deciding policy, reason, trail)", _routing_demo),
     ("9. one agent step escalated to a second tier; a private task kept on the device", _escalation_demo),
+    ("10. a long system prompt pinned: its KV state kept on disk for the next process", _pinned_prefix),
 ]
 
 
