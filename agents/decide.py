@@ -18,7 +18,9 @@ Then two calibrated decisions (``agents.calibration.Logistic``, fit on the tunin
 - ``confidence``: the probability that the call is right (tool and every argument), from the
   tool's probability, the fields' probabilities and what had to be written freely.
 
-A no-call decision's confidence is ``1 - relevance``. The features and raw scores are kept on the
+A no-call decision's confidence is ``1 - relevance``. Either goes through ``settings.recalibration``
+(a Platt map fit on decisions the other models did not see; ``trace["raw_confidence"]`` keeps the
+value before it). The features and raw scores are kept on the
 ``Decision`` (``features``, ``trace``) so that the weights can be refit from recorded runs.
 """
 
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.arguments import FieldChoice, arguments_prefix, assign, field_requests
-from agents.calibration import Logistic
+from agents.calibration import IDENTITY_RECALIBRATION, Logistic, recalibrate
 from agents.choice import choose_tool, cosine, lexical_overlap, tool_text, tool_words
 from agents.scoring import CALL_PREFIX, EmbedTexts, GenerateText, Generated, Needs, Scored, ScoreTexts, scoring_messages
 from orchestrator.types import ChatMessage
@@ -85,6 +87,9 @@ class DecisionSettings:
     })
     order_bonus: float = 1.0
     call_threshold: float = 0.69
+    # The last step, a Platt map over the raw confidence (agents.calibration.recalibrate), fit on
+    # cross-fitted decisions of the tuning half; the identity until a fit sets it.
+    recalibration: Logistic = IDENTITY_RECALIBRATION
 
 
 DEFAULT_SETTINGS = DecisionSettings()
@@ -141,9 +146,11 @@ def decide(tools: Sequence[ToolView], conversation: Sequence[ChatMessage],
              "call_lp": call_s.logprob, "answer_lp": answer_s.logprob, "fields": [_field_trace(c) for c in choices],
              "arguments": arguments}
     if relevance < settings.call_threshold:
-        return Decision((), 1.0 - relevance, relevance, tool.name, features, trace)
+        trace["raw_confidence"] = 1.0 - relevance
+        return Decision((), recalibrate(settings.recalibration, False, 1.0 - relevance), relevance, tool.name, features, trace)
     ordered = {k: arguments[k] for k in tool.parameters.get("properties", {}) if k in arguments}
-    return Decision(((tool.name, ordered),), settings.confidence(features), relevance, tool.name, features, trace)
+    trace["raw_confidence"] = raw = settings.confidence(features)
+    return Decision(((tool.name, ordered),), recalibrate(settings.recalibration, True, raw), relevance, tool.name, features, trace)
 
 
 def _tool_features(tool: ToolView, scored: Scored, task: str, vectors: Sequence[Sequence[float]] | None, i: int) -> dict[str, float]:

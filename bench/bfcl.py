@@ -22,7 +22,9 @@ gap while escalating at most 40% of the requests there.
 
 The split is fixed: even id suffixes are the tuning half, odd the evaluation half. ``--fit``
 refits the decision weights (tool choice, relevance, optional fields, confidence) on the tuning
-half of the recorded run and prints them; ``--weights FILE`` runs with such a file. Figures are
+half of the recorded run and prints them; ``--from-records FILES --fit-calibration W.json`` refits
+only what replays exactly from recorded decisions (relevance, threshold, confidence and its
+cross-fitted Platt map, ``_bfcl_calibrate``); ``--weights FILE`` runs with such a file. Figures are
 given for the evaluation half and the full set, with the expected calibration error and the
 reliability curve of the confidence on the evaluation half.
 
@@ -49,7 +51,7 @@ if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(_
 sys.path.append(str(Path(__file__).resolve().parent))  # after the repo: bench/tools.py must not shadow our `tools`
 
 import _bfcl_data as B  # noqa: E402
-from _bfcl_fit import cascade_report, fit_settings, load_settings, reweigh, save_settings, summary  # noqa: E402
+from _bfcl_fit import cascade_report, fit_calibration, fit_settings, load_settings, reweigh, save_settings, summary  # noqa: E402
 
 SMALL, LARGE = "smollm2-135m", "gemma3-270m"
 
@@ -174,6 +176,9 @@ def main() -> None:  # noqa: C901 - one flat sequence of steps
     ap.add_argument("--record", type=Path, default=None, help="write every decision (JSON lines) here")
     ap.add_argument("--no-arg-descriptions", action="store_true", help="the tool list without what each argument means")
     ap.add_argument("--no-embeddings", action="store_true", help="tool choice and relevance without embeddings")
+    ap.add_argument("--fit-calibration", type=Path, default=None, metavar="OUT.json",
+                    help="with --from-records: refit only relevance, threshold, confidence and its Platt map on the tuning "
+                         "half (exact from the records), write them here, and report the records under them")
     ap.add_argument("--from-records", type=Path, nargs="+", default=None, metavar="FILE",
                     help="report (and --fit) from recorded runs, without running a model")
     args = ap.parse_args()
@@ -247,7 +252,15 @@ def _report_records(args: argparse.Namespace) -> None:
         base = load_settings(args.weights) if args.weights else DecisionSettings()
         save_settings(fit_settings(records[f"{SMALL}/scored"], base), args.fit)
         print(f"fitted weights written to {args.fit}", file=sys.stderr)
-    if args.weights and not args.fit:  # the recorded decisions under other relevance/confidence weights
+    if args.fit_calibration and f"{SMALL}/scored" in records:
+        from agents.decide import DecisionSettings
+
+        base = load_settings(args.weights) if args.weights else DecisionSettings()
+        fitted = fit_calibration(records[f"{SMALL}/scored"], base)
+        save_settings(fitted, args.fit_calibration)
+        print(f"calibration written to {args.fit_calibration}", file=sys.stderr)
+        records[f"{SMALL}/scored"] = reweigh(records[f"{SMALL}/scored"], fitted)
+    elif args.weights and not args.fit:  # the recorded decisions under other relevance/confidence weights
         records = {name: (reweigh(rows, load_settings(args.weights)) if name.endswith("/scored") else rows) for name, rows in records.items()}
     report = {name: summary(rows) for name, rows in records.items()}
     cascade = cascade_report(records.get(f"{SMALL}/scored"), records.get(f"{LARGE}/scored"))

@@ -8,7 +8,19 @@ import random
 import pytest
 
 from agents.arguments import FieldChoice, assign
-from agents.calibration import Logistic, auroc, expected_calibration_error, fit_choice, fit_logistic, reliability
+from agents.calibration import (
+    IDENTITY_RECALIBRATION,
+    RECALIBRATION_FEATURES,
+    Logistic,
+    auroc,
+    expected_calibration_error,
+    fit_choice,
+    fit_logistic,
+    logit,
+    recalibrate,
+    recalibration_features,
+    reliability,
+)
 from agents.candidates import field_candidates, numbers, quoted, string_spans
 from agents.choice import choose_tool, lexical_overlap, tool_words
 from agents.codes import currencies, date_format, dates, write_date
@@ -99,6 +111,37 @@ def test_logistic_fit_recovers_a_separating_weight_and_is_calibrated():
     assert expected_calibration_error(probs, labels) < 0.08
     assert auroc(probs, labels) > 0.8 and auroc([0.5] * 10, [True, False] * 5) == 0.5
     assert sum(b["count"] for b in reliability(probs, labels)) == 400
+
+
+def test_identity_recalibration_keeps_the_confidence():
+    for called in (True, False):
+        for p in (0.03, 0.5, 0.8, 0.999):
+            assert recalibrate(IDENTITY_RECALIBRATION, called, p) == pytest.approx(p, abs=1e-9)
+    assert recalibration_features(True, 0.5) == {"call": 1.0, "call_logit": 0.0, "answer_logit": 0.0}
+    assert recalibration_features(False, 0.8)["answer_logit"] == pytest.approx(logit(0.8)) and logit(1.0) < 14
+
+
+def test_platt_map_fixes_overconfident_calls_and_leaves_calibrated_answers():
+    """Calls claim p but are right with sigmoid(logit(p) / 2 - 1); answers are right with p as claimed.
+    A Platt map fit on such decisions brings the calls' ECE down and keeps the answers calibrated."""
+    rng = random.Random(3)
+    rows, labels, raw = [], [], []
+    for i in range(1200):
+        called = i % 2 == 0
+        p = rng.uniform(0.05, 0.98)
+        truth = 1 / (1 + math.exp(-(logit(p) / 2 - 1))) if called else p
+        rows.append(recalibration_features(called, p))
+        labels.append(rng.random() < truth)
+        raw.append((called, p))
+    model = fit_logistic(rows, labels, RECALIBRATION_FEATURES, l2=0.01)
+    assert 0.35 < model.weights["call_logit"] < 0.65 and 0.8 < model.weights["answer_logit"] < 1.2
+    calls = [(p, y) for (c, p), y in zip(raw, labels) if c]
+    fixed = [recalibrate(model, True, p) for p, _ in calls]
+    before = expected_calibration_error([p for p, _ in calls], [y for _, y in calls])
+    after = expected_calibration_error(fixed, [y for _, y in calls])
+    assert before > 0.15 and after < 0.06
+    answers = [(p, y) for (c, p), y in zip(raw, labels) if not c]
+    assert expected_calibration_error([recalibrate(model, False, p) for p, _ in answers], [y for _, y in answers]) < 0.06
 
 
 def test_fit_choice_ranks_the_right_option_first():
