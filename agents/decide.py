@@ -33,7 +33,7 @@ from typing import Any
 
 from agents.arguments import FieldChoice, arguments_prefix, assign, field_requests
 from agents.calibration import IDENTITY_RECALIBRATION, Logistic, recalibrate
-from agents.choice import choose_tool, cosine, lexical_overlap, tool_text, tool_words
+from agents.choice import choose_tool, cosine, lexical_overlap, name_overlap, tool_text, tool_words
 from agents.scoring import CALL_PREFIX, EmbedTexts, GenerateText, Generated, Needs, Scored, ScoreTexts, scoring_messages
 from orchestrator.types import ChatMessage
 
@@ -159,6 +159,7 @@ def _tool_features(tool: ToolView, scored: Scored, task: str, vectors: Sequence[
         "name_lp_mean": scored.logprob / max(1, scored.tokens),
         "emb": cosine(vectors[0], vectors[i + 1]) if vectors is not None else 0.0,
         "lex": lexical_overlap(task, tool_words(tool.name, tool.description, tool.parameters)),
+        "name_lex": name_overlap(task, tool.name),
     }
 
 

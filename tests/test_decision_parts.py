@@ -22,7 +22,7 @@ from agents.calibration import (
     reliability,
 )
 from agents.candidates import field_candidates, numbers, quoted, string_spans
-from agents.choice import choose_tool, lexical_overlap, tool_words
+from agents.choice import choose_tool, lexical_overlap, name_overlap, tool_words
 from agents.codes import currencies, date_format, dates, write_date
 from agents.scoring import Scored, scoring_messages, tool_line
 from orchestrator.types import ChatMessage
@@ -142,6 +142,14 @@ def test_platt_map_fixes_overconfident_calls_and_leaves_calibrated_answers():
     assert before > 0.15 and after < 0.06
     answers = [(p, y) for (c, p), y in zip(raw, labels) if not c]
     assert expected_calibration_error([recalibrate(model, False, p) for p, _ in answers], [y for _, y in answers]) < 0.06
+
+
+def test_name_overlap_reads_the_tool_name_only():
+    request = "What is the distance between New York and Los Angeles?"
+    assert name_overlap(request, "geodistance.find") == 0.0  # "geodi" is not "dista": stems of whole words
+    assert name_overlap(request, "distance.measure") == 0.5 and name_overlap(request, "flights.search") == 0.0
+    assert name_overlap("Solve the quadratic equation", "math_roots.quadratic") == pytest.approx(1 / 3)
+    assert name_overlap("anything", "get") == 0.0  # a name of stop words only
 
 
 def test_fit_choice_ranks_the_right_option_first():
