@@ -86,9 +86,10 @@ def reweigh(records: Sequence[Mapping[str, Any]], settings: Any) -> list[dict[st
             continue
         relevance = settings.relevance(r["features"])
         calls = relevance >= settings.call_threshold
-        right = (not calls) if r["category"] == "irrelevance" else (calls and bool(r.get("call_right")))
+        none = r.get("expected") is None  # nothing fits: BFCL's irrelevance, the own set's no-tool requests
+        right = (not calls) if none else (calls and bool(r.get("call_right")))
         raw = settings.confidence({**r["features"], "relevance": relevance}) if calls else 1.0 - relevance
-        why = None if right else ("called a function" if calls else "no call") if r["category"] == "irrelevance" or not calls else r.get("why")
+        why = None if right else ("called a function" if calls else "no call") if none or not calls else r.get("why")
         out.append({**r, "right": right, "confidence": recalibrate(settings.recalibration, calls, raw), "raw_confidence": raw,
                     "called": calls, "relevance": relevance, "why": why})
     return out

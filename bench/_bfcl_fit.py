@@ -124,7 +124,7 @@ def fit_settings(records: Sequence[Mapping[str, Any]], base: Any) -> Any:
         if r["category"] == "multiple" and r.get("expected") in r["trace"]["tools"]:
             groups.append(r["trace"]["tool_features"])
             labels.append(r["trace"]["tools"].index(r["expected"]))
-    centred = [[{k: o[k] - statistics.mean(x[k] for x in g) for k in TOOL_FEATURES} for o in g] for g in groups]
+    centred = [[{k: o.get(k, 0.0) - statistics.mean(x.get(k, 0.0) for x in g) for k in TOOL_FEATURES} for o in g] for g in groups]
     spread = {k: (statistics.pstdev([o[k] for g in centred for o in g]) or 1.0) for k in TOOL_FEATURES}
     scaled = [[{k: o[k] / spread[k] for k in TOOL_FEATURES} for o in g] for g in centred]
     w = fit_choice(scaled, labels, TOOL_FEATURES)

@@ -28,6 +28,10 @@ cross-fitted Platt map, ``_bfcl_calibrate``); ``--weights FILE`` runs with such 
 given for the evaluation half and the full set, with the expected calibration error and the
 reliability curve of the confidence on the evaluation half.
 
+``--own`` also decides the project's own 64 requests (``bench/_own_decisions.py``: the tools
+bench's 48, and 16 that no tool fits) with smollm2-135m: held out from every fit, like the
+evaluation half, and reported as run ``smollm2-135m/own`` (its ``all`` column).
+
 Model scores are kept in ``--cache`` (a small SQLite file; default under the bench's cache
 folder), so a rerun with other weights only computes what it has not seen. Prints a table, then
 one JSON line.
@@ -176,6 +180,8 @@ def main() -> None:  # noqa: C901 - one flat sequence of steps
     ap.add_argument("--record", type=Path, default=None, help="write every decision (JSON lines) here")
     ap.add_argument("--no-arg-descriptions", action="store_true", help="the tool list without what each argument means")
     ap.add_argument("--no-embeddings", action="store_true", help="tool choice and relevance without embeddings")
+    ap.add_argument("--own", action="store_true", help="also decide the project's own 64 requests (bench/tools.py's 48 and "
+                    "16 no tool fits) with smollm2-135m, reported as run smollm2-135m/own")
     ap.add_argument("--fit-calibration", type=Path, default=None, metavar="OUT.json",
                     help="with --from-records: refit only relevance, threshold, confidence and its Platt map on the tuning "
                          "half (exact from the records), write them here, and report the records under them")
@@ -214,6 +220,10 @@ def main() -> None:  # noqa: C901 - one flat sequence of steps
         with LocalEngine(model, EngineConfig(n_ctx=16384, max_sequences=16, n_threads=args.threads), name=model) as engine:
             if "scored" in modes:
                 runs[f"{model}/scored"] = run_scored(engine, items, settings, cache, plain, refused, f"{model} scored")
+            if args.own and model == SMALL:
+                from _own_decisions import run_own
+
+                runs[f"{SMALL}/own"] = run_own(engine, settings, cache)
             if "free" in modes and not plain:
                 runs[f"{model}/free"] = run_free(engine, items, refused, f"{model} free")
     if args.record:
@@ -259,9 +269,11 @@ def _report_records(args: argparse.Namespace) -> None:
         fitted = fit_calibration(records[f"{SMALL}/scored"], base)
         save_settings(fitted, args.fit_calibration)
         print(f"calibration written to {args.fit_calibration}", file=sys.stderr)
-        records[f"{SMALL}/scored"] = reweigh(records[f"{SMALL}/scored"], fitted)
+        for name in (f"{SMALL}/scored", f"{SMALL}/own"):
+            if name in records:
+                records[name] = reweigh(records[name], fitted)
     elif args.weights and not args.fit:  # the recorded decisions under other relevance/confidence weights
-        records = {name: (reweigh(rows, load_settings(args.weights)) if name.endswith("/scored") else rows) for name, rows in records.items()}
+        records = {name: (reweigh(rows, load_settings(args.weights)) if name.endswith(("/scored", "/own")) else rows) for name, rows in records.items()}
     report = {name: summary(rows) for name, rows in records.items()}
     cascade = cascade_report(records.get(f"{SMALL}/scored"), records.get(f"{LARGE}/scored"))
     _print(report, cascade, {})

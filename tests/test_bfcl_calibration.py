@@ -29,6 +29,7 @@ def _records(n: int, seed: int, signal: float) -> list[dict]:
         feats["emb_best"] = rng.gauss(0.0 if category == "irrelevance" else 2.0, 1.0)  # relevance is learnable
         right = rng.random() < 1 / (1 + 2.718 ** (-signal * feats["field_p_min"]))
         out.append({"id": f"{category}_{2 * i}", "category": category, "half": "tune", "features": feats,
+                    "expected": None if category == "irrelevance" else "f",
                     "call_right": category != "irrelevance" and right})
     return out
 
