@@ -12,10 +12,10 @@ observed accuracy, count), ``expected_calibration_error`` (their gap, weighted b
 ``auroc`` (how well confidence separates right from wrong: 0.5 is chance).
 
 A model fit on the same decisions it is checked on looks better calibrated than it is. The last
-step, ``recalibrate``, is a Platt map over a decision's raw confidence (its logit, with a slope and
-an offset of its own for calls and for answers without a call), fit by ``fit_logistic`` on
-``recalibration_features`` of decisions the raw models did not see (cross-fitted: each fold's raw
-confidence comes from models fit on the other folds). The identity map is ``IDENTITY_RECALIBRATION``.
+step, ``recalibrate``, is a Platt map over a decision's raw confidence (a slope and an offset on
+its logit: monotone, so it keeps the ranking and the AUROC), fit by ``fit_logistic`` on
+``recalibration_features`` of decisions no model under it saw. The identity map is
+``IDENTITY_RECALIBRATION``.
 """
 
 from __future__ import annotations
@@ -61,22 +61,20 @@ class Logistic:
         return sigmoid(self.logit(features))
 
 
-RECALIBRATION_FEATURES = ("call", "call_logit", "answer_logit")
+RECALIBRATION_FEATURES = ("logit",)
 
 
-def recalibration_features(called: bool, confidence: float) -> dict[str, float]:
-    """What the Platt map reads: whether the decision is a call, and the raw confidence's logit,
-    in the slot of its kind (calls and answers get a slope each; ``call`` shifts the calls' offset)."""
-    z = logit(confidence)
-    return {"call": 1.0 if called else 0.0, "call_logit": z if called else 0.0, "answer_logit": 0.0 if called else z}
+def recalibration_features(confidence: float) -> dict[str, float]:
+    """What the Platt map reads: the raw confidence's logit."""
+    return {"logit": logit(confidence)}
 
 
-IDENTITY_RECALIBRATION = Logistic({"call_logit": 1.0, "answer_logit": 1.0}, 0.0)
+IDENTITY_RECALIBRATION = Logistic({"logit": 1.0}, 0.0)
 
 
-def recalibrate(model: Logistic, called: bool, confidence: float) -> float:
+def recalibrate(model: Logistic, confidence: float) -> float:
     """The confidence after the Platt map ``model`` (``IDENTITY_RECALIBRATION`` leaves it as it is)."""
-    return model(recalibration_features(called, confidence))
+    return model(recalibration_features(confidence))
 
 
 def _solve(matrix: list[list[float]], vector: list[float]) -> list[float]:

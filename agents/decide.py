@@ -147,10 +147,10 @@ def decide(tools: Sequence[ToolView], conversation: Sequence[ChatMessage],
              "arguments": arguments}
     if relevance < settings.call_threshold:
         trace["raw_confidence"] = 1.0 - relevance
-        return Decision((), recalibrate(settings.recalibration, False, 1.0 - relevance), relevance, tool.name, features, trace)
+        return Decision((), recalibrate(settings.recalibration, 1.0 - relevance), relevance, tool.name, features, trace)
     ordered = {k: arguments[k] for k in tool.parameters.get("properties", {}) if k in arguments}
     trace["raw_confidence"] = raw = settings.confidence(features)
-    return Decision(((tool.name, ordered),), recalibrate(settings.recalibration, True, raw), relevance, tool.name, features, trace)
+    return Decision(((tool.name, ordered),), recalibrate(settings.recalibration, raw), relevance, tool.name, features, trace)
 
 
 def _tool_features(tool: ToolView, scored: Scored, task: str, vectors: Sequence[Sequence[float]] | None, i: int) -> dict[str, float]:

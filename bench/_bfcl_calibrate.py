@@ -6,9 +6,16 @@ weights change what is scored, so they are fit in ``_bfcl_fit`` and need a rerun
 
 The confidence's last step is a Platt map (``agents.calibration.recalibrate``). Fit on the same
 decisions as the models under it, it would learn that they are right, since they were fit there;
-so it is **cross-fitted**: the tuning half is cut into folds, each fold's decisions are replayed
-with relevance, threshold and confidence fit on the other folds, and the Platt map is fit on those
-held-out (raw confidence, right) pairs. The evaluation half is never read here.
+so it learns only from decisions no model under it saw:
+
+- **cross-fitted** relevance, threshold and confidence: the tuning half is cut into folds, and
+  each fold's decisions are replayed under those three fit on the other folds;
+- of those, only the items from ``fresh_from`` on (an item's place in its category's tuning half,
+  id // 2): the tool, value and optional-field weights (which need a rerun to refit) were fit on
+  the first 40 items of each category, and their calls are right more often than new ones
+  (multiple: 27 of the first 40 against 28 of the next 60).
+
+The evaluation half is never read here.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 
 import _bfcl_data as B
 
-__all__ = ["CONFIDENCE_FEATURES", "FOLDS", "RELEVANCE_FEATURES", "crossfit_recalibration", "fit_scores", "reweigh", "scaled_logistic"]
+__all__ = ["CONFIDENCE_FEATURES", "FOLDS", "FRESH_FROM", "RELEVANCE_FEATURES", "crossfit_recalibration", "fit_scores", "reweigh", "scaled_logistic"]
 
 # Not the tool's softmax probability: in BFCL every item with several tools is relevant, so a fit would
 # learn "several tools: call" (it did: a weight of -18 on tool_p), which no app's agent should inherit.
@@ -28,6 +35,7 @@ RELEVANCE_FEATURES = ("call_margin", "lex_best", "emb_best", "name_lp_best", "mi
 CONFIDENCE_FEATURES = ("field_p_min", "field_p_mean", "relevance", "missing_share", "written_lp_min", "lex_best", "emb_best",
                        "field_margin_min", "weak_sources", "optional_written", "tool_margin", "fields_required")
 FOLDS = 5
+FRESH_FROM = 40  # the shipped tool, value and optional-field weights were fit on items 0-39 of each category
 
 
 def fit_scores(tune: Sequence[Mapping[str, Any]], base: Any) -> Any:
@@ -46,30 +54,35 @@ def fit_scores(tune: Sequence[Mapping[str, Any]], base: Any) -> Any:
     return replace(base, relevance=relevance, call_threshold=threshold, confidence=confidence)
 
 
-def crossfit_recalibration(tune: Sequence[Mapping[str, Any]], base: Any, folds: int = FOLDS) -> Any:
+def crossfit_recalibration(tune: Sequence[Mapping[str, Any]], base: Any, folds: int = FOLDS, fresh_from: int = FRESH_FROM) -> Any:
     """The Platt map (a ``Logistic`` over ``RECALIBRATION_FEATURES``) fit on cross-fitted decisions
-    of ``tune``: each fold replayed under ``fit_scores`` of the other folds (see the module docstring).
-    Folds are dealt round-robin within each category, in id order, so each holds every category."""
+    of ``tune`` from item ``fresh_from`` on (see the module docstring). Folds are dealt round-robin
+    within each category, in id order, so each holds every category."""
     from agents.calibration import IDENTITY_RECALIBRATION, RECALIBRATION_FEATURES, fit_logistic, recalibration_features
 
-    rows = sorted((r for r in tune if "features" in r), key=lambda r: (r["category"], int(r["id"].rsplit("_", 1)[1])))
+    rows = sorted((r for r in tune if "features" in r), key=lambda r: (r["category"], _place(r)))
     fold_of: dict[str, int] = {}
-    for category in B.CATEGORIES:
+    for category in {r["category"] for r in rows}:
         for i, r in enumerate(r for r in rows if r["category"] == category):
             fold_of[r["id"]] = i % folds
     features, labels = [], []
     for k in range(folds):
-        held = [r for r in rows if fold_of.get(r["id"]) == k]
-        rest = [r for r in rows if fold_of.get(r["id"]) != k]
+        held = [r for r in rows if fold_of[r["id"]] == k and _place(r) >= fresh_from]
+        rest = [r for r in rows if fold_of[r["id"]] != k]
         if not held or not rest:
             continue
         settings = replace(fit_scores(rest, base), recalibration=IDENTITY_RECALIBRATION)
         for r in reweigh(held, settings):
-            features.append(recalibration_features(r["called"], r["raw_confidence"]))
+            features.append(recalibration_features(r["raw_confidence"]))
             labels.append(bool(r["right"]))
     if len(set(labels)) < 2:
         return IDENTITY_RECALIBRATION
     return fit_logistic(features, labels, RECALIBRATION_FEATURES, l2=0.1)
+
+
+def _place(record: Mapping[str, Any]) -> int:
+    """An item's place in its category's tuning half (BFCL ids: even numbers are the tuning half)."""
+    return int(record["id"].rsplit("_", 1)[1]) // 2
 
 
 def reweigh(records: Sequence[Mapping[str, Any]], settings: Any) -> list[dict[str, Any]]:
@@ -90,7 +103,7 @@ def reweigh(records: Sequence[Mapping[str, Any]], settings: Any) -> list[dict[st
         right = (not calls) if none else (calls and bool(r.get("call_right")))
         raw = settings.confidence({**r["features"], "relevance": relevance}) if calls else 1.0 - relevance
         why = None if right else ("called a function" if calls else "no call") if none or not calls else r.get("why")
-        out.append({**r, "right": right, "confidence": recalibrate(settings.recalibration, calls, raw), "raw_confidence": raw,
+        out.append({**r, "right": right, "confidence": recalibrate(settings.recalibration, raw), "raw_confidence": raw,
                     "called": calls, "relevance": relevance, "why": why})
     return out
 

@@ -138,15 +138,15 @@ def fit_settings(records: Sequence[Mapping[str, Any]], base: Any) -> Any:
         include = scaled_logistic(opt_rows, opt_labels, OPTIONAL_FEATURES, fit_logistic)
     # candidate values: a conditional logit over each field's candidates, the accepted value as the label
     value_weights = _value_weights(tune, fit_choice) or base.value_weights
-    return fit_calibration(records, replace(base, tool_weights=tool_weights, include=include, value_weights=value_weights))
+    return fit_calibration(records, replace(base, tool_weights=tool_weights, include=include, value_weights=value_weights), fresh_from=0)
 
 
-def fit_calibration(records: Sequence[Mapping[str, Any]], base: Any) -> Any:
+def fit_calibration(records: Sequence[Mapping[str, Any]], base: Any, fresh_from: int = 40) -> Any:
     """``base`` with relevance, threshold and confidence fit on the tuning half of ``records``, and the
     cross-fitted Platt map over them (``_bfcl_calibrate``): exact from recorded decisions, when
     the tool and value weights are those the records were made with."""
     tune = [r for r in records if r["half"] == "tune" and "features" in r]
-    return replace(fit_scores(tune, base), recalibration=crossfit_recalibration(tune, base))
+    return replace(fit_scores(tune, base), recalibration=crossfit_recalibration(tune, base, fresh_from=fresh_from))
 
 
 def _value_weights(tune: Sequence[Mapping[str, Any]], fit_choice: Any) -> dict[str, float] | None:

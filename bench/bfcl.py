@@ -185,6 +185,9 @@ def main() -> None:  # noqa: C901 - one flat sequence of steps
     ap.add_argument("--fit-calibration", type=Path, default=None, metavar="OUT.json",
                     help="with --from-records: refit only relevance, threshold, confidence and its Platt map on the tuning "
                          "half (exact from the records), write them here, and report the records under them")
+    ap.add_argument("--platt-from", type=int, default=40, metavar="N",
+                    help="with --fit-calibration: the Platt map learns from tuning items N and later of each category "
+                         "(the tool, value and optional-field weights were fit on the first 40)")
     ap.add_argument("--from-records", type=Path, nargs="+", default=None, metavar="FILE",
                     help="report (and --fit) from recorded runs, without running a model")
     args = ap.parse_args()
@@ -266,7 +269,7 @@ def _report_records(args: argparse.Namespace) -> None:
         from agents.decide import DecisionSettings
 
         base = load_settings(args.weights) if args.weights else DecisionSettings()
-        fitted = fit_calibration(records[f"{SMALL}/scored"], base)
+        fitted = fit_calibration(records[f"{SMALL}/scored"], base, fresh_from=args.platt_from)
         save_settings(fitted, args.fit_calibration)
         print(f"calibration written to {args.fit_calibration}", file=sys.stderr)
         for name in (f"{SMALL}/scored", f"{SMALL}/own"):

@@ -38,16 +38,16 @@ def test_crossfit_shrinks_a_confidence_that_only_fits_noise():
     """With labels that no feature predicts, the confidence fit in-sample still spreads out; on
     held-out folds that spread is wrong, so the cross-fitted Platt map flattens it (slope well under 1)."""
     tune = _records(90, seed=5, signal=0.0)
-    model = C.crossfit_recalibration(tune, DecisionSettings())
-    assert set(model.weights) <= set(RECALIBRATION_FEATURES)
-    assert model.weights["call_logit"] < 0.6
+    model = C.crossfit_recalibration(tune, DecisionSettings(), fresh_from=0)
+    assert set(model.weights) == set(RECALIBRATION_FEATURES)
+    assert model.weights["logit"] < 0.6
 
 
 def test_crossfit_keeps_a_real_signal_and_replays_exactly():
     tune = _records(300, seed=7, signal=2.5)
     fitted = C.fit_scores(tune, DecisionSettings())
-    model = C.crossfit_recalibration(tune, DecisionSettings())
-    assert model.weights["call_logit"] > 0.5
+    model = C.crossfit_recalibration(tune, DecisionSettings(), fresh_from=0)
+    assert model.weights["logit"] > 0.5
     fresh = _records(300, seed=8, signal=2.5)
     plain = C.reweigh(fresh, fitted)
     assert all(r["confidence"] == pytest.approx(r["raw_confidence"], abs=1e-9) for r in plain)  # the identity map by default
@@ -56,3 +56,16 @@ def test_crossfit_keeps_a_real_signal_and_replays_exactly():
     assert [r["called"] for r in calibrated] == [r["called"] for r in plain]
     ece = expected_calibration_error([r["confidence"] for r in calibrated], [r["right"] for r in calibrated])
     assert ece < 0.12
+
+
+def test_the_platt_map_learns_only_from_fresh_items():
+    """Items before ``fresh_from`` (those the tool and value weights were fit on) are replayed for the
+    folds' fits but never feed the Platt map: here they are all right, the fresh ones coin flips."""
+    tune = _records(240, seed=9, signal=0.0)
+    for r in tune:
+        if C._place(r) < 40 and r["category"] != "irrelevance":
+            r["call_right"] = True
+    early = C.crossfit_recalibration([r for r in tune if C._place(r) < 40], DecisionSettings(), fresh_from=0)
+    fresh = C.crossfit_recalibration(tune, DecisionSettings(), fresh_from=40)
+    assert fresh != early and fresh == C.crossfit_recalibration(tune, DecisionSettings())  # 40 is the default
+    assert C.crossfit_recalibration([r for r in tune if C._place(r) < 40], DecisionSettings(), fresh_from=40) == IDENTITY_RECALIBRATION

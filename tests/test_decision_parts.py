@@ -114,34 +114,25 @@ def test_logistic_fit_recovers_a_separating_weight_and_is_calibrated():
 
 
 def test_identity_recalibration_keeps_the_confidence():
-    for called in (True, False):
-        for p in (0.03, 0.5, 0.8, 0.999):
-            assert recalibrate(IDENTITY_RECALIBRATION, called, p) == pytest.approx(p, abs=1e-9)
-    assert recalibration_features(True, 0.5) == {"call": 1.0, "call_logit": 0.0, "answer_logit": 0.0}
-    assert recalibration_features(False, 0.8)["answer_logit"] == pytest.approx(logit(0.8)) and logit(1.0) < 14
+    for p in (0.03, 0.5, 0.8, 0.999):
+        assert recalibrate(IDENTITY_RECALIBRATION, p) == pytest.approx(p, abs=1e-9)
+    assert recalibration_features(0.5) == {"logit": 0.0} and logit(1.0) < 14 and logit(0.0) > -14
 
 
-def test_platt_map_fixes_overconfident_calls_and_leaves_calibrated_answers():
-    """Calls claim p but are right with sigmoid(logit(p) / 2 - 1); answers are right with p as claimed.
-    A Platt map fit on such decisions brings the calls' ECE down and keeps the answers calibrated."""
+def test_platt_map_fixes_overconfidence_and_keeps_the_ranking():
+    """Decisions claim p but are right with sigmoid(logit(p) / 2 - 0.5): a Platt map fit on them
+    finds the slope and offset, brings the ECE down, and ranks the decisions as before."""
     rng = random.Random(3)
-    rows, labels, raw = [], [], []
-    for i in range(1200):
-        called = i % 2 == 0
+    claimed, labels = [], []
+    for _ in range(1500):
         p = rng.uniform(0.05, 0.98)
-        truth = 1 / (1 + math.exp(-(logit(p) / 2 - 1))) if called else p
-        rows.append(recalibration_features(called, p))
-        labels.append(rng.random() < truth)
-        raw.append((called, p))
-    model = fit_logistic(rows, labels, RECALIBRATION_FEATURES, l2=0.01)
-    assert 0.35 < model.weights["call_logit"] < 0.65 and 0.8 < model.weights["answer_logit"] < 1.2
-    calls = [(p, y) for (c, p), y in zip(raw, labels) if c]
-    fixed = [recalibrate(model, True, p) for p, _ in calls]
-    before = expected_calibration_error([p for p, _ in calls], [y for _, y in calls])
-    after = expected_calibration_error(fixed, [y for _, y in calls])
-    assert before > 0.15 and after < 0.06
-    answers = [(p, y) for (c, p), y in zip(raw, labels) if not c]
-    assert expected_calibration_error([recalibrate(model, False, p) for p, _ in answers], [y for _, y in answers]) < 0.06
+        claimed.append(p)
+        labels.append(rng.random() < 1 / (1 + math.exp(-(logit(p) / 2 - 0.5))))
+    model = fit_logistic([recalibration_features(p) for p in claimed], labels, RECALIBRATION_FEATURES, l2=0.01)
+    assert 0.35 < model.weights["logit"] < 0.65 and -0.75 < model.bias < -0.25
+    fixed = [recalibrate(model, p) for p in claimed]
+    assert expected_calibration_error(claimed, labels) > 0.12 and expected_calibration_error(fixed, labels) < 0.05
+    assert auroc(fixed, labels) == pytest.approx(auroc(claimed, labels))
 
 
 def test_name_overlap_reads_the_tool_name_only():
