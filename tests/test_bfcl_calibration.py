@@ -45,13 +45,13 @@ def test_crossfit_shrinks_a_confidence_that_only_fits_noise():
 
 def test_crossfit_keeps_a_real_signal_and_replays_exactly():
     tune = _records(300, seed=7, signal=2.5)
-    fitted = C.fit_scores(tune, DecisionSettings())
+    fitted = C.fit_scores(tune, replace(DecisionSettings(), recalibration=IDENTITY_RECALIBRATION))
     model = C.crossfit_recalibration(tune, DecisionSettings(), fresh_from=0)
     assert model.weights["logit"] > 0.5
     fresh = _records(300, seed=8, signal=2.5)
     plain = C.reweigh(fresh, fitted)
-    assert all(r["confidence"] == pytest.approx(r["raw_confidence"], abs=1e-9) for r in plain)  # the identity map by default
-    assert fitted.recalibration == IDENTITY_RECALIBRATION
+    assert all(r["confidence"] == pytest.approx(r["raw_confidence"], abs=1e-9) for r in plain)  # the identity map
+    assert fitted.recalibration == IDENTITY_RECALIBRATION  # fit_scores leaves the map as it was
     calibrated = C.reweigh(fresh, replace(fitted, recalibration=model))
     assert [r["called"] for r in calibrated] == [r["called"] for r in plain]
     ece = expected_calibration_error([r["confidence"] for r in calibrated], [r["right"] for r in calibrated])
