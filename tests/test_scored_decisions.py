@@ -5,8 +5,8 @@ each request with the one call it needs) and 16 requests no tool fits (``NO_TOOL
 ``bench/_own_decisions.py``), which the decision weights never saw: they were fit on the tuning half of BFCL. Each
 decision (a call, or answering without one) is right or wrong; its confidence should rank the
 right ones higher. Measured with the shipped weights: 27 of 64 right, AUROC 0.77 over all
-decisions, ECE 0.087 (``orchestrator bench bfcl --own``); over the calls alone it is weaker (0.55-0.66 from run to run, 32-38 calls; 0.77 on
-BFCL's evaluation half, decisions of both kinds).
+decisions, ECE 0.087 (``orchestrator bench bfcl --own``); over the calls alone it is weaker
+(0.55-0.66 from run to run, 32-38 calls; 0.78 on BFCL's evaluation half, decisions of both kinds).
 """
 
 from __future__ import annotations
