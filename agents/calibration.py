@@ -24,8 +24,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["IDENTITY_RECALIBRATION", "RECALIBRATION_FEATURES", "Logistic", "auroc", "logit", "expected_calibration_error", "fit_choice", "fit_logistic", "recalibrate",
-           "recalibration_features", "reliability", "sigmoid", "softmax"]
+__all__ = ["IDENTITY_RECALIBRATION", "RECALIBRATION_FEATURES", "Logistic", "auroc", "expected_calibration_error", "fit_choice",
+           "fit_logistic", "logit", "recalibrate", "recalibration_features", "reliability", "sigmoid", "softmax"]
 
 
 def sigmoid(x: float) -> float:
