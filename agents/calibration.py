@@ -10,6 +10,12 @@ choice (which tool), by the softmax likelihood of the right option.
 Checks, for held-out labelled decisions: ``reliability`` (per confidence bin: mean confidence,
 observed accuracy, count), ``expected_calibration_error`` (their gap, weighted by count) and
 ``auroc`` (how well confidence separates right from wrong: 0.5 is chance).
+
+A model fit on the same decisions it is checked on looks better calibrated than it is. The last
+step, ``recalibrate``, is a Platt map over a decision's raw confidence (a slope and an offset on
+its logit: monotone, so it keeps the ranking and the AUROC), fit by ``fit_logistic`` on
+``recalibration_features`` of decisions no model under it saw. The identity map is
+``IDENTITY_RECALIBRATION``.
 """
 
 from __future__ import annotations
@@ -18,11 +24,18 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Logistic", "auroc", "expected_calibration_error", "fit_choice", "fit_logistic", "reliability", "sigmoid", "softmax"]
+__all__ = ["IDENTITY_RECALIBRATION", "RECALIBRATION_FEATURES", "Logistic", "auroc", "expected_calibration_error", "fit_choice",
+           "fit_logistic", "logit", "recalibrate", "recalibration_features", "reliability", "sigmoid", "softmax"]
 
 
 def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def logit(p: float, eps: float = 1e-6) -> float:
+    """The inverse of ``sigmoid``, with ``p`` kept inside [eps, 1 - eps]."""
+    p = min(1.0 - eps, max(eps, p))
+    return math.log(p / (1.0 - p))
 
 
 def softmax(xs: Sequence[float]) -> list[float]:
@@ -46,6 +59,22 @@ class Logistic:
 
     def __call__(self, features: Mapping[str, float]) -> float:
         return sigmoid(self.logit(features))
+
+
+RECALIBRATION_FEATURES = ("logit",)
+
+
+def recalibration_features(confidence: float) -> dict[str, float]:
+    """What the Platt map reads: the raw confidence's logit."""
+    return {"logit": logit(confidence)}
+
+
+IDENTITY_RECALIBRATION = Logistic({"logit": 1.0}, 0.0)
+
+
+def recalibrate(model: Logistic, confidence: float) -> float:
+    """The confidence after the Platt map ``model`` (``IDENTITY_RECALIBRATION`` leaves it as it is)."""
+    return model(recalibration_features(confidence))
 
 
 def _solve(matrix: list[list[float]], vector: list[float]) -> list[float]:

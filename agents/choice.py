@@ -7,7 +7,10 @@ Three signals per tool, all cheap next to writing a call:
 - ``emb``: cosine similarity between the model's embedding of the request and of the tool's name
   and description;
 - ``lex``: the share of the request's content words that the tool's name, description and
-  argument names contain (crude stems: the first 5 letters).
+  argument names contain (crude stems: the first 5 letters);
+- ``name_lex``: the share of the tool name's content words that the request contains (on BFCL's
+  ``multiple`` items the name tells apart tools whose descriptions share most words:
+  ``geodistance.find`` against ``flights.search`` for "the distance between New York and LA").
 
 ``choose_tool`` ranks tools by a weighted sum of these (the weights of a conditional logit fit on
 labelled choices, ``agents.calibration.fit_choice``) and gives each its softmax probability.
@@ -24,9 +27,9 @@ from typing import Any
 
 from agents.calibration import softmax
 
-__all__ = ["TOOL_FEATURES", "choose_tool", "cosine", "lexical_overlap", "tool_text", "tool_words", "words"]
+__all__ = ["TOOL_FEATURES", "choose_tool", "cosine", "lexical_overlap", "name_overlap", "tool_text", "tool_words", "words"]
 
-TOOL_FEATURES = ("name_lp", "name_lp_mean", "emb", "lex")
+TOOL_FEATURES = ("name_lp", "name_lp_mean", "emb", "lex", "name_lex")
 
 _WORD = re.compile(r"[^\W_]+")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
@@ -57,6 +60,12 @@ def lexical_overlap(request: str, vocabulary: set[str]) -> float:
     """The share of the request's content words found in ``vocabulary`` (0 when it has none)."""
     wanted = words(request)
     return len(wanted & vocabulary) / len(wanted) if wanted else 0.0
+
+
+def name_overlap(request: str, name: str) -> float:
+    """The share of the content words of a tool's ``name`` that ``request`` contains (0 when it has none)."""
+    named = words(name)
+    return len(named & words(request)) / len(named) if named else 0.0
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:

@@ -10,7 +10,11 @@ Fitting uses the tuning half only (even id suffixes), from the decisions a run r
 - optional fields: a logistic on each optional field's features (``agents.arguments``) of items
   whose tool was right, labelled 1 when BFCL needs the field and takes our value, 0 when leaving
   it out is right;
-- confidence: a logistic on the features of the calls made, labelled by whether the call was right.
+- confidence: a logistic on every item's features, labelled by whether the call it would make is
+  right; then a Platt map over the raw confidence, cross-fitted (``_bfcl_calibrate``).
+
+``fit_calibration`` refits only what acts on recorded features (relevance, threshold, confidence
+and its Platt map), so the recorded decisions replay exactly under it (``reweigh``).
 """
 
 from __future__ import annotations
@@ -23,14 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import _bfcl_data as B
+from _bfcl_calibrate import crossfit_recalibration, fit_scores, reweigh, scaled_logistic
 
-__all__ = ["cascade_report", "fit_settings", "load_settings", "reweigh", "save_settings", "summary"]
+__all__ = ["cascade_report", "fit_calibration", "fit_settings", "load_settings", "reweigh", "save_settings", "summary"]
 
-# Not the tool's softmax probability: in BFCL every item with several tools is relevant, so a fit would
-# learn "several tools: call" (it did: a weight of -18 on tool_p), which no app's agent should inherit.
-RELEVANCE_FEATURES = ("call_margin", "lex_best", "emb_best", "name_lp_best", "missing_share", "field_p_min")
-CONFIDENCE_FEATURES = ("field_p_min", "field_p_mean", "relevance", "missing_share", "written_lp_min", "lex_best", "emb_best",
-                       "field_margin_min", "weak_sources", "optional_written", "tool_margin", "fields_required")
 MAX_ESCALATION = 0.4
 
 
@@ -124,30 +124,29 @@ def fit_settings(records: Sequence[Mapping[str, Any]], base: Any) -> Any:
         if r["category"] == "multiple" and r.get("expected") in r["trace"]["tools"]:
             groups.append(r["trace"]["tool_features"])
             labels.append(r["trace"]["tools"].index(r["expected"]))
-    centred = [[{k: o[k] - statistics.mean(x[k] for x in g) for k in TOOL_FEATURES} for o in g] for g in groups]
+    centred = [[{k: o.get(k, 0.0) - statistics.mean(x.get(k, 0.0) for x in g) for k in TOOL_FEATURES} for o in g] for g in groups]
     spread = {k: (statistics.pstdev([o[k] for g in centred for o in g]) or 1.0) for k in TOOL_FEATURES}
     scaled = [[{k: o[k] / spread[k] for k in TOOL_FEATURES} for o in g] for g in centred]
     w = fit_choice(scaled, labels, TOOL_FEATURES)
     tool_weights = {k: w[k] / spread[k] for k in TOOL_FEATURES}
-    # relevance and its threshold
-    rows = [r["features"] for r in tune]
-    relevance = _scaled_logistic(rows, [r["category"] != "irrelevance" for r in tune], RELEVANCE_FEATURES, fit_logistic)
-    threshold = _best_threshold(tune, relevance)
     # optional fields
     include = base.include
     opt_rows, opt_labels = _optional_rows(tune)
     if len(set(opt_labels)) == 2:
         from agents.arguments import OPTIONAL_FEATURES
 
-        include = _scaled_logistic(opt_rows, opt_labels, OPTIONAL_FEATURES, fit_logistic)
+        include = scaled_logistic(opt_rows, opt_labels, OPTIONAL_FEATURES, fit_logistic)
     # candidate values: a conditional logit over each field's candidates, the accepted value as the label
     value_weights = _value_weights(tune, fit_choice) or base.value_weights
-    # confidence of the calls made
-    calls = [r for r in tune if r["category"] != "irrelevance"]
-    conf_rows = [{**r["features"], "relevance": relevance(r["features"])} for r in calls]
-    confidence = _scaled_logistic(conf_rows, [bool(r.get("call_right")) for r in calls], CONFIDENCE_FEATURES, fit_logistic)
-    return replace(base, tool_weights=tool_weights, relevance=relevance, include=include, confidence=confidence, call_threshold=threshold,
-                   value_weights=value_weights)
+    return fit_calibration(records, replace(base, tool_weights=tool_weights, include=include, value_weights=value_weights), fresh_from=0)
+
+
+def fit_calibration(records: Sequence[Mapping[str, Any]], base: Any, fresh_from: int = 40) -> Any:
+    """``base`` with relevance, threshold and confidence fit on the tuning half of ``records``, and the
+    cross-fitted Platt map over them (``_bfcl_calibrate``): exact from recorded decisions, when
+    the tool and value weights are those the records were made with."""
+    tune = [r for r in records if r["half"] == "tune" and "features" in r]
+    return replace(fit_scores(tune, base), recalibration=crossfit_recalibration(tune, base, fresh_from=fresh_from))
 
 
 def _value_weights(tune: Sequence[Mapping[str, Any]], fit_choice: Any) -> dict[str, float] | None:
@@ -178,38 +177,6 @@ def _value_weights(tune: Sequence[Mapping[str, Any]], fit_choice: Any) -> dict[s
     scaled = [[{k: o.get(k, 0.0) / spread[k] for k in VALUE_FEATURES} for o in g] for g in groups]
     w = fit_choice(scaled, labels, VALUE_FEATURES, l2=0.3)
     return {k: round(w[k] / spread[k], 6) for k in VALUE_FEATURES if abs(w[k]) > 1e-6}
-
-
-def _scaled_logistic(rows: Sequence[Mapping[str, float]], labels: Sequence[bool], names: Sequence[str], fit: Any) -> Any:
-    """A logistic fit on standardised features, returned in the features' own units."""
-    from agents.calibration import Logistic
-
-    mean = {k: statistics.mean(float(r.get(k, 0.0)) for r in rows) for k in names}
-    std = {k: (statistics.pstdev([float(r.get(k, 0.0)) for r in rows]) or 1.0) for k in names}
-    z = [{k: (float(r.get(k, 0.0)) - mean[k]) / std[k] for k in names} for r in rows]
-    model = fit(z, labels, names, l2=1.0)
-    weights = {k: model.weights[k] / std[k] for k in names}
-    bias = model.bias - sum(model.weights[k] * mean[k] / std[k] for k in names)
-    return Logistic(weights, bias)
-
-
-def _best_threshold(tune: Sequence[Mapping[str, Any]], relevance: Any) -> float:
-    best, best_score = 0.5, -1.0
-    for t in [i / 100 for i in range(5, 96)]:
-        per_cat = []
-        for category in B.CATEGORIES:
-            inside = [r for r in tune if r["category"] == category]
-            if not inside:
-                continue
-            if category == "irrelevance":
-                right = [relevance(r["features"]) < t for r in inside]
-            else:
-                right = [relevance(r["features"]) >= t and bool(r.get("call_right")) for r in inside]
-            per_cat.append(sum(right) / len(right))
-        score = sum(per_cat) / len(per_cat)
-        if score > best_score:
-            best, best_score = t, score
-    return best
 
 
 def _optional_rows(tune: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, float]], list[bool]]:
@@ -246,24 +213,6 @@ def _optional_rows(tune: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, fl
     return rows, labels
 
 
-def reweigh(records: Sequence[Mapping[str, Any]], settings: Any) -> list[dict[str, Any]]:
-    """Recorded scored decisions under other relevance/confidence weights and call threshold: exact,
-    since those act on recorded features only (the call each record would make is kept with its
-    rightness, ``call_right``). Tool and value weights need a rerun (they change what is scored)."""
-    out = []
-    for r in records:
-        if "features" not in r:
-            out.append(dict(r))
-            continue
-        relevance = settings.relevance(r["features"])
-        calls = relevance >= settings.call_threshold
-        right = (not calls) if r["category"] == "irrelevance" else (calls and bool(r.get("call_right")))
-        confidence = settings.confidence({**r["features"], "relevance": relevance}) if calls else 1.0 - relevance
-        out.append({**r, "right": right, "confidence": confidence, "relevance": relevance,
-                    "why": None if right else ("called a function" if calls else "no call") if r["category"] == "irrelevance" or not calls else r.get("why")})
-    return out
-
-
 def save_settings(settings: Any, path: Path) -> None:
     def lg(model: Any) -> dict[str, Any]:
         return {"weights": {k: round(v, 6) for k, v in model.weights.items()}, "bias": round(model.bias, 6)}
@@ -271,7 +220,8 @@ def save_settings(settings: Any, path: Path) -> None:
     path.write_text(json.dumps({"tool_weights": {k: round(v, 6) for k, v in settings.tool_weights.items()},
                                 "value_weights": dict(settings.value_weights), "order_bonus": settings.order_bonus,
                                 "relevance": lg(settings.relevance), "confidence": lg(settings.confidence),
-                                "include": lg(settings.include), "call_threshold": settings.call_threshold}, indent=1))
+                                "include": lg(settings.include), "recalibration": lg(settings.recalibration),
+                                "call_threshold": settings.call_threshold}, indent=1))
 
 
 def load_settings(path: Path, base: Any = None) -> Any:
@@ -282,4 +232,4 @@ def load_settings(path: Path, base: Any = None) -> Any:
     base = base or DecisionSettings()
     extra = {k: data[k] for k in ("value_weights", "order_bonus") if k in data}
     return replace(base, tool_weights=data["tool_weights"], call_threshold=data["call_threshold"], **extra,
-                   **{k: Logistic(data[k]["weights"], data[k]["bias"]) for k in ("relevance", "confidence", "include")})
+                   **{k: Logistic(data[k]["weights"], data[k]["bias"]) for k in ("relevance", "confidence", "include", "recalibration") if k in data})

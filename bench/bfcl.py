@@ -22,9 +22,15 @@ gap while escalating at most 40% of the requests there.
 
 The split is fixed: even id suffixes are the tuning half, odd the evaluation half. ``--fit``
 refits the decision weights (tool choice, relevance, optional fields, confidence) on the tuning
-half of the recorded run and prints them; ``--weights FILE`` runs with such a file. Figures are
+half of the recorded run and prints them; ``--from-records FILES --fit-calibration W.json`` refits
+only what replays exactly from recorded decisions (relevance, threshold, confidence and its
+cross-fitted Platt map, ``_bfcl_calibrate``); ``--weights FILE`` runs with such a file. Figures are
 given for the evaluation half and the full set, with the expected calibration error and the
 reliability curve of the confidence on the evaluation half.
+
+``--own`` also decides the project's own 64 requests (``bench/_own_decisions.py``: the tools
+bench's 48, and 16 that no tool fits) with smollm2-135m: held out from every fit, like the
+evaluation half, and reported as run ``smollm2-135m/own`` (its ``all`` column).
 
 Model scores are kept in ``--cache`` (a small SQLite file; default under the bench's cache
 folder), so a rerun with other weights only computes what it has not seen. Prints a table, then
@@ -49,7 +55,7 @@ if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(_
 sys.path.append(str(Path(__file__).resolve().parent))  # after the repo: bench/tools.py must not shadow our `tools`
 
 import _bfcl_data as B  # noqa: E402
-from _bfcl_fit import cascade_report, fit_settings, load_settings, reweigh, save_settings, summary  # noqa: E402
+from _bfcl_fit import cascade_report, fit_calibration, fit_settings, load_settings, reweigh, save_settings, summary  # noqa: E402
 
 SMALL, LARGE = "smollm2-135m", "gemma3-270m"
 
@@ -174,6 +180,14 @@ def main() -> None:  # noqa: C901 - one flat sequence of steps
     ap.add_argument("--record", type=Path, default=None, help="write every decision (JSON lines) here")
     ap.add_argument("--no-arg-descriptions", action="store_true", help="the tool list without what each argument means")
     ap.add_argument("--no-embeddings", action="store_true", help="tool choice and relevance without embeddings")
+    ap.add_argument("--own", action="store_true", help="also decide the project's own 64 requests (bench/tools.py's 48 and "
+                    "16 no tool fits) with smollm2-135m, reported as run smollm2-135m/own")
+    ap.add_argument("--fit-calibration", type=Path, default=None, metavar="OUT.json",
+                    help="with --from-records: refit only relevance, threshold, confidence and its Platt map on the tuning "
+                         "half (exact from the records), write them here, and report the records under them")
+    ap.add_argument("--platt-from", type=int, default=40, metavar="N",
+                    help="with --fit-calibration: the Platt map learns from tuning items N and later of each category "
+                         "(the tool, value and optional-field weights were fit on the first 40)")
     ap.add_argument("--from-records", type=Path, nargs="+", default=None, metavar="FILE",
                     help="report (and --fit) from recorded runs, without running a model")
     args = ap.parse_args()
@@ -209,6 +223,10 @@ def main() -> None:  # noqa: C901 - one flat sequence of steps
         with LocalEngine(model, EngineConfig(n_ctx=16384, max_sequences=16, n_threads=args.threads), name=model) as engine:
             if "scored" in modes:
                 runs[f"{model}/scored"] = run_scored(engine, items, settings, cache, plain, refused, f"{model} scored")
+            if args.own and model == SMALL:
+                from _own_decisions import run_own
+
+                runs[f"{SMALL}/own"] = run_own(engine, settings, cache)
             if "free" in modes and not plain:
                 runs[f"{model}/free"] = run_free(engine, items, refused, f"{model} free")
     if args.record:
@@ -247,8 +265,18 @@ def _report_records(args: argparse.Namespace) -> None:
         base = load_settings(args.weights) if args.weights else DecisionSettings()
         save_settings(fit_settings(records[f"{SMALL}/scored"], base), args.fit)
         print(f"fitted weights written to {args.fit}", file=sys.stderr)
-    if args.weights and not args.fit:  # the recorded decisions under other relevance/confidence weights
-        records = {name: (reweigh(rows, load_settings(args.weights)) if name.endswith("/scored") else rows) for name, rows in records.items()}
+    if args.fit_calibration and f"{SMALL}/scored" in records:
+        from agents.decide import DecisionSettings
+
+        base = load_settings(args.weights) if args.weights else DecisionSettings()
+        fitted = fit_calibration(records[f"{SMALL}/scored"], base, fresh_from=args.platt_from)
+        save_settings(fitted, args.fit_calibration)
+        print(f"calibration written to {args.fit_calibration}", file=sys.stderr)
+        for name in (f"{SMALL}/scored", f"{SMALL}/own"):
+            if name in records:
+                records[name] = reweigh(records[name], fitted)
+    elif args.weights and not args.fit:  # the recorded decisions under other relevance/confidence weights
+        records = {name: (reweigh(rows, load_settings(args.weights)) if name.endswith(("/scored", "/own")) else rows) for name, rows in records.items()}
     report = {name: summary(rows) for name, rows in records.items()}
     cascade = cascade_report(records.get(f"{SMALL}/scored"), records.get(f"{LARGE}/scored"))
     _print(report, cascade, {})

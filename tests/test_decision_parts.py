@@ -8,9 +8,21 @@ import random
 import pytest
 
 from agents.arguments import FieldChoice, assign
-from agents.calibration import Logistic, auroc, expected_calibration_error, fit_choice, fit_logistic, reliability
+from agents.calibration import (
+    IDENTITY_RECALIBRATION,
+    RECALIBRATION_FEATURES,
+    Logistic,
+    auroc,
+    expected_calibration_error,
+    fit_choice,
+    fit_logistic,
+    logit,
+    recalibrate,
+    recalibration_features,
+    reliability,
+)
 from agents.candidates import field_candidates, numbers, quoted, string_spans
-from agents.choice import choose_tool, lexical_overlap, tool_words
+from agents.choice import choose_tool, lexical_overlap, name_overlap, tool_words
 from agents.codes import currencies, date_format, dates, write_date
 from agents.scoring import Scored, scoring_messages, tool_line
 from orchestrator.types import ChatMessage
@@ -99,6 +111,36 @@ def test_logistic_fit_recovers_a_separating_weight_and_is_calibrated():
     assert expected_calibration_error(probs, labels) < 0.08
     assert auroc(probs, labels) > 0.8 and auroc([0.5] * 10, [True, False] * 5) == 0.5
     assert sum(b["count"] for b in reliability(probs, labels)) == 400
+
+
+def test_identity_recalibration_keeps_the_confidence():
+    for p in (0.03, 0.5, 0.8, 0.999):
+        assert recalibrate(IDENTITY_RECALIBRATION, p) == pytest.approx(p, abs=1e-9)
+    assert recalibration_features(0.5) == {"logit": 0.0} and logit(1.0) < 14 and logit(0.0) > -14
+
+
+def test_platt_map_fixes_overconfidence_and_keeps_the_ranking():
+    """Decisions claim p but are right with sigmoid(logit(p) / 2 - 0.5): a Platt map fit on them
+    finds the slope and offset, brings the ECE down, and ranks the decisions as before."""
+    rng = random.Random(3)
+    claimed, labels = [], []
+    for _ in range(1500):
+        p = rng.uniform(0.05, 0.98)
+        claimed.append(p)
+        labels.append(rng.random() < 1 / (1 + math.exp(-(logit(p) / 2 - 0.5))))
+    model = fit_logistic([recalibration_features(p) for p in claimed], labels, RECALIBRATION_FEATURES, l2=0.01)
+    assert 0.35 < model.weights["logit"] < 0.65 and -0.75 < model.bias < -0.25
+    fixed = [recalibrate(model, p) for p in claimed]
+    assert expected_calibration_error(claimed, labels) > 0.12 and expected_calibration_error(fixed, labels) < 0.05
+    assert auroc(fixed, labels) == pytest.approx(auroc(claimed, labels))
+
+
+def test_name_overlap_reads_the_tool_name_only():
+    request = "What is the distance between New York and Los Angeles?"
+    assert name_overlap(request, "geodistance.find") == 0.0  # "geodi" is not "dista": stems of whole words
+    assert name_overlap(request, "distance.measure") == 0.5 and name_overlap(request, "flights.search") == 0.0
+    assert name_overlap("Solve the quadratic equation", "math_roots.quadratic") == pytest.approx(1 / 3)
+    assert name_overlap("anything", "get") == 0.0  # a name of stop words only
 
 
 def test_fit_choice_ranks_the_right_option_first():

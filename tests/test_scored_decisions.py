@@ -1,12 +1,12 @@
 """Scored decisions on the real small model (smollm2-135m): confidence that means something, and escalation.
 
 The held-out set is ``bench/tools.py``'s 48 requests (8 tools written as a new user writes them,
-each request with the one call it needs) and 16 requests no tool fits (``NO_TOOL``, written for
-this test), which the decision weights never saw: they were fit on the tuning half of BFCL. Each
+each request with the one call it needs) and 16 requests no tool fits (``NO_TOOL``, kept in
+``bench/_own_decisions.py``), which the decision weights never saw: they were fit on the tuning half of BFCL. Each
 decision (a call, or answering without one) is right or wrong; its confidence should rank the
-right ones higher. Measured with the shipped weights: 27 of 64 right, AUROC 0.75 over all
-decisions; over the calls alone it is weaker (0.55-0.66 from run to run, 32-38 calls; 0.77 on
-BFCL's evaluation half, decisions of both kinds).
+right ones higher. Measured with the shipped weights: 27 of 64 right, AUROC 0.77 over all
+decisions, ECE 0.087 (``orchestrator bench bfcl --own``); over the calls alone it is weaker
+(0.55-0.66 from run to run, 32-38 calls; 0.78 on BFCL's evaluation half, decisions of both kinds).
 """
 
 from __future__ import annotations
@@ -38,12 +38,14 @@ def _bench_tools():
     return module
 
 
-NO_TOOL = ("Write a short poem about the sea.", "Who painted the Mona Lisa?", "Tell me a joke about cats.",
-           "What is the capital of Australia?", "How do I boil an egg?", "Summarize the plot of Hamlet in one sentence.",
-           "What does 'ephemeral' mean?", "Recommend a good book about history.", "Why is the sky blue?",
-           "Translate 'good morning' into Spanish.", "How many legs does a spider have?", "Who wrote Pride and Prejudice?",
-           "Give me three tips for better sleep.", "What is photosynthesis?", "Say hello to my friend Anna.",
-           "What year did the Berlin Wall fall?")
+def _no_tool():
+    spec = importlib.util.spec_from_file_location("bench_own_decisions", ROOT / "bench" / "_own_decisions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.NO_TOOL
+
+
+NO_TOOL = _no_tool()
 
 
 @pytest.mark.timeout(1800)

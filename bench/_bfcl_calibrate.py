@@ -1,0 +1,141 @@
+"""The decision models that act on recorded features only, fit on the tuning half, and their recalibration.
+
+Relevance (does some tool fit), the call threshold and the confidence of a call read the features a
+run recorded, so they can be refit and replayed (``reweigh``) without the model. Tool and value
+weights change what is scored, so they are fit in ``_bfcl_fit`` and need a rerun.
+
+The confidence's last step is a Platt map (``agents.calibration.recalibrate``). Fit on the same
+decisions as the models under it, it would learn that they are right, since they were fit there;
+so it learns only from decisions no model under it saw:
+
+- **cross-fitted** relevance, threshold and confidence: the tuning half is cut into folds, and
+  each fold's decisions are replayed under those three fit on the other folds;
+- of those, only the items from ``fresh_from`` on (an item's place in its category's tuning half,
+  id // 2): the tool, value and optional-field weights (which need a rerun to refit) were fit on
+  the first 40 items of each category, and their calls are right more often than new ones
+  (multiple: 27 of the first 40 against 28 of the next 60).
+
+The evaluation half is never read here.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import _bfcl_data as B
+
+__all__ = ["CONFIDENCE_FEATURES", "FOLDS", "FRESH_FROM", "RELEVANCE_FEATURES", "crossfit_recalibration", "fit_scores", "reweigh", "scaled_logistic"]
+
+# Not the tool's softmax probability: in BFCL every item with several tools is relevant, so a fit would
+# learn "several tools: call" (it did: a weight of -18 on tool_p), which no app's agent should inherit.
+RELEVANCE_FEATURES = ("call_margin", "lex_best", "emb_best", "name_lp_best", "missing_share", "field_p_min")
+CONFIDENCE_FEATURES = ("field_p_min", "field_p_mean", "relevance", "missing_share", "written_lp_min", "lex_best", "emb_best",
+                       "field_margin_min", "weak_sources", "optional_written", "tool_margin", "fields_required")
+FOLDS = 5
+FRESH_FROM = 40  # the shipped tool, value and optional-field weights were fit on items 0-39 of each category
+
+
+def fit_scores(tune: Sequence[Mapping[str, Any]], base: Any) -> Any:
+    """``base`` with relevance, call threshold and confidence fit on ``tune`` (recorded decisions).
+    The confidence is fit on every item, labelled by whether the call it would make is right (an
+    ``irrelevance`` item's call never is), with the relevance among its features: so it is the
+    probability that a call is right given all the turn knows, also for turns that should not call."""
+    from agents.calibration import fit_logistic
+
+    rows = [r for r in tune if "features" in r]
+    relevance = scaled_logistic([r["features"] for r in rows], [r["category"] != "irrelevance" for r in rows], RELEVANCE_FEATURES, fit_logistic)
+    threshold = _best_threshold(rows, relevance)
+    conf_rows = [{**r["features"], "relevance": relevance(r["features"])} for r in rows]
+    labels = [r["category"] != "irrelevance" and bool(r.get("call_right")) for r in rows]
+    confidence = scaled_logistic(conf_rows, labels, CONFIDENCE_FEATURES, fit_logistic)
+    return replace(base, relevance=relevance, call_threshold=threshold, confidence=confidence)
+
+
+def crossfit_recalibration(tune: Sequence[Mapping[str, Any]], base: Any, folds: int = FOLDS, fresh_from: int = FRESH_FROM) -> Any:
+    """The Platt map (a ``Logistic`` over ``RECALIBRATION_FEATURES``) fit on cross-fitted decisions
+    of ``tune`` from item ``fresh_from`` on (see the module docstring). Folds are dealt round-robin
+    within each category, in id order, so each holds every category."""
+    from agents.calibration import IDENTITY_RECALIBRATION, RECALIBRATION_FEATURES, fit_logistic, recalibration_features
+
+    rows = sorted((r for r in tune if "features" in r), key=lambda r: (r["category"], _place(r)))
+    fold_of: dict[str, int] = {}
+    for category in {r["category"] for r in rows}:
+        for i, r in enumerate(r for r in rows if r["category"] == category):
+            fold_of[r["id"]] = i % folds
+    features, labels = [], []
+    for k in range(folds):
+        held = [r for r in rows if fold_of[r["id"]] == k and _place(r) >= fresh_from]
+        rest = [r for r in rows if fold_of[r["id"]] != k]
+        if not held or not rest:
+            continue
+        settings = replace(fit_scores(rest, base), recalibration=IDENTITY_RECALIBRATION)
+        for r in reweigh(held, settings):
+            features.append(recalibration_features(r["raw_confidence"]))
+            labels.append(bool(r["right"]))
+    if len(set(labels)) < 2:
+        return IDENTITY_RECALIBRATION
+    return fit_logistic(features, labels, RECALIBRATION_FEATURES, l2=0.1)
+
+
+def _place(record: Mapping[str, Any]) -> int:
+    """An item's place in its category's tuning half (BFCL ids: even numbers are the tuning half)."""
+    return int(record["id"].rsplit("_", 1)[1]) // 2
+
+
+def reweigh(records: Sequence[Mapping[str, Any]], settings: Any) -> list[dict[str, Any]]:
+    """Recorded scored decisions under other relevance/confidence weights, call threshold and
+    recalibration: exact, since those act on recorded features only (the call each record would
+    make is kept with its rightness, ``call_right``). Tool and value weights need a rerun (they
+    change what is scored). Adds ``called`` and ``raw_confidence`` (before the recalibration)."""
+    from agents.calibration import recalibrate
+
+    out = []
+    for r in records:
+        if "features" not in r:
+            out.append(dict(r))
+            continue
+        relevance = settings.relevance(r["features"])
+        calls = relevance >= settings.call_threshold
+        none = r.get("expected") is None  # nothing fits: BFCL's irrelevance, the own set's no-tool requests
+        right = (not calls) if none else (calls and bool(r.get("call_right")))
+        raw = settings.confidence({**r["features"], "relevance": relevance}) if calls else 1.0 - relevance
+        why = None if right else ("called a function" if calls else "no call") if none or not calls else r.get("why")
+        out.append({**r, "right": right, "confidence": recalibrate(settings.recalibration, raw), "raw_confidence": raw,
+                    "called": calls, "relevance": relevance, "why": why})
+    return out
+
+
+def scaled_logistic(rows: Sequence[Mapping[str, float]], labels: Sequence[bool], names: Sequence[str], fit: Any) -> Any:
+    """A logistic fit on standardised features, returned in the features' own units."""
+    from agents.calibration import Logistic
+
+    mean = {k: statistics.mean(float(r.get(k, 0.0)) for r in rows) for k in names}
+    std = {k: (statistics.pstdev([float(r.get(k, 0.0)) for r in rows]) or 1.0) for k in names}
+    z = [{k: (float(r.get(k, 0.0)) - mean[k]) / std[k] for k in names} for r in rows]
+    model = fit(z, labels, names, l2=1.0)
+    weights = {k: model.weights[k] / std[k] for k in names}
+    bias = model.bias - sum(model.weights[k] * mean[k] / std[k] for k in names)
+    return Logistic(weights, bias)
+
+
+def _best_threshold(tune: Sequence[Mapping[str, Any]], relevance: Any) -> float:
+    """The call threshold that maximises the mean of the categories' accuracies on ``tune``."""
+    best, best_score = 0.5, -1.0
+    for t in [i / 100 for i in range(5, 96)]:
+        per_cat = []
+        for category in B.CATEGORIES:
+            inside = [r for r in tune if r["category"] == category]
+            if not inside:
+                continue
+            if category == "irrelevance":
+                right = [relevance(r["features"]) < t for r in inside]
+            else:
+                right = [relevance(r["features"]) >= t and bool(r.get("call_right")) for r in inside]
+            per_cat.append(sum(right) / len(right))
+        score = sum(per_cat) / len(per_cat)
+        if score > best_score:
+            best, best_score = t, score
+    return best
