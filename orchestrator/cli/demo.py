@@ -167,7 +167,7 @@ def _graph_demo(orch: SyncOrchestrator, say: _Out) -> None:
 
 
 def _agent_demo(orch: SyncOrchestrator, say: _Out) -> None:
-    """An agent with two tools on the small model: grammar-constrained, grounded calls."""
+    """An agent with two tools on the small model: scored decisions with a confidence per step."""
     from agents.agent import Agent
     from orchestrator.agent_runner import AgentEvent
     from tools.builtin import calculator
@@ -188,6 +188,7 @@ def _agent_demo(orch: SyncOrchestrator, say: _Out) -> None:
     agent = Agent(
         "assistant", "You are a helpful assistant.", tools=(get_weather, calculator), ground_arguments=True,
         examples=(("Is it cold in Oslo?", calls("get_weather", city="Oslo")), ("What is 6 * 7?", calls("calculator", expression="6 * 7"))),
+        decide="scored",
     )
 
     def show(event: AgentEvent) -> None:
@@ -203,8 +204,10 @@ def _agent_demo(orch: SyncOrchestrator, say: _Out) -> None:
         for r in result.calls:
             say(f"   call {r.call.tool.name}({', '.join(f'{k}={v!r}' for k, v in r.call.arguments.items())}) = {r.value!r}")
         say(f"   answer: {str(result.output)[:100]!r}  ({result.steps} model turns, {time.perf_counter() - start:.1f} s)")
-    say("   every turn was decoded under a grammar made from the tool schemas, so each call parsed and\n"
-        "   validated; with ground_arguments the city had to be words of the request")
+        sure = ", ".join(f"step {d.step} {d.kind} {d.confidence:.2f}" for d in result.decisions)
+        say(f"   confidence per step (calibrated; below Agent(escalate_below=...) a step escalates): {sure}")
+    say("   decide='scored': the tool (or none) is chosen by scores, each argument among grounded\n"
+        "   candidates of the request, and every step gets a calibrated confidence")
 
 
 def _routing_demo(orch: SyncOrchestrator, say: _Out) -> None:
@@ -343,7 +346,7 @@ _SECTIONS: list[tuple[str, Callable[[SyncOrchestrator, _Out], None]]] = [
     ("4. cancellation stops a sequence at its next token and frees its KV cells", _cancellation),
     ("5. speculative decoding: prompt lookup drafts from the input, verified in one batched step", _speculation),
     ("6. a task graph: Skeleton-of-Thought, the outline's points expanded as parallel branches", _graph_demo),
-    ("7. an agent with tools: grammar-constrained, grounded tool calls on the small model", _agent_demo),
+    ("7. an agent with tools: scored tool decisions with a calibrated confidence on the small model", _agent_demo),
     ("8. routing: each decision is data (backend, deciding policy, reason, trail)", _routing_demo),
     ("9. one agent step escalated to a second tier; a private task kept on the device", _escalation_demo),
     ("10. a long system prompt pinned: its KV state kept on disk for the next process", _pinned_prefix),
