@@ -165,8 +165,11 @@ def calibrate_threshold(scores: Sequence[float] | np.ndarray, escalation_share: 
         return float(values[0])
     if k == values.size:
         return float(np.nextafter(values[-1], math.inf))
-    # Midway between the k-th and (k+1)-th smallest: the k smallest fall below it.
-    return float((values[k - 1] + values[k]) / 2.0) if values[k - 1] < values[k] else float(values[k])
+    # Midway between the k-th and (k+1)-th smallest: the k smallest fall below it. Two neighbouring
+    # floats have no float between them (the midpoint rounds onto the lower one): then the upper one.
+    low, high = values[k - 1], values[k]
+    middle = (low + high) / 2.0
+    return float(middle) if low < middle else float(high)
 
 
 def local_features(prompt_tokens: int, task_type: str, task_types: Sequence[str], embedding: Sequence[float] = ()) -> np.ndarray:

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import ConfigError, EgressRefusedError, RoutingError
@@ -168,6 +168,7 @@ def test_calibrate_threshold_hits_the_share():
     st.lists(st.floats(min_value=-10, max_value=10, allow_nan=False), min_size=1, max_size=200),
     st.floats(min_value=0.0, max_value=1.0),
 )
+@example([0.0, -10.0, -9.999999999999998], 0.25)  # neighbouring floats: their midpoint is the lower one
 @settings(max_examples=200, deadline=None)
 def test_calibrate_threshold_never_escalates_more_than_asked(scores, share):
     t = calibrate_threshold(scores, share)
