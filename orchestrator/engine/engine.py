@@ -225,7 +225,7 @@ class LocalEngine:
             prefill_reused_tokens=self._totals["reused"],
             decode_steps=self._totals["steps"],
             pinned_prefixes=self._slots.pinned,
-            restored_prefix_tokens=self._pins.restored_tokens,
+            restored_prefix_tokens=self._pins.restored_tokens, step_threads=self._threads.choices(),
         )
 
     @property

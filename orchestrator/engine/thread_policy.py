@@ -82,7 +82,6 @@ class _StepClass:
     probe: int | None = None
     probe_rows_s: list[float] = field(default_factory=list)  # each probe step's seconds per row
     probe_s: float = 0.0
-    probe_rows: int = 0
     hint: int | None = None  # the count to probe at the next step: another class moved that way
     last_probe_end: float = 0.0
     next_probe: float = _PROBE_EVERY_S
@@ -107,7 +106,7 @@ class StepThreads:
         c = self._class(rows)
         if c.probe is None:
             c.probe = self._probe_target(c)
-            c.probe_rows_s, c.probe_s, c.probe_rows = [], 0.0, 0
+            c.probe_rows_s, c.probe_s = [], 0.0
         return c.current if c.probe is None else c.probe
 
     def observe(self, rows: int, threads: int, seconds: float) -> None:
@@ -117,18 +116,22 @@ class StepThreads:
         c = self._class(rows)
         per_row = seconds / max(rows, 1)
         c.clock += seconds
+        reschedule = not c.estimate  # a first step, a finished probe or a move: space the next probe
         if c.probe == threads:  # 2. a probe: its median becomes the count's estimate
             c.probe_rows_s.append(per_row)
             c.probe_s += seconds
-            c.probe_rows += rows
             if len(c.probe_rows_s) < _PROBE_STEPS and c.probe_s < _PROBE_MAX_S:
                 return
-            self._end_probe(c, threads)
+            self._set(c, threads, statistics.median(c.probe_rows_s))
+            c.probe, c.last_probe_end, reschedule = None, c.clock, True
+            if c.current in c.estimate:  # the current count's level now is its new normal
+                c.lowest[c.current] = c.estimate[c.current]
         else:  # 1. the running average, weighted by the step's length
             old = c.estimate.get(threads)
             weight = 1.0 - math.exp(-seconds / _TAU_S)
             self._set(c, threads, per_row if old is None else old + weight * (per_row - old))
-        self._choose(c, rows)
+        if self._choose(c, rows) or reschedule:
+            self._schedule(c, rows)
 
     def decode(self, ctx: NativeContext, batch: Batch) -> None:
         """Runs one decode step of ``batch`` on ``ctx`` on the count picked for its size."""
@@ -150,16 +153,25 @@ class StepThreads:
         c.estimate[threads] = per_row
         c.lowest[threads] = min(c.lowest.get(threads, math.inf), per_row)
 
-    def _end_probe(self, c: _StepClass, threads: int) -> None:
-        """Takes a finished probe's median as the probed count's estimate; spaces the next probe
-        so that the time probes lose (beyond what the current count would have taken) stays small."""
-        self._set(c, threads, statistics.median(c.probe_rows_s))
-        current = c.estimate.get(c.current)
-        lost = c.probe_s - current * c.probe_rows if current is not None else c.probe_s
-        c.probe, c.last_probe_end = None, c.clock
+    def _periodic_target(self, c: _StepClass) -> int | None:
+        """The count a periodic probe looks at: a first look below, else the next count up."""
+        i = self.counts.index(c.current)
+        if i > 0 and self.counts[i - 1] not in c.estimate:
+            return self.counts[i - 1]
+        return self.counts[i + 1] if i + 1 < len(self.counts) else None
+
+    def _schedule(self, c: _StepClass, rows: int) -> None:
+        """Spaces the next periodic probe so that the time it is expected to lose (beside the
+        current count, for a step of ``rows`` rows) is at most ``_PROBE_SHARE`` of the time between."""
+        target = self._periodic_target(c)
+        if target is None:
+            return
+        now = c.estimate[c.current]
+        then = c.estimate.get(target, 2.0 * now)  # a count never measured: guess half the speed
+        step_s = then * rows
+        probe_s = max(step_s, min(_PROBE_STEPS * step_s, _PROBE_MAX_S))
+        lost = probe_s * max(0.0, 1.0 - now / then)
         c.next_probe = c.clock + max(_PROBE_EVERY_S, lost / _PROBE_SHARE)
-        if current is not None:  # the current count's level now is its new normal
-            c.lowest[c.current] = current
 
     def _probe_target(self, c: _StepClass) -> int | None:
         """The count to probe before this step, if one is due (step 2 of the module doc)."""
@@ -170,23 +182,19 @@ class StepThreads:
             return hint
         i = self.counts.index(c.current)
         lower = self.counts[i - 1] if i > 0 else None
-        higher = self.counts[i + 1] if i + 1 < len(self.counts) else None
         now = c.estimate.get(c.current)
         slowed = now is not None and now > _SLOWED * c.lowest[c.current]
         if lower is not None and slowed and c.clock - c.last_probe_end >= _TRIGGER_GAP_S:
             return lower  # something took the CPU: would fewer threads wait less?
-        if c.clock < c.next_probe:
-            return None
-        if lower is not None and lower not in c.estimate:
-            return lower  # a first look below
-        return higher  # now and then: is the CPU free again? (None at the top)
+        # now and then: a first look below, or is the CPU free again? (None at the top)
+        return self._periodic_target(c) if c.clock >= c.next_probe else None
 
-    def _choose(self, c: _StepClass, rows: int) -> None:
-        """Step 3: moves to the count with the lowest estimate when it is clearly lower."""
+    def _choose(self, c: _StepClass, rows: int) -> bool:
+        """Step 3: moves to the count with the lowest estimate when it is clearly lower; says whether it moved."""
         best = min(c.estimate, key=c.estimate.__getitem__)
         current = c.estimate.get(c.current)
         if current is None or best == c.current or c.estimate[best] >= (1.0 - _MARGIN) * current:
-            return
+            return False
         log.debug("steps of %d rows: %d -> %d threads (%.2f vs %.2f ms per row)",
                   rows, c.current, best, c.estimate[best] * 1e3, current * 1e3)
         down = best < c.current
@@ -196,3 +204,4 @@ class StepThreads:
             step = i - 1 if down else i + 1
             if other is not c and other.probe is None and 0 <= step < len(self.counts):
                 other.hint = self.counts[step]
+        return True
