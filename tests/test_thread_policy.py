@@ -17,15 +17,29 @@ BUSY = {1: {1: 0.0175, 2: 0.035}, 512: {1: 0.0068, 2: 0.0095}}
 
 
 class FakeMachine:
-    """Step durations from a table, with a fixed +-10% ripple so that no two steps are alike."""
+    """Step durations from a table (its load, switchable), with a fixed +-10% ripple so that no two
+    steps are alike; ``now`` is the clock, advanced by each step and by ``pause``."""
 
     def __init__(self, table: dict[int, dict[int, float]]) -> None:
         self.table = table
         self.n = 0
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def pause(self, seconds: float) -> None:
+        self.t += seconds
 
     def step(self, rows: int, threads: int) -> float:
         self.n += 1
-        return self.table[rows][threads] * rows * (1.0 + 0.1 * ((self.n * 7) % 5 - 2) / 2)
+        seconds = self.table[rows][threads] * rows * (1.0 + 0.1 * ((self.n * 7) % 5 - 2) / 2)
+        self.t += seconds
+        return seconds
+
+
+def policy_on(machine: FakeMachine, max_threads: int = 2) -> StepThreads:
+    return StepThreads(max_threads, clock=machine.now)
 
 
 def run(policy: StepThreads, machine: FakeMachine, rows: int, steps: int) -> list[int]:
@@ -50,24 +64,28 @@ def test_ladder_halves_down_to_one():
 
 
 def test_fixed_policy_always_runs_the_configured_count():
-    policy = StepThreads(2, adaptive=False)
-    used = run(policy, FakeMachine(BUSY), 1, 200)
+    machine = FakeMachine(BUSY)
+    policy = StepThreads(2, adaptive=False, clock=machine.now)
+    used = run(policy, machine, 1, 200)
     assert set(used) == {2}
     assert policy.choices() == {"1": 2, "2-3": 2, "4-15": 2, "16-63": 2, "64+": 2}
 
 
 def test_idle_machine_stays_on_all_threads_after_one_look_below():
-    policy = StepThreads(2)
-    used = run(policy, FakeMachine(IDLE), 1, 1000)
+    machine = FakeMachine(IDLE)
+    policy = policy_on(machine)
+    used = run(policy, machine, 1, 1000)
     assert used[0] == 2
     assert used.count(1) <= 3  # the first look below (one probe), then no more probes
     assert policy.choices()["1"] == 2
 
 
 def test_contention_moves_to_fewer_threads_and_probing_back_costs_little():
-    policy = StepThreads(2)
-    run(policy, FakeMachine(IDLE), 1, 300)
-    used = run(policy, FakeMachine(BUSY), 1, 600)
+    machine = FakeMachine(IDLE)
+    policy = policy_on(machine)
+    run(policy, machine, 1, 300)
+    machine.table = BUSY
+    used = run(policy, machine, 1, 600)
     assert 1 in used[:20]
     assert policy.choices()["1"] == 1
     after = used[20:]
@@ -77,38 +95,57 @@ def test_contention_moves_to_fewer_threads_and_probing_back_costs_little():
 
 
 def test_free_cpu_brings_more_threads_back():
-    policy = StepThreads(2)
-    run(policy, FakeMachine(IDLE), 1, 300)
-    run(policy, FakeMachine(BUSY), 1, 300)
+    machine = FakeMachine(IDLE)
+    policy = policy_on(machine)
+    run(policy, machine, 1, 300)
+    machine.table = BUSY
+    run(policy, machine, 1, 300)
     assert policy.choices()["1"] == 1
-    used = run(policy, FakeMachine(IDLE), 1, 300)
+    machine.table = IDLE
+    used = run(policy, machine, 1, 300)
     back = used.index(2)
-    # the next probe up is due within about 1 s of the class's steps (~60 steps at 17 ms)
+    # the next probe up is due within about 1 s (~60 steps at 17 ms)
     assert back < 80 and all(t == 2 for t in used[back + 3 :])
 
 
+def test_after_a_pause_the_next_step_looks_again():
+    machine = FakeMachine(IDLE)
+    policy = policy_on(machine)
+    run(policy, machine, 1, 300)
+    machine.table = BUSY
+    run(policy, machine, 1, 300)
+    machine.table = IDLE
+    machine.pause(5.0)  # no requests for a while; meanwhile the other program ended
+    used = run(policy, machine, 1, 10)
+    assert used[0] == 2 and policy.choices()["1"] == 2
+
+
 def test_long_prefill_steps_adapt_within_two_steps():
-    policy = StepThreads(2)
-    run(policy, FakeMachine(IDLE), 512, 3)
-    used = run(policy, FakeMachine(BUSY), 512, 6)
+    machine = FakeMachine(IDLE)
+    policy = policy_on(machine)
+    run(policy, machine, 512, 3)
+    machine.table = BUSY
+    used = run(policy, machine, 512, 6)
     assert used[0] == 2 and used[1] == 1  # one slow step starts a probe below, which wins
-    assert used[2:] == [1, 1, 1, 1]
+    assert used[2:] == [1, 1, 1, 1]  # and no costly probe back up right away
 
 
 def test_a_move_in_one_step_size_makes_the_others_probe_the_same_way():
-    policy = StepThreads(2)
-    run(policy, FakeMachine(IDLE), 512, 3)
-    run(policy, FakeMachine(IDLE), 1, 200)
-    run(policy, FakeMachine(BUSY), 1, 60)
+    machine = FakeMachine(IDLE)
+    policy = policy_on(machine)
+    run(policy, machine, 512, 3)
+    run(policy, machine, 1, 200)
+    machine.table = BUSY
+    run(policy, machine, 1, 60)
     assert policy.choices()["1"] == 1 and policy.choices()["64+"] == 2
     assert policy.threads_for(512) == 1  # its next step probes 1 thread without a slow step first
 
 
 def test_a_lower_count_that_is_faster_even_when_idle_is_found():
     # e.g. hyperthreads: 4 threads beat 8 on an idle machine
-    table = {1: {1: 0.040, 2: 0.022, 4: 0.012, 8: 0.016}}
-    policy = StepThreads(8)
-    run(policy, FakeMachine(table), 1, 2000)
+    machine = FakeMachine({1: {1: 0.040, 2: 0.022, 4: 0.012, 8: 0.016}})
+    policy = policy_on(machine, 8)
+    run(policy, machine, 1, 2000)
     assert policy.choices()["1"] == 4
 
 

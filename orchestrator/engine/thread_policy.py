@@ -18,8 +18,9 @@ configured count, then halved down to 1), and learns from every step:
    median. The next lower count is probed when the current count's estimate has risen
    well above the lowest it showed (something else took the CPU), and once at the
    start; the next higher count is probed now and then, so that the engine goes back
-   to more threads when the CPU is free again. Probes are spaced so that the time
-   they lose is at most about 1/20 of the class's time;
+   to more threads when the CPU is free again. Probes are spaced in real time so that
+   what each is expected to lose (its steps' time beyond the current count's) is at
+   most about 1/20 of the time between them;
 3. after each step the class moves to a count whose estimate is clearly lower. A move
    is news for the other classes too (the load changed): each of them probes the next
    count in the same direction at its next step.
@@ -39,6 +40,7 @@ import logging
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -57,8 +59,8 @@ _SLOWED = 1.3  # the current count is "slowed" above this many times its lowest 
 _MARGIN = 0.1  # move to a count only when its estimate is this much lower
 _PROBE_STEPS = 3  # a probe ends after this many steps ...
 _PROBE_MAX_S = 0.2  # ... or this many seconds of them
-_PROBE_EVERY_S = 1.0  # at least this much of the class's time between periodic probes ...
-_PROBE_SHARE = 0.05  # ... and enough that probes take at most this share of it
+_PROBE_EVERY_S = 1.0  # at least this long between periodic probes of a class ...
+_PROBE_SHARE = 0.05  # ... and long enough that what a probe is expected to lose is at most this share
 _TRIGGER_GAP_S = 0.25  # a slowdown may start a probe this soon after the last one
 
 
@@ -73,31 +75,33 @@ def thread_ladder(max_threads: int) -> tuple[int, ...]:
 
 @dataclass
 class _StepClass:
-    """What one class of step sizes has learned, in seconds of its own steps (``clock``)."""
+    """What one class of step sizes has learned; times from the policy's clock."""
 
     current: int
     estimate: dict[int, float] = field(default_factory=dict)  # seconds per row, by thread count
     lowest: dict[int, float] = field(default_factory=dict)  # the lowest estimate each count showed
-    clock: float = 0.0
     probe: int | None = None
     probe_rows_s: list[float] = field(default_factory=list)  # each probe step's seconds per row
     probe_s: float = 0.0
     hint: int | None = None  # the count to probe at the next step: another class moved that way
     last_probe_end: float = 0.0
-    next_probe: float = _PROBE_EVERY_S
+    next_probe: float = 0.0
 
 
 class StepThreads:
     """Picks each decode step's thread count and learns from its duration (see the module doc).
 
-    ``adaptive=False`` always picks ``max_threads``. Pure apart from ``decode``, which runs a
-    step on a context: tests drive ``threads_for`` and ``observe`` with made-up durations.
+    ``adaptive=False`` always picks ``max_threads``. ``clock`` (seconds, monotonic) spaces the
+    probes: in real time, so that after a pause in the work (the load may have changed) a
+    class looks again at its next step. Pure apart from ``decode``, which runs a step on a
+    context: tests drive ``threads_for`` and ``observe`` with made-up durations and a fake clock.
     """
 
-    def __init__(self, max_threads: int, *, adaptive: bool = True) -> None:
+    def __init__(self, max_threads: int, *, adaptive: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
         if max_threads < 1:
             raise ValueError(f"max_threads must be at least 1, not {max_threads}")
         self.max_threads = max_threads
+        self._clock = clock
         self.counts = thread_ladder(max_threads) if adaptive else (max_threads,)
         self._classes = [_StepClass(current=max_threads) for _ in range(len(_CLASS_EDGES) + 1)]
 
@@ -115,7 +119,6 @@ class StepThreads:
             return
         c = self._class(rows)
         per_row = seconds / max(rows, 1)
-        c.clock += seconds
         reschedule = not c.estimate  # a first step, a finished probe or a move: space the next probe
         if c.probe == threads:  # 2. a probe: its median becomes the count's estimate
             c.probe_rows_s.append(per_row)
@@ -123,7 +126,7 @@ class StepThreads:
             if len(c.probe_rows_s) < _PROBE_STEPS and c.probe_s < _PROBE_MAX_S:
                 return
             self._set(c, threads, statistics.median(c.probe_rows_s))
-            c.probe, c.last_probe_end, reschedule = None, c.clock, True
+            c.probe, c.last_probe_end, reschedule = None, self._clock(), True
             if c.current in c.estimate:  # the current count's level now is its new normal
                 c.lowest[c.current] = c.estimate[c.current]
         else:  # 1. the running average, weighted by the step's length
@@ -171,7 +174,7 @@ class StepThreads:
         step_s = then * rows
         probe_s = max(step_s, min(_PROBE_STEPS * step_s, _PROBE_MAX_S))
         lost = probe_s * max(0.0, 1.0 - now / then)
-        c.next_probe = c.clock + max(_PROBE_EVERY_S, lost / _PROBE_SHARE)
+        c.next_probe = self._clock() + max(_PROBE_EVERY_S, lost / _PROBE_SHARE)
 
     def _probe_target(self, c: _StepClass) -> int | None:
         """The count to probe before this step, if one is due (step 2 of the module doc)."""
@@ -184,10 +187,10 @@ class StepThreads:
         lower = self.counts[i - 1] if i > 0 else None
         now = c.estimate.get(c.current)
         slowed = now is not None and now > _SLOWED * c.lowest[c.current]
-        if lower is not None and slowed and c.clock - c.last_probe_end >= _TRIGGER_GAP_S:
+        if lower is not None and slowed and self._clock() - c.last_probe_end >= _TRIGGER_GAP_S:
             return lower  # something took the CPU: would fewer threads wait less?
         # now and then: a first look below, or is the CPU free again? (None at the top)
-        return self._periodic_target(c) if c.clock >= c.next_probe else None
+        return self._periodic_target(c) if now is not None and self._clock() >= c.next_probe else None
 
     def _choose(self, c: _StepClass, rows: int) -> bool:
         """Step 3: moves to the count with the lowest estimate when it is clearly lower; says whether it moved."""
