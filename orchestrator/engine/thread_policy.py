@@ -14,8 +14,8 @@ configured count, then halved down to 1), and learns from every step:
 
 1. a step updates the estimate of its thread count: seconds per row, averaged over
    about the last half second of that class's steps (a long step weighs more);
-2. a probe runs a few steps on another count and sets that count's estimate to their
-   median. The next lower count is probed when the current count's estimate has risen
+2. a probe runs a few steps on another count (one, when it is clearly losing) and sets
+   that count's estimate to their median. The next lower count is probed when the current count's estimate has risen
    well above the lowest it showed (something else took the CPU), and once at the
    start; the next higher count is probed now and then, so that the engine goes back
    to more threads when the CPU is free again. Probes are spaced in real time so that
@@ -57,8 +57,9 @@ _CLASS_NAMES = ("1", "2-3", "4-15", "16-63", "64+")
 _TAU_S = 0.5  # time constant of the per-count averages, in seconds of the class's steps
 _SLOWED = 1.3  # the current count is "slowed" above this many times its lowest estimate
 _MARGIN = 0.1  # move to a count only when its estimate is this much lower
-_PROBE_STEPS = 3  # a probe ends after this many steps ...
-_PROBE_MAX_S = 0.2  # ... or this many seconds of them
+_PROBE_STEPS = 3  # a probe ends after this many steps, or this many seconds of them, ...
+_PROBE_MAX_S = 0.2
+_PROBE_LOSING = 1.5  # ... or after a step this many times slower than the current count's estimate
 _PROBE_EVERY_S = 1.0  # at least this long between periodic probes of a class ...
 _PROBE_SHARE = 0.05  # ... and long enough that what a probe is expected to lose is at most this share
 _TRIGGER_GAP_S = 0.25  # a slowdown may start a probe this soon after the last one
@@ -123,7 +124,8 @@ class StepThreads:
         if c.probe == threads:  # 2. a probe: its median becomes the count's estimate
             c.probe_rows_s.append(per_row)
             c.probe_s += seconds
-            if len(c.probe_rows_s) < _PROBE_STEPS and c.probe_s < _PROBE_MAX_S:
+            losing = c.current in c.estimate and per_row > _PROBE_LOSING * c.estimate[c.current]
+            if len(c.probe_rows_s) < _PROBE_STEPS and c.probe_s < _PROBE_MAX_S and not losing:
                 return
             self._set(c, threads, statistics.median(c.probe_rows_s))
             c.probe, c.last_probe_end, reschedule = None, self._clock(), True
@@ -172,7 +174,7 @@ class StepThreads:
         now = c.estimate[c.current]
         then = c.estimate.get(target, 2.0 * now)  # a count never measured: guess half the speed
         step_s = then * rows
-        probe_s = max(step_s, min(_PROBE_STEPS * step_s, _PROBE_MAX_S))
+        probe_s = step_s if then > _PROBE_LOSING * now else max(step_s, min(_PROBE_STEPS * step_s, _PROBE_MAX_S))
         lost = probe_s * max(0.0, 1.0 - now / then)
         c.next_probe = self._clock() + max(_PROBE_EVERY_S, lost / _PROBE_SHARE)
 
