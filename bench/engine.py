@@ -10,16 +10,27 @@ repeated (median reported):
 The weights files take turns within every repetition, each turn on a fresh engine.
 Prints a table, then one JSON line. Ratios, not absolute speeds, are the result:
 this machine is shared and noisy.
+
+``--contention``: decode and prefill tok/s on an idle machine and beside one busy process
+(a Python busy loop, like ``yes > /dev/null``), for the engine's thread policy
+(``EngineConfig.thread_policy="adaptive"``, the default) against the old fixed default
+(``"fixed"``: always the CPU count). Each policy runs in its own process with its engine kept
+across loads; the loads and the policies take turns within each repetition, and each measured
+request (a ~``--prompt-tokens`` prompt, then ``--tokens`` tokens) comes after ``--warmup``
+requests under the same load, in which the adaptive policy can learn it. Medians are reported,
+with each policy's busy rate against its own idle rate (target: >= 0.6, issue 19).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from orchestrator.engine import EngineConfig, LocalEngine
 from orchestrator.cli.progress import StepProgress
@@ -148,9 +159,126 @@ def bench_model(name: str, weights: list[str], widths: list[int], reps: int, tok
     return results
 
 
+# -- --contention: idle against one busy process, the thread policy against the fixed default ---
+_CONTENTION_WORKER = r"""
+import json, sys
+from orchestrator.engine import EngineConfig, LocalEngine
+from orchestrator.types import GenerationRequest
+path, name, policy = sys.argv[1], sys.argv[2], sys.argv[3]
+cfg = EngineConfig(n_ctx=4096, max_sequences=2, prefix_cache_slots=0, thread_policy=policy)
+with LocalEngine(path, cfg, name=name) as engine:
+    for line in sys.stdin:
+        prompt, tokens = json.loads(line)
+        t = engine.generate(GenerationRequest(prompt=prompt, max_tokens=tokens)).timings
+        print(json.dumps({"prefill": t.prefill_tok_s, "decode": t.decode_tok_s, "prefill_tokens": t.prefill_tokens,
+                          "decode_tokens": t.decode_tokens, "threads": engine.stats().step_threads}), flush=True)
+"""
+POLICIES = ("adaptive", "fixed")
+LOADS = ("idle", "busy")
+TARGET = 0.6
+
+
+class PolicyWorker:
+    """One engine with one thread policy, in its own process, answering requests one at a time."""
+
+    def __init__(self, path: str, name: str, policy: str) -> None:
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        self.proc = subprocess.Popen([sys.executable, "-c", _CONTENTION_WORKER, path, name, policy],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+
+    def run(self, prompt_text: str, tokens: int) -> dict:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps([prompt_text, tokens]) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("a contention worker died (see its stderr above)")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def long_prompt(i: int, n_tokens: int) -> str:
+    """A continuation prompt of about ``n_tokens`` tokens, different for every ``i`` (no prefix reuse)."""
+    words, k = [f"Story {i}."], 0
+    while len(words) < n_tokens * 3 // 4:  # ~1.3 tokens a word
+        words += PROMPTS[(i + k) % len(PROMPTS)].split()
+        k += 1
+    return " ".join(words)
+
+
+def busy_process() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def bench_contention(name: str, weights: str, reps: int, prompt_tokens: int, tokens: int, warmup: int, steps: StepProgress) -> dict:
+    """Each policy's median prefill and decode tok/s, idle and beside one busy process."""
+    path, _ = next(iter(weights_paths(name, [weights], EngineConfig().threads).values()))
+    workers = {policy: PolicyWorker(path, name, policy) for policy in POLICIES}
+    samples = {p: {load: {"prefill": [], "decode": []} for load in LOADS} for p in POLICIES}
+    threads: dict[str, dict[str, dict]] = {p: {} for p in POLICIES}
+    k = 0
+    try:
+        for rep in range(reps):
+            for load in LOADS if rep % 2 == 0 else LOADS[::-1]:
+                busy = busy_process() if load == "busy" else None
+                try:
+                    for policy in POLICIES if rep % 2 == 0 else POLICIES[::-1]:
+                        for _ in range(warmup + 1):  # the last one is measured
+                            k += 1
+                            got = workers[policy].run(long_prompt(k, prompt_tokens), tokens)
+                        samples[policy][load]["prefill"].append(got["prefill"])
+                        samples[policy][load]["decode"].append(got["decode"])
+                        threads[policy][load] = got["threads"]
+                        steps.advance(f"{name} rep {rep + 1} {load} {policy}")
+                        steps.note(f"  {name} rep {rep + 1} {load:<4} {policy:<8} prefill {got['prefill']:6.1f} "
+                                   f"({got['prefill_tokens']} tokens)  decode {got['decode']:6.1f} tok/s  threads {got['threads']}")
+                finally:
+                    if busy is not None:
+                        busy.kill()
+                        busy.wait()
+    finally:
+        for worker in workers.values():
+            worker.close()
+    out: dict = {"path": path, "threads": EngineConfig().threads}
+    for policy in POLICIES:
+        med = {load: {kind: round(statistics.median(v), 1) for kind, v in samples[policy][load].items()} for load in LOADS}
+        out[policy] = {
+            **med,
+            "busy_vs_idle": {kind: round(med["busy"][kind] / med["idle"][kind], 2) for kind in ("prefill", "decode")},
+            "busy_vs_fixed_idle": {kind: round(med["busy"][kind] / statistics.median(samples["fixed"]["idle"][kind]), 2)
+                                   for kind in ("prefill", "decode")},
+            "step_threads": threads[policy],
+        }
+    return out
+
+
+def contention_main(args: argparse.Namespace) -> None:
+    models = (args.models or "smollm2-135m").split(",")
+    weights = next(w.strip() for w in args.weights.split(",") if w.strip())
+    results = {}
+    with StepProgress("bench engine --contention", total=len(models) * args.reps * len(LOADS) * len(POLICIES)) as steps:
+        for name in models:
+            results[name] = bench_contention(name, weights, args.reps, args.prompt_tokens, args.tokens, args.warmup, steps)
+    print(f"\n{'model':<14} {'policy':<9} {'load':<5} {'prefill tok/s':>14} {'decode tok/s':>13}  busy / idle (prefill, decode)")
+    for name, r in results.items():
+        for policy in POLICIES:
+            for load in LOADS:
+                got, ratio = r[policy][load], r[policy]["busy_vs_idle"]
+                tail = f"  {ratio['prefill']:.2f}, {ratio['decode']:.2f} (target >= {TARGET})" if load == "busy" else ""
+                print(f"{name:<14} {policy:<9} {load:<5} {got['prefill']:>14.1f} {got['decode']:>13.1f}{tail}")
+    print(json.dumps({"bench": "engine_contention", "reps": args.reps, "prompt_tokens": args.prompt_tokens, "tokens": args.tokens,
+                      "warmup": args.warmup, "weights": weights, "target": TARGET, "results": results}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="orchestrator bench engine")
-    ap.add_argument("--models", default="smollm2-135m,gemma3-270m")
+    ap.add_argument("--models", default=None, help="comma-separated catalogue names (default: smollm2-135m,gemma3-270m; "
+                                                    "with --contention, smollm2-135m)")
     ap.add_argument("--widths", default="1,2,4,8,16")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=64)
@@ -158,7 +286,15 @@ def main() -> None:
     ap.add_argument("--weights", default="shipped,auto",
                     help="weights files side by side, comma-separated: shipped, auto (the variant chosen here), or .gguf paths; "
                          "ratios are against the first")
+    ap.add_argument("--contention", action="store_true",
+                    help="idle vs one busy process: the adaptive thread policy against the fixed default (see the module doc)")
+    ap.add_argument("--prompt-tokens", type=int, default=644, help="with --contention: about this many prompt tokens per request")
+    ap.add_argument("--warmup", type=int, default=1, help="with --contention: requests before each measured one, under the same load")
     args = ap.parse_args()
+    if args.contention:
+        contention_main(args)
+        return
+    args.models = args.models or "smollm2-135m,gemma3-270m"
     widths = [int(w) for w in args.widths.split(",")]
     weights = [w.strip() for w in args.weights.split(",") if w.strip()]
     results = {}

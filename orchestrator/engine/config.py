@@ -52,6 +52,14 @@ class EngineConfig(BaseModel):
     ``flash_attn``): changing one of those starts an empty store. ``prefix_dir`` is their
     folder (default ``prefixes/`` in the cache folder) and ``prefix_store_bytes`` bounds it
     (least recently used deleted first); see ``orchestrator.engine.pinning``.
+    ``n_threads`` is the most threads a decode step runs on (default: the CPU count, at most 8).
+    ``thread_policy="adaptive"`` (the default) lets each step size pick among ``n_threads``, half
+    of it, ... 1 by the steps' measured durations, so that the engine slows down gracefully
+    beside other busy programs instead of collapsing (llama.cpp's threads wait for one another
+    at every operation, and wait long for a thread the OS took off its core); see
+    ``orchestrator.engine.thread_policy``. ``"fixed"`` always runs ``n_threads``: runs that repeat
+    bit for bit, since one-row steps over 512 or more KV cells sum their flash attention in
+    another order on 1 thread than on several (a greedy token can then differ at a near-tie).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -60,7 +68,10 @@ class EngineConfig(BaseModel):
     max_sequences: int = Field(16, ge=1, le=200)
     prefix_cache_slots: int = Field(8, ge=0, le=48)
     n_batch: int = Field(512, ge=32, le=8192)
-    n_threads: int | None = Field(None, ge=1, le=256)
+    n_threads: int | None = Field(None, ge=1, le=256, description="the most threads a step runs on (default: CPUs, at most 8)")
+    thread_policy: Literal["adaptive", "fixed"] = Field(
+        "adaptive", description="adaptive: each step size picks its thread count by measured step times; fixed: always n_threads"
+    )
     type_k: KVType = "f16"
     type_v: KVType = "f16"
     flash_attn: Literal["auto", "on", "off"] = "auto"

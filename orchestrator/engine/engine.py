@@ -74,7 +74,7 @@ class LocalEngine:
         self.kv_bytes_per_token = opened.kv_bytes_per_token
         self.max_positions = opened.max_positions
         self.draft_error = opened.draft_error
-        self._model, self._ctx, self._batch = opened.model, opened.ctx, opened.batch
+        self._model, self._ctx, self._batch, self._threads = opened.model, opened.ctx, opened.batch, opened.threads
         self._template = opened.template
 
         self._ledger = KVLedger(self._ctx.n_ctx)
@@ -219,7 +219,7 @@ class LocalEngine:
             prefill_reused_tokens=self._totals["reused"],
             decode_steps=self._totals["steps"],
             pinned_prefixes=self._slots.pinned,
-            restored_prefix_tokens=self._pins.restored_tokens,
+            restored_prefix_tokens=self._pins.restored_tokens, step_threads=self._threads.choices(),
         )
 
     @property
@@ -427,7 +427,7 @@ class LocalEngine:
         # 3. one native decode; its CPU time and energy are shared out by tokens
         cpu0, j0 = self._meter.read()
         t0 = time.perf_counter()
-        self._ctx.decode(batch)
+        self._threads.decode(self._ctx, batch)  # on the thread count picked for its size (thread_policy.py)
         now = time.perf_counter()
         cpu1, j1 = self._meter.read()
         self._totals["steps"] += 1

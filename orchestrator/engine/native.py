@@ -180,6 +180,7 @@ class NativeContext:
         self.ptr = lc.llama_init_from_model(model.ptr, p)
         if not self.ptr:
             raise ModelLoadError(f"llama.cpp could not create a context for {model.path}")
+        self.threads = self._threads_now = n_threads
         self.memory = lc.llama_get_memory(self.ptr)
         self.n_ctx = lc.llama_n_ctx(self.ptr)
         # What shapes the KV cells' contents and layout: a saved state is only loaded into a
@@ -189,7 +190,12 @@ class NativeContext:
             "type_k": type_k, "type_v": type_v, "flash_attn": flash_attn, "kv_unified": kv_unified, "swa_full": True,
         }
 
-    def decode(self, batch: Batch) -> None:
+    def decode(self, batch: Batch, *, threads: int | None = None) -> None:
+        """Computes ``batch`` on ``threads`` threads (default: the count the context was made with)."""
+        threads = threads or self.threads
+        if threads != self._threads_now:  # both llama.cpp counts: a batch's last micro-batch may have one row
+            llama().llama_set_n_threads(self.ptr, threads, threads)
+            self._threads_now = threads
         rc = llama().llama_decode(self.ptr, batch.struct)
         if rc != 0:
             raise EngineError(f"llama_decode returned {rc} for a batch of {batch.n_tokens} tokens")

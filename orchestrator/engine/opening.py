@@ -6,7 +6,8 @@ The steps, in order, so that a bad file or setting fails typed before the next s
    files fail here, before any native load;
 2. probe-load untrusted files in a child process (``probe.check_loadable``);
 3. check that the KV cache fits the memory budget;
-4. load the weights and create the context and the batch (``native``);
+4. load the weights and create the context, the batch (``native``) and the policy that
+   picks each step's thread count (``thread_policy``);
 5. compile the model's chat template (one that cannot compile is ignored, with a warning);
 6. load the draft model, if one is configured (one that cannot load leaves speculation off,
    and says why).
@@ -25,6 +26,7 @@ from orchestrator.engine.draft_model import DraftModel
 from orchestrator.engine.metrics import available_memory_bytes
 from orchestrator.engine.native import Batch, NativeContext, NativeModel
 from orchestrator.engine.probe import check_loadable
+from orchestrator.engine.thread_policy import StepThreads
 from orchestrator.errors import CapacityError, ChatTemplateError, ModelError
 from orchestrator.models.catalogue import model_name, resolve_model
 from orchestrator.models.gguf import GGUFInfo, read_gguf
@@ -49,6 +51,7 @@ class OpenedModel:
     model: NativeModel
     ctx: NativeContext
     batch: Batch
+    threads: StepThreads
     max_positions: int
     template: ChatTemplate | None
     draft: DraftModel | None
@@ -91,7 +94,7 @@ def open_model(model: str | Path, cfg: EngineConfig, *, name: str | None, n_seq_
     max_positions = min(ctx.n_ctx, native.n_ctx_train or ctx.n_ctx)
     return OpenedModel(
         name=name, info=info, kv_bytes_per_token=kv_bytes_per_token, model=native, ctx=ctx, batch=batch,
-        max_positions=max_positions, template=template, draft=draft, draft_error=draft_error,
+        threads=StepThreads(cfg.threads, adaptive=cfg.thread_policy == "adaptive"), max_positions=max_positions, template=template, draft=draft, draft_error=draft_error,
     )
 
 

@@ -10,7 +10,9 @@ __all__ = ["EngineStats"]
 class EngineStats(BaseModel):
     """``prefill_reused_tokens`` counts prompt tokens whose KV came from the cache (shared with
     another sequence, or restored from a stored prefix); ``restored_prefix_tokens`` those that
-    came from stored prefixes on disk; ``pinned_prefixes`` the cached prefixes pinned now."""
+    came from stored prefixes on disk; ``pinned_prefixes`` the cached prefixes pinned now;
+    ``step_threads`` the thread count each class of step sizes (rows per step) runs on now
+    (``EngineConfig.thread_policy``)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -29,3 +31,4 @@ class EngineStats(BaseModel):
     decode_steps: int
     pinned_prefixes: int = 0
     restored_prefix_tokens: int = 0
+    step_threads: dict[str, int] = {}
