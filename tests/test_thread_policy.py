@@ -42,11 +42,11 @@ def policy_on(machine: FakeMachine, max_threads: int = 2) -> StepThreads:
     return StepThreads(max_threads, clock=machine.now)
 
 
-def run(policy: StepThreads, machine: FakeMachine, rows: int, steps: int) -> list[int]:
+def run(policy: StepThreads, machine: FakeMachine, rows: int, steps: int, *, steady: bool = False) -> list[int]:
     """The thread count of each of ``steps`` steps of ``rows`` rows."""
     used = []
     for _ in range(steps):
-        threads = policy.threads_for(rows)
+        threads = policy.threads_for(rows, steady=steady)
         policy.observe(rows, threads, machine.step(rows, threads))
         used.append(threads)
     return used
@@ -78,6 +78,28 @@ def test_idle_machine_stays_on_all_threads_after_one_look_below():
     assert used[0] == 2
     assert used.count(1) <= 3  # the first look below (one probe), then no more probes
     assert policy.choices()["1"] == 2
+
+
+def test_steady_steps_on_an_idle_machine_never_change_their_count():
+    """One-row steps over many KV cells: their logits depend on the count, so an idle run repeats bit for bit."""
+    machine = FakeMachine(IDLE)
+    policy = policy_on(machine)
+    assert set(run(policy, machine, 1, 1000, steady=True)) == {2}
+    machine.pause(60.0)  # a pause makes periodic probes due: still none on steady steps
+    assert set(run(policy, machine, 1, 100, steady=True)) == {2}
+
+
+def test_steady_steps_still_move_when_the_load_changes():
+    machine = FakeMachine(IDLE)
+    policy = policy_on(machine)
+    run(policy, machine, 1, 300, steady=True)
+    machine.table = BUSY
+    used = run(policy, machine, 1, 300, steady=True)
+    assert 1 in used[:20]
+    assert policy.choices()["1"] == 1
+    machine.table = IDLE
+    run(policy, machine, 1, 3000, steady=True)
+    assert policy.choices()["1"] == 2  # probes back up are still made: the count is off the top
 
 
 def test_contention_moves_to_fewer_threads_and_probing_back_costs_little():

@@ -78,6 +78,7 @@ class LocalEngine:
         self._template = opened.template
 
         self._ledger = KVLedger(self._ctx.n_ctx)
+        self._held = 0  # the most KV cells held at once so far
         self._scratch_slot = n_seq_max - 1
         self._slots = KVSlots(self._ctx, self._ledger, n_slots=n_seq_max - 1, cache_slots=cfg.prefix_cache_slots)
         store = PrefixStore(cfg.prefix_dir, cfg.prefix_store_bytes) if cfg.persist_prefixes else None
@@ -427,7 +428,9 @@ class LocalEngine:
         # 3. one native decode; its CPU time and energy are shared out by tokens
         cpu0, j0 = self._meter.read()
         t0 = time.perf_counter()
-        self._threads.decode(self._ctx, batch)  # on the thread count picked for its size (thread_policy.py)
+        self._held = max(self._held, self._ledger.used)
+        steady = batch.n_tokens == 1 and self._held >= 256  # its logits may depend on the count (thread_policy.py)
+        self._threads.decode(self._ctx, batch, steady=steady)  # on the thread count picked for its size
         now = time.perf_counter()
         cpu1, j1 = self._meter.read()
         self._totals["steps"] += 1

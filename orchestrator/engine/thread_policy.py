@@ -31,6 +31,10 @@ splits its attention over the threads and sums in another order (on 1 thread, an
 in multi-row steps on any count, the logits are the same bits). There, a step's
 logits can differ with the thread count, and so can a greedy token at a near-tie:
 ``EngineConfig(thread_policy="fixed")`` keeps one count for bit-for-bit repeatable runs.
+The adaptive policy keeps idle runs repeatable too: a step the engine marks ``steady`` (one
+row, once the cache has held 256 cells: llama.cpp rounds the attended cells up to a multiple
+of 256) never starts the first look below, the one probe that an idle machine makes; only a
+change of load (a slowed step, a move in another class) changes its count.
 """
 
 from __future__ import annotations
@@ -106,11 +110,12 @@ class StepThreads:
         self.counts = thread_ladder(max_threads) if adaptive else (max_threads,)
         self._classes = [_StepClass(current=max_threads) for _ in range(len(_CLASS_EDGES) + 1)]
 
-    def threads_for(self, rows: int) -> int:
-        """The thread count for a step of ``rows`` rows; may start a probe of another count."""
+    def threads_for(self, rows: int, *, steady: bool = False) -> int:
+        """The thread count for a step of ``rows`` rows; may start a probe of another count
+        (on a ``steady`` step, only one that a change of load calls for: see the module doc)."""
         c = self._class(rows)
         if c.probe is None:
-            c.probe = self._probe_target(c)
+            c.probe = self._probe_target(c, steady)
             c.probe_rows_s, c.probe_s = [], 0.0
         return c.current if c.probe is None else c.probe
 
@@ -138,10 +143,10 @@ class StepThreads:
         if self._choose(c, rows) or reschedule:
             self._schedule(c, rows)
 
-    def decode(self, ctx: NativeContext, batch: Batch) -> None:
+    def decode(self, ctx: NativeContext, batch: Batch, *, steady: bool = False) -> None:
         """Runs one decode step of ``batch`` on ``ctx`` on the count picked for its size."""
         rows = batch.n_tokens
-        threads = self.threads_for(rows)
+        threads = self.threads_for(rows, steady=steady)
         start = time.perf_counter()
         ctx.decode(batch, threads=threads)
         self.observe(rows, threads, time.perf_counter() - start)
@@ -178,7 +183,7 @@ class StepThreads:
         lost = probe_s * max(0.0, 1.0 - now / then)
         c.next_probe = self._clock() + max(_PROBE_EVERY_S, lost / _PROBE_SHARE)
 
-    def _probe_target(self, c: _StepClass) -> int | None:
+    def _probe_target(self, c: _StepClass, steady: bool) -> int | None:
         """The count to probe before this step, if one is due (step 2 of the module doc)."""
         if len(self.counts) == 1:
             return None
@@ -191,6 +196,8 @@ class StepThreads:
         slowed = now is not None and now > _SLOWED * c.lowest[c.current]
         if lower is not None and slowed and self._clock() - c.last_probe_end >= _TRIGGER_GAP_S:
             return lower  # something took the CPU: would fewer threads wait less?
+        if steady and c.current == self.max_threads:
+            return None  # the only periodic probe at the top is the first look below
         # now and then: a first look below, or is the CPU free again? (None at the top)
         return self._periodic_target(c) if now is not None and self._clock() >= c.next_probe else None
 
