@@ -28,8 +28,34 @@ def test_gain_counts_draft_steps_only_for_model_drafts():
     assert costs.gain(1.0, 2, drafted_by_model=True) == pytest.approx(3 / 2.0)
 
 
+# Step costs by rows as timed for smollm2-135m Q8_0 on this machine: the kernels work in tiles
+# of 4 rows, so 2 or 3 rows cost almost as much as 4, and 8 little more than 5.
+TILED = SpeculationCosts(0.325, step_costs=(1.0, 1.95, 2.575, 2.625, 3.175, 3.2, 3.8, 3.25, 3.8))
+
+
+def test_the_step_cost_table_decides_and_extends_linearly():
+    assert TILED.step_cost(1) == 1.0 and TILED.step_cost(4) == 2.625
+    assert TILED.step_cost(11) == pytest.approx(3.8 + 2 * 0.325)  # past the table: the average row cost
+    assert SpeculationCosts(0.5).step_cost(3) == 2.0  # no table: linear
+    assert TILED.verify_cost(3, drafted_by_model=False) == 2.625
+    assert SpeculationCosts(0.5, 0.25).verify_cost(2, drafted_by_model=True) == pytest.approx(2.0 + 0.5)
+
+
+def test_tiled_costs_never_draft_one_or_two_tokens():
+    """A linear cost (0.325 a row) drafts one token at 60% acceptance; the table shows that a
+    2-row step costs 1.95 steps for 1.6 tokens, and drafts only where a whole tile pays."""
+    linear = SpeculationCosts(0.325)
+    assert linear.draft_length(0.6, 16, drafted_by_model=False) > 0
+    assert TILED.draft_length(0.6, 16, drafted_by_model=False) == 0
+    assert TILED.draft_length(0.9, 16, drafted_by_model=False) in (3, 7)  # 4 or 8 rows
+    for alpha in (0.5, 0.7, 0.8, 0.9, 0.99):
+        assert TILED.draft_length(alpha, 16, drafted_by_model=False) not in (1, 2)
+    assert TILED.probe_length() == 3  # 4 rows: the cheapest rows each
+    assert SpeculationCosts(0.2).probe_length() == 3 and SpeculationCosts(0.2).probe_length(2) == 2
+
+
 def test_stored_costs_read_back_for_the_same_files_and_machine_only(tmp_path):
-    costs = SpeculationCosts(0.5, 0.25, 0.05)
+    costs = SpeculationCosts(0.5, 0.25, 0.05, (1.0, 1.5, 2.0))
     save_costs("target:1:2", "draft:3:4", MACHINE, costs, tmp_path)
     assert load_costs("target:1:2", "draft:3:4", MACHINE, tmp_path) == costs
     assert load_costs("target:1:3", "draft:3:4", MACHINE, tmp_path) is None  # the target file changed
@@ -48,6 +74,8 @@ def test_stored_costs_read_back_for_the_same_files_and_machine_only(tmp_path):
         b' "extra_row_cost": -1, "draft_cost": 0, "draft_prefill_cost": 0}',
         b'{"target": "target:1:2", "draft": "", "machine": {"cpu": "test cpu", "threads": 2, "llama_cpp": "0.3.36"},'
         b' "extra_row_cost": 0.5, "draft_cost": 0, "draft_prefill_cost": 0, "__class__": "os.system"}',
+        b'{"target": "target:1:2", "draft": "", "machine": {"cpu": "test cpu", "threads": 2, "llama_cpp": "0.3.36"},'
+        b' "extra_row_cost": 0.5, "draft_cost": 0, "draft_prefill_cost": 0, "step_costs": [1.0, -3.0]}',
     ],
 )
 def test_a_corrupt_or_hostile_record_is_ignored_and_logged(tmp_path, caplog, content):

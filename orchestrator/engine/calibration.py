@@ -10,8 +10,9 @@ every later engine with the same files, threads and llama.cpp reads them back.
 The record is data, read as untrusted: a stored file that does not parse, holds
 costs out of range, or names other files is ignored with a log line and measured
 again. Costs measured while the machine is busy are used by that engine but not
-stored. ``orchestrator models tune`` step times give the cost of a row when they
-exist (``variants.measured_step_costs``). Deleting the folder measures again.
+stored. The record holds the table of step costs by rows (``SpeculationCosts.step_costs``);
+``orchestrator models tune`` step times give the average cost of a row when they exist
+(``variants.measured_step_costs``). Deleting the folder measures again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -62,13 +64,15 @@ class CostsRecord(BaseModel):
     extra_row_cost: float = Field(ge=0.0, le=4.0)
     draft_cost: float = Field(ge=0.0, le=16.0)
     draft_prefill_cost: float = Field(ge=0.0, le=16.0)
+    step_costs: tuple[Annotated[float, Field(ge=0.0, le=64.0)], ...] = Field((), max_length=64)
 
     def costs(self) -> SpeculationCosts:
-        return SpeculationCosts(self.extra_row_cost, self.draft_cost, self.draft_prefill_cost)
+        return SpeculationCosts(self.extra_row_cost, self.draft_cost, self.draft_prefill_cost, self.step_costs)
 
 
 def costs_path(target: str, draft: str, machine: Machine, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    key = hashlib.sha256(f"{target}\n{draft}\n{machine.model_dump_json()}".encode()).hexdigest()[:20]
+    # "2": records with the table of step costs (older ones, without it, are not looked at)
+    key = hashlib.sha256(f"2\n{target}\n{draft}\n{machine.model_dump_json()}".encode()).hexdigest()[:20]
     return cache_dir_for(cache_dir) / "calibration" / f"speculation-{key}.json"
 
 
@@ -98,7 +102,7 @@ def save_costs(
     """Stores the costs; a folder that cannot be written only costs the next engine a calibration."""
     record = CostsRecord(
         target=target, draft=draft, machine=machine, extra_row_cost=costs.extra_row_cost,
-        draft_cost=costs.draft_cost, draft_prefill_cost=costs.draft_prefill_cost,
+        draft_cost=costs.draft_cost, draft_prefill_cost=costs.draft_prefill_cost, step_costs=costs.step_costs,
     )
     try:
         write_atomic(costs_path(target, draft, machine, cache_dir), record.model_dump_json(indent=1).encode())

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator.engine.config import EngineConfig
 from orchestrator.engine.engine import LocalEngine
-from orchestrator.engine.speculative import choose_draft_length
 from orchestrator.types import GenerationRequest
 
 __all__ = ["DraftReport", "diagnose_draft", "measure_draft", "probe_config"]
@@ -85,7 +84,7 @@ def measure_draft(engine: LocalEngine, *, tokens: int = 48) -> DraftReport:
     draft_step = engine.speculator.draft_seconds_per_token or 0.0
     alpha = accepted / drafted if drafted else 0.0
     row_cost, draft_cost = costs.extra_row_cost, costs.draft_cost
-    best = choose_draft_length(alpha, row_cost + draft_cost, 12, min_gain=1.0)
+    best = costs.draft_length(alpha, 12, drafted_by_model=True, min_gain=1.0)
     speedup = costs.gain(alpha, best, drafted_by_model=True) if best else 1.0
     return DraftReport(
         target=engine.name,

@@ -10,8 +10,9 @@ measured step times, and tests drive them with plain data.
 - ``SpeculationCosts`` is what draft lengths are decided by: the costs fixed
   once per model and machine (``calibration.py``), never live timings, so the
   same request gives the same drafts, batch shapes and tokens every run.
-- ``choose_draft_length`` picks the draft length that maximises expected
-  tokens per unit of time, or 0 when drafting would not pay.
+- ``SpeculationCosts.draft_length`` (and ``choose_draft_length``, for a cost linear in the
+  rows) picks the draft length that maximises expected tokens per unit of time, or 0 when
+  drafting would not pay.
 - ``Acceptance`` tracks a sequence's recent per-token acceptance rate, and
   ``AcceptanceByMatch`` one rate per source (this request, earlier ones) and
   length of the lookup match behind the drafts.
@@ -79,16 +80,21 @@ def choose_draft_length(alpha: float, extra_row_cost: float, k_max: int, min_gai
 class SpeculationCosts:
     """What speculation costs, in one-row target steps, fixed when the engine starts.
 
-    ``extra_row_cost``: one more row in a target step. ``draft_cost``: one draft-model
-    decode step (0 without a draft model). ``draft_prefill_cost``: one prompt token
-    prefilled by the draft model. ``quantized`` rounds them to a grid of 1/40, so
-    that calibrations a little apart give the same decisions (and a stored one
-    reads back exactly).
+    ``extra_row_cost``: one more row in a target step, on average up to 8 rows (for reports,
+    and the cost past the table). ``step_costs``: a target step of 1, 2, ... rows, measured
+    (``step_costs[0]`` is 1). A step's time is far from linear in its rows: llama.cpp's
+    matrix kernels work in tiles of rows, so on smollm2-135m Q8_0 here a 2-row step costs
+    1.96 one-row steps, 4 rows 2.63 and 8 rows 3.25; a single average (0.32 a row) made
+    short drafts look cheap, and they lost. ``draft_cost``: one draft-model decode step
+    (0 without a draft model). ``draft_prefill_cost``: one prompt token prefilled by the
+    draft model. ``quantized`` rounds them to a grid of 1/40, so that calibrations a little
+    apart give the same decisions (and a stored one reads back exactly).
     """
 
     extra_row_cost: float
     draft_cost: float = 0.0
     draft_prefill_cost: float = 0.0
+    step_costs: tuple[float, ...] = ()
 
     _GRID = 40
 
@@ -96,12 +102,36 @@ class SpeculationCosts:
         def q(x: float) -> float:
             return max(round(x * self._GRID), 1) / self._GRID if x > 0 else 0.0
 
-        return SpeculationCosts(q(self.extra_row_cost), q(self.draft_cost), q(self.draft_prefill_cost))
+        return SpeculationCosts(q(self.extra_row_cost), q(self.draft_cost), q(self.draft_prefill_cost),
+                                tuple(q(c) for c in self.step_costs))
+
+    def step_cost(self, rows: int) -> float:
+        """A target step of ``rows`` rows, in one-row steps: from the table, past it by ``extra_row_cost``."""
+        known = len(self.step_costs)
+        if rows <= known:
+            return self.step_costs[rows - 1]
+        return (self.step_costs[-1] if known else 1.0) + self.extra_row_cost * (rows - max(known, 1))
+
+    def verify_cost(self, k: int, *, drafted_by_model: bool) -> float:
+        """One verify step with ``k`` drafts, in one-row target steps (with the draft model's steps)."""
+        return self.step_cost(k + 1) + (self.draft_cost * k if drafted_by_model else 0.0)
 
     def gain(self, alpha: float, k: int, *, drafted_by_model: bool) -> float:
         """Expected speed over plain decoding of one verify step with ``k`` drafts at acceptance ``alpha``."""
-        per_token = self.extra_row_cost + (self.draft_cost if drafted_by_model else 0.0)
-        return expected_tokens(alpha, k) / (1.0 + per_token * k)
+        return expected_tokens(alpha, k) / self.verify_cost(k, drafted_by_model=drafted_by_model)
+
+    def draft_length(self, alpha: float, k_max: int, *, drafted_by_model: bool, min_gain: float = 1.05) -> int:
+        """The draft length (up to ``k_max``) with the best expected gain, or 0 if none gains ``min_gain``."""
+        best_k, best_gain = 0, 1.0
+        for k in range(1, k_max + 1):
+            gain = self.gain(alpha, k, drafted_by_model=drafted_by_model)
+            if gain > best_gain:
+                best_k, best_gain = k, gain
+        return best_k if best_gain >= min_gain else 0
+
+    def probe_length(self, k_max: int = 3) -> int:
+        """The draft length (up to ``k_max``) whose rows cost least each: a probe of acceptance."""
+        return min(range(1, k_max + 1), key=lambda k: (self.step_cost(k + 1) / (k + 1), k))
 
 
 class StepCostModel:

@@ -13,6 +13,8 @@ import os
 import time
 from typing import Any
 
+import numpy as np
+
 from orchestrator.engine.calibration import file_identity, load_costs, machine_busy, save_costs
 from orchestrator.engine.config import EngineConfig
 from orchestrator.engine.draft_model import DraftModel
@@ -27,7 +29,6 @@ from orchestrator.engine.speculative import (
     SpeculationCosts,
     StepCostModel,
     accept_or_resample,
-    choose_draft_length,
 )
 from orchestrator.engine.variants import measured_step_costs
 from orchestrator.models.variants import Machine
@@ -38,9 +39,10 @@ __all__ = ["Speculator"]
 log = logging.getLogger(__name__)
 
 _MAX_DRAFT = 16
-_PROBE_AFTER = 8  # steps without a draft after which one short draft re-measures acceptance
+_PROBE_SHARE = 0.05  # probes of acceptance (a short draft after steps without one) cost at most this share of the steps
 _LOSS_LIMIT = 2.0  # auto stops speculating once it is this many target steps behind plain decoding
 _DRAFT_PRIOR_RATE = 0.8  # a draft model's per-token acceptance before a request has its own
+_TIMED_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17)  # target step sizes timed for the table of step costs
 
 
 class Speculator:
@@ -52,7 +54,7 @@ class Speculator:
     from ``calibration.py`` (stored per model pair and machine), else from a short
     measurement on first use, which is then stored unless the machine is busy.
     ``measured``: the step times the weights tune stored for this file
-    (``variants.measured_step_costs``); when given, the cost of a row comes from them.
+    (``variants.measured_step_costs``); when given, the average cost of a row comes from them.
     ``costs_key``: what the stored costs are keyed by (target file, draft file, machine);
     None measures every time.
     Live step times still feed ``costs`` (a ``StepCostModel``) for reports.
@@ -138,7 +140,7 @@ class Speculator:
 
     def _draft_pays(self, seq: Sequence, costs: SpeculationCosts) -> bool:
         """Whether the draft model, at its prior acceptance, saves more target steps than its prefill costs."""
-        k = choose_draft_length(_DRAFT_PRIOR_RATE, costs.extra_row_cost + costs.draft_cost, _MAX_DRAFT)
+        k = costs.draft_length(_DRAFT_PRIOR_RATE, _MAX_DRAFT, drafted_by_model=True)
         if k == 0:
             return False
         gain = costs.gain(_DRAFT_PRIOR_RATE, k, drafted_by_model=True)
@@ -191,26 +193,32 @@ class Speculator:
     def _calibrate(self) -> SpeculationCosts:
         """Times target and draft steps side by side (best of 3), so their ratios share one moment's load.
 
-        The cost of one more row comes from the weights tune when it timed this file on an idle
-        machine, else from the 1-row and 8-row steps timed here.
+        Target steps of 1 to 9, 13 and 17 rows are timed (the rows between 9 and 17 interpolated):
+        the table of ``SpeculationCosts.step_costs``. The average cost of one more row comes from
+        the weights tune when it timed this file on an idle machine, else from the 1-row and 8-row
+        steps timed here.
         """
-        best = {"t1": float("inf"), "t8": float("inf"), "d1": float("inf"), "d32": float("inf")}
+        inf = float("inf")
+        target = dict.fromkeys(_TIMED_ROWS, inf)
+        draft = {"d1": inf, "d32": inf}
         for _ in range(3):
-            best["t1"] = min(best["t1"], self._time_target(1))
-            best["t8"] = min(best["t8"], self._time_target(8))
+            for rows in _TIMED_ROWS:
+                target[rows] = min(target[rows], self._time_target(rows))
             if self.draft_model is not None:
-                best["d1"] = min(best["d1"], self.draft_model.time_step(1))
-                best["d32"] = min(best["d32"], self.draft_model.time_step(32) / 32)
+                draft["d1"] = min(draft["d1"], self.draft_model.time_step(1))
+                draft["d32"] = min(draft["d32"], self.draft_model.time_step(32) / 32)
         for rows in (1, 8):
-            self._costs.observe(rows, best[f"t{rows}"])
-        one_row = best["t1"]
+            self._costs.observe(rows, target[rows])
+        one_row = target[1]
         if self._measured is not None:
             extra = self._measured.extra_row_cost
         else:
-            extra = StepCosts(step_s={1: best["t1"], 8: best["t8"]}).extra_row_cost
+            extra = StepCosts(step_s={1: target[1], 8: target[8]}).extra_row_cost
+        table = tuple(float(np.interp(rows, _TIMED_ROWS, [target[r] / one_row for r in _TIMED_ROWS]))
+                      for rows in range(1, _MAX_DRAFT + 2))
         if self.draft_model is None:
-            return SpeculationCosts(extra).quantized()
-        return SpeculationCosts(extra, best["d1"] / one_row, best["d32"] / one_row).quantized()
+            return SpeculationCosts(extra, step_costs=table).quantized()
+        return SpeculationCosts(extra, draft["d1"] / one_row, draft["d32"] / one_row, table).quantized()
 
     def _time_target(self, rows: int) -> float:
         slot = self._scratch
@@ -228,8 +236,6 @@ class Speculator:
         room = min(spare, seq.job.max_tokens - len(seq.out) - 1, self.max_positions - seq.n_past - 2, _MAX_DRAFT)
         if room <= 0:
             return []
-        costs = self.fixed_costs()
-        per_token = costs.extra_row_cost
         history = seq.job.prompt + seq.out
         # look first: lookup drafts are free, and the match's length says how far to trust them
         if seq.lookup is not None:
@@ -239,40 +245,43 @@ class Speculator:
                 if not found.tokens:
                     return []
                 seq.draft_group = group
-                return found.tokens[: self._draft_length_for(seq, group, per_token)]
-            k = choose_draft_length(group.rate, per_token, _MAX_DRAFT) if found.tokens else 0
+                return found.tokens[: self._draft_length_for(seq, group, len(found.tokens), by_model=False)]
+            k = self.fixed_costs().draft_length(group.rate, len(found.tokens), drafted_by_model=False) if found.tokens else 0
             if k > 0:  # beside a draft model: a match good enough to pay on its own
                 seq.draft_group = group
                 return found.tokens[:k]
         # a draft model: choose the length first, since each drafted token costs a draft step
-        per_token += costs.draft_cost
         seq.draft_group = seq.acceptance
-        k = min(self._draft_length_for(seq, seq.acceptance, per_token), room)
+        k = self._draft_length_for(seq, seq.acceptance, room, by_model=True)
         return seq.drafter.propose(history, k) if k > 0 else []
 
-    def _draft_length_for(self, seq: Sequence, acceptance: Acceptance, per_token: float) -> int:
-        """The draft length that pays at this acceptance and cost; now and then a short probe instead of none."""
-        k = self._draft_length or choose_draft_length(acceptance.rate, per_token, _MAX_DRAFT)
+    def _draft_length_for(self, seq: Sequence, acceptance: Acceptance, k_max: int, *, by_model: bool) -> int:
+        """The draft length (up to ``k_max``) that pays at this acceptance and the fixed costs; now and
+        then a short probe instead of none."""
+        costs = self.fixed_costs()
+        k = min(self._draft_length or costs.draft_length(acceptance.rate, k_max, drafted_by_model=by_model), k_max)
         if k > 0:
             seq.idle_draft_steps = 0
             return k
+        # now and then a short probe (its rows the cheapest each): acceptance may have come back
+        # (e.g. the text started quoting); spaced so that what it costs beyond a plain step is a small share
+        probe = min(costs.probe_length(), k_max)
         seq.idle_draft_steps += 1
-        if seq.idle_draft_steps < _PROBE_AFTER:
+        if seq.idle_draft_steps < (costs.verify_cost(probe, drafted_by_model=by_model) - 1.0) / _PROBE_SHARE:
             return 0
         seq.idle_draft_steps = 0
-        return 2  # a short probe: acceptance may have come back (e.g. the text started quoting)
+        return probe
 
     def _stop_if_losing(self, seq: Sequence, drafted: int, kept: int) -> None:
         """auto: speculation off for the rest of the request once it has cost more target steps than it saved.
 
         Counted in one-row target steps by the fixed costs (not by clocks, so the same request
         stops at the same token every run): a verify step with ``drafted`` drafts costs
-        1 + rows and draft steps, and yields ``kept`` tokens where plain decoding yields 1 per step.
+        its step of ``1 + drafted`` rows and its draft steps, and yields ``kept`` tokens where plain
+        decoding yields 1 per step.
         """
-        costs = self.fixed_costs()
         by_model = seq.draft_group is seq.acceptance
-        per_token = costs.extra_row_cost + (costs.draft_cost if by_model else 0.0)
-        seq.spec_balance += kept - (1.0 + per_token * drafted)
+        seq.spec_balance += kept - self.fixed_costs().verify_cost(drafted, drafted_by_model=by_model)
         if seq.spec_balance >= -_LOSS_LIMIT:
             return
         if seq.drafter is not None and seq.drafter is not seq.lookup:
