@@ -24,12 +24,17 @@ measure decode speed, with modes that draft from the request's own text only
 (``prompt-lookup``) and also from the tenant's earlier requests (``lookup+index``,
 ``auto+index``). Prints a table, then one JSON line.
 
-    orchestrator bench speculative [--workloads copy,agent,code] [--quick] [--targets q4_1,f32]
+``--pricing``: how draft lengths are priced, side by side on the copy tasks: prompt lookup
+deciding by the table of step costs by rows (what the engine does) and by the same costs
+without the table (every row at the average cost), against plain decoding, alternating.
+
+    orchestrator bench speculative [--workloads copy,agent,code] [--quick] [--targets q4_1,f32] [--pricing]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -247,6 +252,29 @@ def print_tables(results: dict, extra: dict) -> None:
                       f"{m['tokens_per_step']:>9.2f} {m['identical_to_plain']:>10.0%}  {sources}")
 
 
+def bench_pricing(label: str, path: Path, reps: int, tokens: int, threads: int) -> dict:
+    """Prompt lookup priced by the table of step costs and by the average row cost, against plain."""
+    modes = ("plain", "table", "average")
+    cfg = EngineConfig(n_ctx=2048, prefix_cache_slots=0, n_threads=threads)
+    out: dict[str, dict] = {}
+    with LocalEngine(path, cfg, name=label) as engine:
+        table = engine.speculator.fixed_costs()
+        pricing = {"table": table, "average": dataclasses.replace(table, step_costs=())}
+        for task in TASKS:
+            rates: dict[str, list[float]] = {m: [] for m in modes}
+            for rep in range(reps):
+                for mode in modes if rep % 2 == 0 else modes[::-1]:
+                    if mode != "plain":
+                        engine.speculator.use_costs(pricing[mode])
+                    done = engine.generate(request(task, tokens, "off" if mode == "plain" else "prompt-lookup"))
+                    rates[mode].append(done.timings.decode_tok_s)
+            base = statistics.median(rates["plain"])
+            out[task] = {m: round(statistics.median(rates[m]) / base, 2) for m in modes[1:]}
+            print(f"{label:<18} {task:<14} table {out[task]['table']:.2f}x  average {out[task]['average']:.2f}x", flush=True)
+        engine.speculator.use_costs(table)
+    return {"step_costs": table.step_costs, "extra_row_cost": table.extra_row_cost, "x_plain": out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="orchestrator bench speculative")
     ap.add_argument("--workloads", default=",".join(WORKLOADS), help="copy (copy-heavy and open-ended tasks), agent, code (HumanEval edits)")
@@ -258,6 +286,8 @@ def main() -> None:
     ap.add_argument("--agent-tasks", type=int, default=None, help="tasks of the tools bench's --quick set for the agent workload (default 12)")
     ap.add_argument("--code-problems", type=int, default=None, help="HumanEval problems, spread over the set (default 12)")
     ap.add_argument("--threads", type=int, default=EngineConfig().threads)
+    ap.add_argument("--pricing", action="store_true",
+                    help="prompt lookup priced by the table of step costs vs the average row cost, on the copy tasks")
     args = ap.parse_args()
     _defaults(args)
     workloads = args.workloads.split(",")
@@ -269,6 +299,11 @@ def main() -> None:
         "auto": (lambda: resolve_weights("smollm2-135m", "auto", threads=args.threads).path, None),
         "f32": (f32_target, "smollm2-135m"),
     }
+    if args.pricing:
+        got = {t: bench_pricing(f"smollm2-135m-{t}", targets[t][0](), args.reps, args.tokens, args.threads)
+               for t in args.targets.split(",")}
+        print(json.dumps({"bench": "speculative_pricing", "reps": args.reps, "tokens": args.tokens, "results": got}))
+        return
     items, skipped = workload_items(workloads, args)
     results, extra = {}, {}
     for target in args.targets.split(","):

@@ -173,6 +173,11 @@ class Speculator:
             log.debug("speculation costs: %s", self._fixed)
         return self._fixed
 
+    def use_costs(self, costs: SpeculationCosts) -> None:
+        """Decides draft lengths by ``costs`` from now on, instead of the calibrated ones (a bench
+        comparing pricings; not stored)."""
+        self._fixed = costs
+
     def close(self) -> None:
         if self.draft_model is not None:
             self.draft_model.close()
