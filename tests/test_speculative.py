@@ -232,3 +232,33 @@ def test_auto_without_a_draft_model_drafts_only_where_three_tokens_repeat(smollm
         copy = engine.generate(GenerationRequest(prompt=COPY_PROMPT, max_tokens=48, speculative="auto")).speculative
     assert auto.mode == "prompt-lookup" and auto.drafted < lookup.drafted
     assert copy.accepted > 0 and copy.acceptance_rate > auto.acceptance_rate
+
+
+def test_draft_lengths_follow_the_table_of_step_costs(smollm2_path, monkeypatch):
+    """Priced by a table where 2 or 3 rows cost almost as much as 4 (kernels in tiles of rows), a
+    copy drafts in whole tiles and never verifies in 2- or 3-row steps; where every row costs a
+    whole step, drafting never pays and only a rare probe drafts."""
+    from orchestrator.engine import thread_policy
+    from orchestrator.engine.speculative import SpeculationCosts
+
+    rows: list[int] = []
+    decode = thread_policy.StepThreads.decode
+
+    def spy(self, ctx, batch, **kw):
+        rows.append(batch.n_tokens)
+        decode(self, ctx, batch, **kw)
+
+    tiled = SpeculationCosts(0.325, step_costs=(1.0, 1.95, 2.575, 2.625, 3.175, 3.2, 3.8, 3.25, 3.8))
+    linear_full = SpeculationCosts(1.0, step_costs=tuple(float(r) for r in range(1, 18)))
+    with LocalEngine(smollm2_path, EngineConfig(n_ctx=4096, prefix_cache_slots=0)) as engine:
+        plain = run(engine, COPY_PROMPT, "off")
+        monkeypatch.setattr(thread_policy.StepThreads, "decode", spy)
+        engine.speculator.use_costs(tiled)
+        by_tiles = run(engine, COPY_PROMPT, "prompt-lookup")
+        verify_rows = [r for r in rows if r > 1]
+        engine.speculator.use_costs(linear_full)
+        costly = run(engine, COPY_PROMPT, "prompt-lookup")
+    assert by_tiles.speculative.accepted > 20 and verify_rows
+    assert not {2, 3} & set(verify_rows), verify_rows
+    assert costly.speculative.drafted <= 4  # probes only: one token (a row costs a step), one per 20 steps at most
+    assert by_tiles.choices[0].token_ids == plain.choices[0].token_ids == costly.choices[0].token_ids
