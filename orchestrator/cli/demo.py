@@ -367,4 +367,6 @@ def run_demo(out: TextIO, model: str = DEFAULT_MODEL) -> int:
             f"\n== engine: {s.decode_steps} batched steps, prefill computed {s.prefill_computed_tokens} tokens, "
             f"reused {s.prefill_reused_tokens}; {s.cached_prefixes} cached prefixes"
         )
+        threads = ", ".join(f"{rows} -> {n}" for rows, n in s.step_threads.items())
+        say(f"   rows per step -> threads, chosen by measured step times (EngineConfig.thread_policy): {threads}")
     return 0
