@@ -271,7 +271,6 @@ def bench_pricing(label: str, path: Path, reps: int, tokens: int, threads: int) 
             base = statistics.median(rates["plain"])
             out[task] = {m: round(statistics.median(rates[m]) / base, 2) for m in modes[1:]}
             print(f"{label:<18} {task:<14} table {out[task]['table']:.2f}x  average {out[task]['average']:.2f}x", flush=True)
-        engine.speculator.use_costs(table)
     return {"step_costs": table.step_costs, "extra_row_cost": table.extra_row_cost, "x_plain": out}
 
 

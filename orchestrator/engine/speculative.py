@@ -66,14 +66,9 @@ def choose_draft_length(alpha: float, extra_row_cost: float, k_max: int, min_gai
     """The draft length with the best expected tokens per unit time, or 0 if none gains ``min_gain``.
 
     ``extra_row_cost`` is what one more row adds to a step, as a fraction of a
-    one-row step (measured by ``StepCostModel``).
+    one-row step (measured by ``StepCostModel``): ``SpeculationCosts`` without a table.
     """
-    best_k, best_gain = 0, 1.0
-    for k in range(1, k_max + 1):
-        gain = expected_tokens(alpha, k) / (1.0 + extra_row_cost * k)
-        if gain > best_gain:
-            best_k, best_gain = k, gain
-    return best_k if best_gain >= min_gain else 0
+    return SpeculationCosts(extra_row_cost).draft_length(alpha, k_max, drafted_by_model=False, min_gain=min_gain)
 
 
 @dataclass(frozen=True)
