@@ -10,13 +10,14 @@ another), so a call costs two rounds however many fields it has.
 
 1. each field's candidates get softmax probabilities from their log-likelihoods;
 2. each candidate's score weighs its log-likelihood with what it is (a name, a quoted text, a
-   number, a digit string for a field that is no id, ...: ``candidate_features``, weights fit on
-   labelled fields); the required fields take the candidates that together score best, with a
+   formula, a number, a digit string for a field that is no id, ...) and with the words the
+   request writes beside it (the field's name or description there: ``agents.nearby``; "a charge
+   of 2" for ``charge``): ``candidate_features``, weights fit on labelled fields; the required fields take the candidates that together score best, with a
    bonus for each pair of fields whose values the request writes in the schema's order (a=2, b=3,
    c=-4; from London to Edinburgh), never giving a value twice unless the request writes it twice;
 3. an optional field is written only when ``include`` (a calibrated model of whether writing it is
-   right, on features of its best candidate) says more likely than not; otherwise it is left out,
-   so it takes its default;
+   right, on features of its best candidate: the most likely one, or for a flag the value that is
+   not its default) says more likely than not; otherwise it is left out, so it takes its default;
 4. a required field without candidates (nothing in the request fits) is reported as missing:
    ``agents.decide`` has the model write it under the field's grammar instead.
 """
@@ -30,18 +31,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.calibration import Logistic, softmax
-from agents.candidates import Candidate, field_candidates
+from agents.candidates import Candidate, field_candidates, numbers
+from agents.choice import words
+from agents.nearby import echo, nearness, places, tokens
 from agents.scoring import CALL_PREFIX, ScoreTexts, Scored
 from orchestrator.types import ChatMessage
 
-__all__ = ["JOINT_LIMIT", "JOINT_TOP", "OPTIONAL_FEATURES", "VALUE_FEATURES", "FieldChoice", "arguments_prefix", "assign", "candidate_features", "field_requests", "optional_features"]
+__all__ = ["JOINT_LIMIT", "JOINT_TOP", "OPTIONAL_FEATURES", "VALUE_FEATURES", "FieldChoice", "arguments_prefix", "assign", "candidate_features", "field_requests",
+           "optional_features", "optional_pick"]
 
 JOINT_TOP = 5
 JOINT_LIMIT = 20_000
 OPTIONAL_FEATURES = ("bias_bool", "bool_margin", "enum_said", "unused_number", "best_p", "best_lp_mean", "spoken", "is_default",
-                     "described", "unused_spoken")
-VALUE_FEATURES = ("lp", "lp_mean", "digits_string", "described", "src_number", "src_quoted", "src_name", "src_chunk", "src_word",
-                  "src_enum", "src_bool", "src_currency", "src_date", "src_list", "src_default", "src_fallback")
+                     "described", "unused_spoken", "near_name", "near_desc", "name_said")
+VALUE_FEATURES = ("lp", "lp_mean", "digits_string", "described", "src_number", "src_quoted", "src_expression", "src_formula", "src_name",
+                  "src_chunk", "src_word", "src_enum", "src_bool", "src_currency", "src_date", "src_list", "src_default",
+                  "src_fallback", "src_gathered", "src_pair", "src_single", "near_name", "near_desc", "echo_name", "percent_fraction", "percent_whole")
 
 
 @dataclass
@@ -55,6 +60,7 @@ class FieldChoice:
     probs: list[float] = field(default_factory=list)
     pick: int | None = None
     include_p: float | None = None  # optional fields: P(writing it is right)
+    features: list[dict[str, float]] = field(default_factory=list)  # each candidate's (``candidate_features``)
 
     @property
     def value(self) -> Any:
@@ -94,7 +100,7 @@ def field_requests(messages: tuple[ChatMessage, ...], tool_name: str, parameters
 
 def optional_features(choice: FieldChoice, schema: Mapping[str, Any], used: set[str], texts: Sequence[str]) -> dict[str, float]:
     """Features of writing an optional field with its best candidate (see ``OPTIONAL_FEATURES``)."""
-    best = max(range(len(choice.candidates)), key=lambda i: choice.probs[i]) if choice.candidates else None
+    best = optional_pick(choice, schema)
     out = {k: 0.0 for k in OPTIONAL_FEATURES}
     if best is None:
         return out
@@ -110,11 +116,35 @@ def optional_features(choice: FieldChoice, schema: Mapping[str, Any], used: set[
     lowered = " ".join(texts).lower()
     out["enum_said"] = float(cand.source == "enum" and isinstance(cand.value, str) and cand.value.lower() in lowered)
     out["unused_number"] = float(cand.source == "number" and _key(cand.value) not in used)
-    out["spoken"] = float(cand.source in ("quoted", "name", "date", "currency", "list"))
+    out["spoken"] = float(cand.source in ("quoted", "name", "date", "currency", "list", "gathered", "pair", "single"))
     out["is_default"] = float("default" in schema and cand.value == schema["default"])
     out["described"] = float(isinstance(cand.value, str) and len(cand.value) > 1 and cand.value.lower() in str(schema.get("description", "")).lower())
     out["unused_spoken"] = float(out["spoken"] and _key(cand.value) not in used)
+    out.update(_near(choice.name, schema, _as_written(cand), lowered))
+    named = words(choice.name)
+    out["name_said"] = len(named & words(lowered)) / len(named) if named else 0.0
     return out
+
+
+def optional_pick(choice: FieldChoice, schema: Mapping[str, Any]) -> int | None:
+    """The candidate an optional field would be written with: the most likely one; for a flag, the
+    value that is not its default (writing a flag only makes sense to change it)."""
+    if not choice.candidates:
+        return None
+    if schema.get("type") == "boolean" or all(c.source == "bool" for c in choice.candidates):
+        default = schema.get("default", False)
+        flips = [i for i, c in enumerate(choice.candidates) if c.value is not default]
+        if flips:
+            return flips[0]
+    return max(range(len(choice.candidates)), key=lambda i: choice.probs[i])
+
+
+def _near(name: str, schema: Mapping[str, Any], value: Any, text: str) -> dict[str, float]:
+    """``near_name`` / ``near_desc``: how closely the text writes the field's name / description
+    words around the value (``agents.nearby``)."""
+    named = words(name)
+    described = words(str(schema.get("description", ""))) - named
+    return {"near_name": nearness(value, named, text), "near_desc": nearness(value, described, text)}
 
 
 def _key(value: Any) -> str:
@@ -130,19 +160,37 @@ def candidate_features(choice: FieldChoice, i: int, schema: Mapping[str, Any], t
     value = cand.value
     out = {"lp": scored.logprob, "lp_mean": scored.logprob / max(1, scored.tokens), f"src_{cand.source}": 1.0}
     if isinstance(value, str):
-        words = choice.name.lower().replace("_", " ").split()
-        out["digits_string"] = float(value.replace(".", "").replace("-", "").isdigit() and not any(w in _ID_WORDS for w in words))
+        named = choice.name.lower().replace("_", " ").split()
+        out["digits_string"] = float(value.replace(".", "").replace("-", "").isdigit() and not any(w in _ID_WORDS for w in named))
         out["described"] = float(len(value) > 1 and value.lower() in str(schema.get("description", "")).lower())
+        out["echo_name"] = echo(value, words(choice.name))
+    out.update(_near(choice.name, schema, _as_written(cand), text))
+    out.update(_percent(cand, choice.name, schema))
     return out
 
 
+def _as_written(cand: Candidate) -> Any:
+    return cand.written if cand.written is not None else cand.value
+
+
+def _percent(cand: Candidate, name: str, schema: Mapping[str, Any]) -> dict[str, float]:
+    """For a number written as a percentage ("5%"): ``percent_fraction`` when the candidate is the
+    fraction (0.05) for a field that does not say "percent" (an annual rate, a yield), and
+    ``percent_whole`` when it is the number as written (5) for a field that does."""
+    if cand.written is None or "%" not in cand.written or not isinstance(cand.value, (int, float)):
+        return {}
+    fraction = not any(math.isclose(cand.value, n) for n in numbers([cand.written.replace("%", "")]))
+    said = "perce" in words(f"{name} {schema.get('description', '')}")
+    return {"percent_fraction": float(fraction and not said), "percent_whole": float(not fraction and said)}
+
+
 def _position(value: Any, text: str) -> int | None:
-    """Where a value is first written in the text (a character index), or None."""
-    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
-        return None
-    shown = value.lower() if isinstance(value, str) else (str(int(value)) if float(value) == int(value) else str(value))
-    at = text.find(shown)
-    return None if at < 0 else at
+    """Where a value (a scalar, or a list's items in order) is first written in the text (a token index), or None."""
+    if isinstance(value, str):
+        at = text.find(value.lower())
+        return None if at < 0 else len(tokens(text[:at]))
+    found = places(value, text)
+    return found[0] if found else None
 
 
 def _joint(fields: list[FieldChoice], scores: list[list[float]], text: str, order_bonus: float) -> list[int]:
@@ -150,7 +198,7 @@ def _joint(fields: list[FieldChoice], scores: list[list[float]], text: str, orde
     ``order_bonus`` for every pair of fields whose values are written in the schema's order, and no
     value given twice unless the text writes it twice. Top ``JOINT_TOP`` candidates per field."""
     tops = [sorted(range(len(s)), key=lambda i: -s[i])[:JOINT_TOP] for s in scores]
-    positions = [[_position(f.candidates[i].value, text) for i in range(len(f.candidates))] for f in fields]
+    positions = [[_position(_as_written(f.candidates[i]), text) for i in range(len(f.candidates))] for f in fields]
     best: tuple[float, list[int]] = (-math.inf, [t[0] for t in tops])
 
     def walk(k: int, picked: list[int], total: float) -> None:
@@ -189,8 +237,8 @@ def assign(choices: list[FieldChoice], results: Sequence[Sequence[Scored]], para
         if choice.candidates:
             choice.scores = list(next(scored))
             schema = parameters["properties"][choice.name]
-            values[choice.name] = [sum(w * f.get(k, 0.0) for k, w in weights.items())
-                                   for f in (candidate_features(choice, i, schema, text) for i in range(len(choice.candidates)))]
+            choice.features = [candidate_features(choice, i, schema, text) for i in range(len(choice.candidates))]
+            values[choice.name] = [sum(w * f.get(k, 0.0) for k, w in weights.items()) for f in choice.features]
             choice.probs = softmax(values[choice.name])
     arguments: dict[str, Any] = {}
     missing = [c.name for c in choices if c.required and not c.candidates]
@@ -205,7 +253,7 @@ def assign(choices: list[FieldChoice], results: Sequence[Sequence[Scored]], para
         schema = parameters["properties"][choice.name]
         features = optional_features(choice, schema, used, texts)
         choice.include_p = include(features)
-        best = max(range(len(choice.candidates)), key=lambda i: choice.probs[i])
+        best = optional_pick(choice, schema)
         if choice.include_p > 0.5:
             choice.pick = best
             arguments[choice.name] = choice.value
@@ -216,9 +264,6 @@ def assign(choices: list[FieldChoice], results: Sequence[Sequence[Scored]], para
 def _times_written(value: Any, text: str) -> int:
     if isinstance(value, bool) or value is None:
         return 99  # true/false/null are not spans of the request
-    if isinstance(value, (int, float)):
-        shown = str(int(value)) if float(value) == int(value) else str(value)
-        return max(1, text.count(shown))
     if isinstance(value, str):
         return max(1, text.count(value.lower()))
-    return 1
+    return max(1, len(places(value, text)))

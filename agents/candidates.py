@@ -9,7 +9,8 @@ field of a tool's schema, what the texts (the request, tool results) offer for i
   ``thirty`` ... ``ninety``, ``a dozen``), within the field's bounds; integers only for an integer;
 - booleans: ``true`` and ``false``;
 - enums: the enum's values (those the text mentions first);
-- strings: quoted text whole, names (runs of capitalised words, "of"/"the" inside them), the
+- strings: quoted text whole (also between backticks), formulas and arithmetic as written
+  (``3x^2 + 2x - 1``, ``17 * 23`` for "17 times 23") and in Python's notation (``3x**2 + 2x - 1``), names (runs of capitalised words, "of"/"the" inside them), the
   chunks between stop words and punctuation, single content words; for a currency field the ISO
   codes of the currencies named (``agents.codes``), for a date field the dates written, in the
   layout its description asks for; capped at ``MAX_STRING_CANDIDATES``, best first;
@@ -31,7 +32,8 @@ from typing import Any
 
 from agents.codes import currencies, date_format, dates, is_currency_field, is_date_field, write_date
 
-__all__ = ["FALLBACK_NUMBERS", "MAX_SPAN_WORDS", "MAX_STRING_CANDIDATES", "Candidate", "field_candidates", "numbers", "quoted", "string_spans"]
+__all__ = ["FALLBACK_NUMBERS", "MAX_SPAN_WORDS", "MAX_STRING_CANDIDATES", "Candidate", "expressions", "field_candidates", "numbers", "python_notation", "quoted",
+           "string_spans", "written_numbers"]
 
 MAX_STRING_CANDIDATES = 16
 FALLBACK_NUMBERS = (1, 0, 2, 10)
@@ -55,21 +57,28 @@ _STOP = frozenset(
     "there here as if not no all any some each per between after before under over near within around during including "
     "without having like want need know much many more most also only just has have had let".split()
 )
-_NAME_GLUE = frozenset(["of", "the", "de", "v.", "v", "&", "la", "le", "von", "van", "del"])
+_NAME_GLUE = frozenset(["of", "the", "de", "v.", "v", "vs", "vs.", "&", "la", "le", "von", "van", "del"])
+_TITLES = frozenset(["Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "St."])  # their full stop does not end a name
 _EDGE = "\"'`.,;:!?()[]{}<>«»“”‘’"
-_QUOTED = re.compile(r"\"([^\"]{1,200})\"|“([^”]{1,200})”|(?<![\w])'([^']{1,200})'(?![\w])")
+_QUOTED = re.compile(r"\"([^\"]{1,200})\"|“([^”]{1,200})”|(?<![\w])'([^']{1,200})'(?![\w])|`([^`]{1,200})`")
 _BRACKETS = re.compile(r"\[([^\[\]]{1,400})\]")
+_TERM = r"(?:\d+(?:\.\d+)?\s*\*?\s*)?(?:[a-z](?![a-z])|\([^()]{1,80}\))(?:\s*(?:\^|\*\*)\s*\d+)?|\d+(?:\.\d+)?"
+_OPERATOR_WORDS = {"times": "*", "multiplied": "*", "plus": "+", "minus": "-", "divided": "/", "over": "/"}
+_SPOKEN_OPERATORS = re.compile(r"(?<=\d)\s+(times|multiplied by|plus|minus|divided by|over)\s+(?=[\d(])", re.IGNORECASE)
+_EXPRESSION = re.compile(rf"(?<![\w^*/+-])(?:{_TERM})(?:\s*[-+*/]\s*(?:{_TERM}))*")
 _ITEM = r"(?:-?[$€£]?\d[\d.]*|[A-Z][\w'-]*(?: [A-Z][\w'-]*){0,3})"
 _LISTED = re.compile(rf"{_ITEM}(?:\s*,\s*{_ITEM})*(?:,?\s+and\s+{_ITEM}|(?:\s*,\s*{_ITEM}))")  # A, B and C; 1, 2, 3
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A value for a field and where it came from (``"number"``, ``"quoted"``, ``"name"``, ``"chunk"``,
-    ``"word"``, ``"enum"``, ``"bool"``, ``"currency"``, ``"date"``, ``"list"``, ``"default"``, ``"fallback"``)."""
+    """A value for a field and where it came from (``"number"``, ``"quoted"``, ``"expression"``, ``"formula"``, ``"name"``, ``"chunk"``,
+    ``"word"``, ``"enum"``, ``"bool"``, ``"currency"``, ``"date"``, ``"list"``, ``"gathered"``, ``"pair"``, ``"single"``,
+    ``"default"``, ``"fallback"``)."""
 
     value: Any
     source: str
+    written: str | None = None  # how the text wrote it, when that differs in form ("5%" for 0.05, "two" for 2)
 
     @property
     def json(self) -> str:
@@ -78,33 +87,39 @@ class Candidate:
 
 def numbers(texts: Iterable[str]) -> list[int | float]:
     """The numbers the texts write, first written first (see the module docstring for the forms read)."""
-    out: dict[Any, None] = {}
+    return list(written_numbers(texts))
+
+
+def written_numbers(texts: Iterable[str]) -> dict[int | float, str]:
+    """Each number the texts write, and how it was first written ("5%" for 0.05 and 5, "213 million",
+    "two"), first written first."""
+    out: dict[int | float, str] = {}
     for text in texts:
         for m in _NUMBER.finditer(text):
+            written = m.group(0).strip()
             groups = m.group("int").split(",")
             if len(groups) > 1 and not any(g.startswith("0") for g in groups[1:]):  # "200,300": a list, or 200300
                 for g in groups:
-                    _add(out, float(g))
+                    _add(out, float(g), g)
             digits = m.group("int").replace(",", "") + (m.group("frac") or "")
             value: float = float(digits) * 10 ** int(m.group("exp") or 0)
             value = -value if m.group("sign") else value
             if m.group("mult") or m.group("suffix"):
-                _add(out, value)
+                _add(out, value, written)
                 value *= _MULTIPLIERS[(m.group("mult") or m.group("suffix")).lower()]
-            _add(out, value)
+            _add(out, value, written)
             if m.group("pct"):
-                _add(out, value / 100)
+                _add(out, value / 100, written)
         for word in re.findall(r"[a-z]+", text.casefold()):
             if word in _WORD_NUMBERS:
-                _add(out, _WORD_NUMBERS[word])
-    return list(out)
+                _add(out, _WORD_NUMBERS[word], word)
+    return out
 
 
-def _add(out: dict[Any, None], value: float) -> None:
+def _add(out: dict[int | float, str], value: float, written: str) -> None:
     value = round(value, 12)
     number: int | float = int(value) if value == int(value) and abs(value) < 1e15 else value
-    if number not in out:
-        out[number] = None
+    out.setdefault(number, written)
 
 
 def quoted(texts: Iterable[str]) -> list[str]:
@@ -116,6 +131,26 @@ def quoted(texts: Iterable[str]) -> list[str]:
             if value:
                 out.setdefault(value)
     return list(out)
+
+
+def expressions(texts: Iterable[str]) -> list[str]:
+    """Formulas in one variable letter and arithmetic the texts write ("3x^2 + 2x - 1", "y=x^3" ->
+    "x^3", "17 times 23" -> "17 * 23"), as written (``python_notation`` writes ``^`` as ``**``)."""
+    out: dict[str, None] = {}
+    for text in texts:
+        spoken = _SPOKEN_OPERATORS.sub(lambda m: f" {_OPERATOR_WORDS[m.group(1).lower().split()[0]]} ", text)
+        for m in _EXPRESSION.finditer(spoken):
+            expr = m.group(0).strip()
+            formula = re.search(r"[a-z]", expr) and re.search(r"[-+*/^]", expr)
+            arithmetic = re.search(r"\d\s*(?:[+*/^]|\s-\s)\s*[\d(]", expr)
+            if formula or arithmetic:
+                out.setdefault(expr)
+    return list(out)
+
+
+def python_notation(expr: str) -> str:
+    """``3x^2 + 1`` as ``3x**2 + 1``."""
+    return re.sub(r"\s*\^\s*", "**", expr)
 
 
 def _words(text: str) -> list[str]:
@@ -143,7 +178,7 @@ def string_spans(texts: Iterable[str]) -> list[tuple[str, str]]:
             glue = bool(run) and bare.lower() in _NAME_GLUE and i + 1 < len(tokens) and tokens[i + 1][:1].isupper()
             if starts or glue or (run and bare[:1].isdigit()):
                 run.append(token)
-                if token.rstrip(_EDGE) != token and not token.endswith("v."):  # punctuation ends a name
+                if token.rstrip(_EDGE) != token and not token.endswith(("v.", "vs.")) and token not in _TITLES:  # punctuation ends a name
                     _flush(run, names)
                     run = []
             else:
@@ -207,9 +242,9 @@ def field_candidates(name: str, schema: Mapping[str, Any], texts: Sequence[str])
     elif kind == "boolean":
         out += [Candidate(True, "bool"), Candidate(False, "bool")]
     elif kind in ("integer", "number"):
-        for n in numbers(texts):
+        for n, written in written_numbers(texts).items():
             if (kind == "number" or isinstance(n, int)) and _within(n, schema):
-                out.append(Candidate(n, "number"))
+                out.append(Candidate(n, "number", written))
         if not out:  # nothing written fits ("next month"): the model picks among the usual small values
             out += [Candidate(n, "fallback") for n in FALLBACK_NUMBERS if _within(n, schema)]
     elif kind == "string":
@@ -239,12 +274,17 @@ def _string_candidates(name: str, schema: Mapping[str, Any], texts: Sequence[str
                 if form:
                     out.append(Candidate(form, "date"))
     out += [Candidate(q, "quoted") for q in quoted(texts)]
+    for expr in expressions(texts):  # a tool taking a formula as a string usually evaluates Python
+        out += [Candidate(expr, "expression")] + ([Candidate(python_notation(expr), "formula")] if "^" in expr else [])
     lo, hi = schema.get("minLength", 1), schema.get("maxLength", 10**6)
     out += [Candidate(s, source) for s, source in string_spans(texts) if lo <= len(s) <= hi]
     return out[:MAX_STRING_CANDIDATES]
 
 
 def _list_candidates(name: str, items: Mapping[str, Any], texts: Sequence[str]) -> list[Candidate]:
+    """Lists as written (``"list"``, with the text that wrote them), then lists put together from
+    the text: all its numbers or names (``"gathered"``), neighbouring pairs of numbers (``"pair"``:
+    from 1 to 3), single items (``"single"``)."""
     out: list[Candidate] = []
     kind = items.get("type")
     groups: list[str] = []  # what the texts write as lists: [1, 2, 3]; 12, 24, 36; A, B and C
@@ -259,23 +299,23 @@ def _list_candidates(name: str, items: Mapping[str, Any], texts: Sequence[str]) 
             if values and all(len(v) >= 1 for v in values):
                 firsts = [v[0] for v in values]
                 if kind == "integer" and all(isinstance(v, int) for v in firsts):
-                    out.append(Candidate(firsts, "list"))
+                    out.append(Candidate(firsts, "list", group))
                 elif kind == "number":  # written as floats: a list of numbers holds floats (BFCL checks items)
-                    out.append(Candidate([float(v) for v in firsts], "list"))
+                    out.append(Candidate([float(v) for v in firsts], "list", group))
         elif kind == "string" and len(parts) > 1:
-            out.append(Candidate(parts, "list"))
+            out.append(Candidate(parts, "list", group))
     if kind in ("integer", "number"):
         values = [n for n in numbers(texts) if kind == "number" or isinstance(n, int)]
         values = values if kind == "integer" else [float(v) for v in values]
         if values:
-            out.append(Candidate(values, "list"))
-        out += [Candidate(values[i:i + 2], "list") for i in range(len(values) - 1)]  # from 1 to 3: [1, 3]
+            out.append(Candidate(values, "gathered"))
+        out += [Candidate(values[i:i + 2], "pair") for i in range(len(values) - 1)]  # from 1 to 3: [1, 3]
     elif kind == "string":
         names = [s for s, source in string_spans(texts) if source == "name"]
         for group in (quoted(texts), names):
             if group:
-                out.append(Candidate(group, "list"))
-        out += [Candidate([s], "list") for s in (quoted(texts) + names)[:4]]
+                out.append(Candidate(group, "gathered"))
+        out += [Candidate([s], "single") for s in (quoted(texts) + names)[:4]]
     return out
 
 

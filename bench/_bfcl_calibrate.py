@@ -31,10 +31,12 @@ __all__ = ["CONFIDENCE_FEATURES", "FOLDS", "FRESH_FROM", "RELEVANCE_FEATURES", "
 
 # Not the tool's softmax probability: in BFCL every item with several tools is relevant, so a fit would
 # learn "several tools: call" (it did: a weight of -18 on tool_p), which no app's agent should inherit.
-RELEVANCE_FEATURES = ("call_margin", "lex_best", "emb_best", "name_lp_best", "missing_share", "field_p_min")
+RELEVANCE_FEATURES = ("call_margin", "lex_best", "emb_best", "name_lp_best", "missing_share", "field_p_min", "grounded_share",
+                      "near_share")
 CONFIDENCE_FEATURES = ("field_p_min", "field_p_mean", "relevance", "missing_share", "written_lp_min", "lex_best", "emb_best",
                        "field_margin_min", "weak_sources", "optional_written", "tool_margin", "fields_required")
 FOLDS = 5
+IRRELEVANCE_FLOOR = 0.8  # the share of "no tool fits" requests answered without a call (issue 15's target)
 FRESH_FROM = 40  # the shipped tool, value and optional-field weights were fit on items 0-39 of each category
 
 
@@ -122,20 +124,28 @@ def scaled_logistic(rows: Sequence[Mapping[str, float]], labels: Sequence[bool],
 
 
 def _best_threshold(tune: Sequence[Mapping[str, Any]], relevance: Any) -> float:
-    """The call threshold that maximises the mean of the categories' accuracies on ``tune``."""
-    best, best_score = 0.5, -1.0
-    for t in [i / 100 for i in range(5, 96)]:
-        per_cat = []
-        for category in B.CATEGORIES:
-            inside = [r for r in tune if r["category"] == category]
-            if not inside:
-                continue
-            if category == "irrelevance":
-                right = [relevance(r["features"]) < t for r in inside]
-            else:
-                right = [relevance(r["features"]) >= t and bool(r.get("call_right")) for r in inside]
-            per_cat.append(sum(right) / len(right))
-        score = sum(per_cat) / len(per_cat)
-        if score > best_score:
-            best, best_score = t, score
-    return best
+    """The call threshold that maximises the mean of the categories' accuracies on ``tune``, among
+    those that keep ``irrelevance`` at ``IRRELEVANCE_FLOOR`` or more (a call when no tool fits does
+    something nobody asked for; with no such threshold, the unconstrained best)."""
+    floored = [t for t in _THRESHOLDS if _accuracy(tune, relevance, t, "irrelevance") >= IRRELEVANCE_FLOOR]
+    return _best_of(tune, relevance, floored or _THRESHOLDS)
+
+
+_THRESHOLDS = [i / 100 for i in range(5, 96)]
+
+
+def _accuracy(tune: Sequence[Mapping[str, Any]], relevance: Any, t: float, category: str) -> float:
+    inside = [r for r in tune if r["category"] == category]
+    if category == "irrelevance":
+        right = [relevance(r["features"]) < t for r in inside]
+    else:
+        right = [relevance(r["features"]) >= t and bool(r.get("call_right")) for r in inside]
+    return sum(right) / len(right) if right else 1.0
+
+
+def _best_of(tune: Sequence[Mapping[str, Any]], relevance: Any, thresholds: Sequence[float]) -> float:
+    present = [c for c in B.CATEGORIES if any(r["category"] == c for r in tune)]
+
+    def score(t: float) -> float:
+        return sum(_accuracy(tune, relevance, t, c) for c in present) / len(present)
+    return max(thresholds, key=lambda t: (score(t), -t))

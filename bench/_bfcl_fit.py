@@ -151,7 +151,6 @@ def fit_calibration(records: Sequence[Mapping[str, Any]], base: Any, fresh_from:
 
 def _value_weights(tune: Sequence[Mapping[str, Any]], fit_choice: Any) -> dict[str, float] | None:
     from agents.arguments import VALUE_FEATURES, FieldChoice, candidate_features
-    from agents.candidates import Candidate
     from agents.scoring import Scored
 
     groups, labels = [], []
@@ -167,7 +166,7 @@ def _value_weights(tune: Sequence[Mapping[str, Any]], fit_choice: Any) -> dict[s
             ok = [i for i, v in enumerate(f["values"]) if B.value_error(function, item.answer[r["tool"]], f["name"], v) is None]
             if len(ok) != 1:
                 continue
-            choice = FieldChoice(f["name"], True, [Candidate(v, s) for v, s in zip(f["values"], f["sources"])],
+            choice = FieldChoice(f["name"], True, _candidates(f),
                                  [Scored(lp, t) for lp, t in zip(f["lp"], f["tokens"])])
             groups.append([candidate_features(choice, i, schema.get(f["name"], {}), item.question.lower()) for i in range(len(f["values"]))])
             labels.append(ok[0])
@@ -179,11 +178,18 @@ def _value_weights(tune: Sequence[Mapping[str, Any]], fit_choice: Any) -> dict[s
     return {k: round(w[k] / spread[k], 6) for k in VALUE_FEATURES if abs(w[k]) > 1e-6}
 
 
+def _candidates(field: Mapping[str, Any]) -> list[Any]:
+    """A recorded field's candidates (records before ``written`` was kept have none)."""
+    from agents.candidates import Candidate
+
+    written = field.get("written") or [None] * len(field["values"])
+    return [Candidate(v, s, w) for v, s, w in zip(field["values"], field["sources"], written)]
+
+
 def _optional_rows(tune: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, float]], list[bool]]:
     """Features and labels of optional fields (see the module docstring)."""
-    from agents.arguments import FieldChoice, optional_features
+    from agents.arguments import FieldChoice, optional_features, optional_pick
     from agents.calibration import softmax
-    from agents.candidates import Candidate
     from agents.scoring import Scored
 
     rows, labels = [], []
@@ -198,10 +204,10 @@ def _optional_rows(tune: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, fl
         for f in r["trace"]["fields"]:
             if f["required"] or not f["values"]:
                 continue
-            choice = FieldChoice(f["name"], False, [Candidate(v, s) for v, s in zip(f["values"], f["sources"])],
+            choice = FieldChoice(f["name"], False, _candidates(f),
                                  [Scored(lp, t) for lp, t in zip(f["lp"], f["tokens"])], softmax(f["lp"]))
             feats = optional_features(choice, schema.get(f["name"], {}), used, [item.question])
-            best = max(range(len(f["values"])), key=lambda i: f["lp"][i])
+            best = optional_pick(choice, schema.get(f["name"], {}))
             omit_ok = f["name"] not in answer or "" in answer[f["name"]]
             value_ok = B.value_error(function, answer, f["name"], f["values"][best]) is None
             if omit_ok:

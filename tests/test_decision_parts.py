@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from agents.arguments import FieldChoice, assign
+from agents.arguments import FieldChoice, assign, candidate_features, optional_pick
 from agents.calibration import (
     IDENTITY_RECALIBRATION,
     RECALIBRATION_FEATURES,
@@ -21,9 +21,10 @@ from agents.calibration import (
     recalibration_features,
     reliability,
 )
-from agents.candidates import field_candidates, numbers, quoted, string_spans
-from agents.choice import choose_tool, lexical_overlap, name_overlap, tool_words
+from agents.candidates import expressions, field_candidates, numbers, quoted, string_spans, written_numbers
+from agents.choice import choose_tool, lexical_overlap, name_overlap, tool_words, words
 from agents.codes import currencies, date_format, dates, write_date
+from agents.nearby import echo, nearness, places, tokens
 from agents.scoring import Scored, scoring_messages, tool_line
 from orchestrator.types import ChatMessage
 
@@ -70,6 +71,31 @@ def test_spans_and_quotes():
     spans = dict(string_spans(["What's the distance between Boston, MA and Washington D.C. by train?"]))
     assert spans.get("Boston, MA") == "name" and "Washington D.C" in spans
     assert sorted(quoted(["Analyze 'I love it here!' and \"Good\""])) == ["Good", "I love it here!"]
+    assert quoted(["Retrieve the DNA molecule with id `DNA123`."]) == ["DNA123"]
+    assert dict(string_spans(["criminal cases of Mr. X in New York"])).get("Mr. X") == "name"
+    assert dict(string_spans(["the case information of the R vs Adams legal case"])).get("R vs Adams") == "name"
+
+
+def test_formulas_and_arithmetic_as_candidates_in_python_notation():
+    assert expressions(["the derivative of the function 3x^2 + 2x - 1."]) == ["3x^2 + 2x - 1"]
+    assert expressions(["the area under the curve y=x^2 from x=1 to x=3"]) == ["x^2"]
+    assert expressions(["What is 17 times 23, and 100 divided by 4?"]) == ["17 * 23", "100 / 4"]
+    assert expressions(["coefficients a = 3, b = -11 and c = -4, from 2012 to 2015, 1-2 weeks"]) == []
+    found = [(c.value, c.source) for c in field_candidates("function", {"type": "string"}, ["Integrate y = x^3 from 1 to 2"])]
+    assert found[:2] == [("x^3", "expression"), ("x**3", "formula")]
+
+
+def test_the_words_beside_a_value_say_which_field_it_fills():
+    text = "accelerating at 2 meters/second^2 for a duration of 5 seconds, starting from a speed of 10"
+    assert tokens("DNA123 weighs 150lbs, x = -2 m/s^2") == ["dna123", "weighs", "150", "lbs", "x", "-2", "m", "s"]
+    assert [nearness(v, words("acceleration"), text) for v in (2, 5, 10)] == [0.5, 0.0, 0.0]
+    assert [nearness(v, words("speed"), text) for v in (2, 5, 10)] == [0.0, 0.0, 0.5]
+    seconds = words("The time in seconds")
+    # "5 seconds" beside it; "2 meters/second" a word away; "seconds" six words before 10
+    assert nearness(5, seconds, text) > nearness(2, seconds, text) > nearness(10, seconds, text) == 0.0
+    assert nearness(213000000, words("population"), "a population of 213 million") == 0.0  # not written as such
+    assert places(5, "coefficients 5, 20 and -25 or 2.5") == [1] and places([3, 2, 1], "A [3, 2, 1] and B [1, 2, 3]") == [1]
+    assert echo("DNA", words("DNA_id")) == 1.0 and echo("DNA123", words("DNA_id")) == 0.0 and echo("human cell", words("cell_type")) == 0.5
 
 
 def _choice(name, values, lps, required=True):
@@ -88,6 +114,44 @@ def test_joint_assignment_gives_a_value_once_and_follows_the_written_order():
     twice = [_choice("a", [2], [-0.1]), _choice("b", [2], [-0.1])]
     args, _ = assign([f for f, _ in twice], [s for _, s in twice], {"properties": {"a": {}, "b": {}}}, ["2 plus 2"], Logistic({}, -9.0))
     assert args == {"a": 2, "b": 2}  # written twice: given twice
+    once = [_choice("a", [5, 20, -25], [-0.3, -5.3, -20.5]), _choice("b", [5, 20, -25], [-1.8, -3.3, -16.9]),
+            _choice("c", [5, 20, -25], [-4.2, -5.3, -18.8])]
+    args, _ = assign([f for f, _ in once], [s for _, s in once], params, ["coefficients 5, 20, and -25"], Logistic({}, -9.0), {"lp": 1.0}, 1.0)
+    assert args == {"a": 5, "b": 20, "c": -25}  # "-25" does not write 5 a second time
+
+
+def test_numbers_keep_how_they_were_written_and_rates_read_percentages_as_fractions():
+    assert written_numbers(["a rate of 8% on $20,000 for two years"]) == {8: "8%", 0.08: "8%", 20000: "$20,000", 2: "two"}
+    cands = field_candidates("annual_rate", {"type": "number", "description": "The annual rate."}, ["a rate of 8% for two years"])
+    choice = FieldChoice("annual_rate", True, cands, [Scored(-1.0, 1)] * len(cands))
+    feats = {c.value: candidate_features(choice, i, {"description": "The annual rate."}, "a rate of 8% for two years")
+             for i, c in enumerate(cands)}
+    assert feats[0.08]["percent_fraction"] == 1.0 and feats[8]["percent_fraction"] == 0.0
+    assert feats[0.08]["near_name"] == feats[8]["near_name"] > 0  # both written as "8%", beside "rate"
+    as_percent = candidate_features(choice, cands.index(next(c for c in cands if c.value == 8)),
+                                    {"description": "The increase in percent."}, "a rate of 8%")
+    assert as_percent["percent_whole"] == 1.0
+
+
+def test_an_optional_flag_is_written_with_the_value_that_is_not_its_default():
+    from agents.candidates import Candidate
+
+    flag = FieldChoice("detailed", False, [Candidate(True, "bool"), Candidate(False, "bool")], probs=[0.2, 0.8])
+    assert optional_pick(flag, {"type": "boolean", "default": False}) == 0
+    assert optional_pick(flag, {"type": "boolean", "default": True}) == 1
+    other = FieldChoice("unit", False, [Candidate("km", "enum"), Candidate("miles", "enum")], probs=[0.3, 0.7])
+    assert optional_pick(other, {"type": "string"}) == 1
+
+
+def test_a_value_beside_the_fields_name_wins_under_a_weight_for_it():
+    params = {"properties": {"charge": {"type": "number"}, "distance": {"type": "number"}}, "required": ["charge", "distance"]}
+    text = ["the electric field at a point 3 meters away from a charge of 2 coulombs"]
+    picks = []
+    for weights in ({"lp": 1.0}, {"lp": 1.0, "near_name": 6.0}):
+        fields = [_choice("charge", [3, 2], [-1.0, -1.5]), _choice("distance", [3, 2], [-1.2, -1.0])]
+        args, _ = assign([f for f, _ in fields], [s for _, s in fields], params, text, Logistic({}, -9.0), weights)
+        picks.append(args)
+    assert picks == [{"charge": 3, "distance": 2}, {"charge": 2, "distance": 3}]
 
 
 def test_an_optional_field_is_written_only_when_include_says_so():
