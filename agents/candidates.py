@@ -15,7 +15,8 @@ field of a tool's schema, what the texts (the request, tool results) offer for i
   codes of the currencies named (``agents.codes``), for a date field the dates written, in the
   layout its description asks for; capped at ``MAX_STRING_CANDIDATES``, best first;
 - arrays of scalars: the bracketed lists written (``[1, 2, 3]``), every number of the text in
-  order, and the names listed with commas / "and";
+  order, the names listed with commas / "and", and short runs of words listed so ("tomatoes
+  and lettuce");
 - a field's ``default``, when it has one, is a candidate too; a number field with nothing written
   for it gets ``FALLBACK_NUMBERS`` (``"next month"``: 1), for the model to choose among.
 
@@ -32,7 +33,7 @@ from typing import Any
 
 from agents.codes import currencies, date_format, dates, is_currency_field, is_date_field, write_date
 
-__all__ = ["FALLBACK_NUMBERS", "MAX_SPAN_WORDS", "MAX_STRING_CANDIDATES", "Candidate", "expressions", "field_candidates", "numbers", "python_notation", "quoted",
+__all__ = ["FALLBACK_NUMBERS", "MAX_SPAN_WORDS", "MAX_STRING_CANDIDATES", "Candidate", "chunk_lists", "expressions", "field_candidates", "numbers", "python_notation", "quoted",
            "string_spans", "written_numbers"]
 
 MAX_STRING_CANDIDATES = 16
@@ -210,6 +211,51 @@ def string_spans(texts: Iterable[str]) -> list[tuple[str, str]]:
     return list(out.items())
 
 
+def chunk_lists(texts: Iterable[str]) -> list[list[str]]:
+    """Short runs of words (up to 3, no stop words) that the texts join with commas, "and" or "or":
+    "tomatoes and lettuce", "email addresses and social security numbers"."""
+    out: dict[tuple[str, ...], None] = {}
+    for text in texts:
+        items: list[str] = []
+        words: list[str] = []
+        joined = False  # what came since the last item joins it to the next (",", "and", "or")
+
+        def close() -> None:
+            if len(items) > 1:
+                out.setdefault(tuple(items))
+            items.clear()
+
+        def end_item() -> None:
+            if 1 <= len(words) <= 3:
+                items.append(" ".join(words))
+            else:
+                close()
+            words.clear()
+
+        for token in [*text.split(), "."]:
+            bare = token.strip(_EDGE)
+            lower = bare.lower()
+            if bare and lower not in _STOP:
+                if not words and items and not joined:
+                    close()
+                words.append(bare)
+                if token[-1:] in ",;:.?!)":
+                    end_item()
+                    joined = token[-1:] == ","
+                    if not joined:
+                        close()
+                continue
+            if words:
+                end_item()
+                joined = False
+            if lower in ("and", "or") and items:
+                joined = True
+            elif bare:
+                joined = False
+        close()
+    return [list(group) for group in out]
+
+
 def _name_pairs(texts: Iterable[str], names: dict[str, None]) -> dict[str, None]:
     """Two names written "A, B" (a city and its state: "Boston, MA", "Denver, Colorado")."""
     out: dict[str, None] = {}
@@ -311,6 +357,7 @@ def _list_candidates(name: str, items: Mapping[str, Any], texts: Sequence[str]) 
             out.append(Candidate(values, "gathered"))
         out += [Candidate(values[i:i + 2], "pair") for i in range(len(values) - 1)]  # from 1 to 3: [1, 3]
     elif kind == "string":
+        out += [Candidate(group, "list") for group in chunk_lists(texts)]
         names = [s for s, source in string_spans(texts) if source == "name"]
         for group in (quoted(texts), names):
             if group:

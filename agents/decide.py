@@ -77,36 +77,36 @@ class DecisionSettings:
         "name_lp": 0.006555, "name_lp_mean": 0.157798, "emb": 7.637343, "lex": 3.821097, "name_lex": 2.478175
     })
     relevance: Logistic = Logistic({
-        "call_margin": 0.029655, "lex_best": 2.740152, "emb_best": 7.761685, "name_lp_best": 0.017942,
-        "missing_share": 2.576025, "field_p_min": -0.342525, "grounded_share": 3.6445, "near_share": 1.425726
-    }, -9.551387)
+        "call_margin": 0.029455, "lex_best": 2.739696, "emb_best": 7.74453, "name_lp_best": 0.018062,
+        "missing_share": 2.470621, "field_p_min": -0.324881, "grounded_share": 3.650476, "near_share": 1.416115
+    }, -9.540184)
     confidence: Logistic = Logistic({
-        "field_p_min": 0.697176, "field_p_mean": 0.138072, "relevance": 4.668838, "missing_share": 0.568179,
-        "written_lp_min": 0.36873, "lex_best": 1.428552, "emb_best": -4.307012, "field_margin_min": 0.173998,
-        "weak_sources": -0.540596, "optional_written": 0.154206, "tool_margin": 0.224369,
-        "fields_required": -0.323962
-    }, -0.502591)
+        "field_p_min": 0.581915, "field_p_mean": 0.135454, "relevance": 4.595214, "missing_share": 0.519608,
+        "written_lp_min": 0.360177, "lex_best": 1.318105, "emb_best": -3.090835, "field_margin_min": 0.270276,
+        "weak_sources": -0.585106, "optional_written": -0.170895, "tool_margin": 0.213776,
+        "fields_required": -0.349785
+    }, -1.286002)
     include: Logistic = Logistic({
-        "bias_bool": 2.367103, "bool_margin": -0.047806, "enum_said": 1.683041, "unused_number": 2.143055,
-        "best_p": 2.181788, "best_lp_mean": 0.121884, "spoken": -1.234295, "is_default": -3.817662,
-        "described": -1.05104, "unused_spoken": 2.590018, "near_name": 0.019091, "near_desc": 1.052461,
-        "name_said": 3.028511
-    }, -4.820928)
+        "bias_bool": 2.251485, "bool_margin": -0.036618, "enum_said": 1.850564, "unused_number": 2.135939,
+        "best_p": 1.855509, "best_lp_mean": 0.136299, "spoken": -1.137896, "is_default": -3.674364,
+        "described": -1.335892, "unused_spoken": 3.107959, "near_name": 0.01606, "near_desc": 0.938485,
+        "name_said": 2.848484
+    }, -4.393177)
     value_weights: Mapping[str, float] = field(default_factory=lambda: {
-        "lp": 0.018304, "lp_mean": 0.265843, "digits_string": -0.486622, "described": 0.267877,
-        "src_quoted": 1.577019, "src_expression": -1.049819, "src_name": 1.07718, "src_chunk": -0.283581,
-        "src_word": -0.49828, "src_currency": 2.126142, "src_date": 3.300358, "src_list": 1.774617,
-        "src_default": 6.793683, "src_gathered": 0.153772, "src_pair": -0.470852, "src_single": -0.839556,
-        "near_name": 1.633912, "near_desc": 0.35257, "echo_name": -0.141465, "percent_fraction": 2.73595,
-        "percent_whole": 2.340257
+        "lp": 0.018176, "lp_mean": 0.266078, "digits_string": -0.486578, "described": 0.26766,
+        "src_quoted": 1.576824, "src_expression": -1.048816, "src_name": 1.077425, "src_chunk": -0.283226,
+        "src_word": -0.497144, "src_currency": 2.126134, "src_date": 3.300321, "src_list": 1.743799,
+        "src_default": 6.786616, "src_gathered": 0.01883, "src_pair": -0.48993, "src_single": -0.795357,
+        "near_name": 1.63636, "near_desc": 0.352182, "echo_name": -0.140711, "percent_fraction": 2.735144,
+        "percent_whole": 2.3392
     })
     order_bonus: float = 1.0
     call_threshold: float = 0.7
     # The last step, a Platt map over the raw confidence (agents.calibration.recalibrate), fit on
     # cross-fitted decisions of the tuning half that no weight above was fit on (see bench/_bfcl_calibrate.py).
     recalibration: Logistic = Logistic({
-        "logit": 0.814475
-    }, 0.057711)
+        "logit": 0.818913
+    }, 0.056918)
 
 
 DEFAULT_SETTINGS = DecisionSettings()

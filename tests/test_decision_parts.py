@@ -21,7 +21,7 @@ from agents.calibration import (
     recalibration_features,
     reliability,
 )
-from agents.candidates import expressions, field_candidates, numbers, quoted, string_spans, written_numbers
+from agents.candidates import chunk_lists, expressions, field_candidates, numbers, quoted, string_spans, written_numbers
 from agents.choice import choose_tool, lexical_overlap, name_overlap, tool_words, words
 from agents.codes import currencies, date_format, dates, write_date
 from agents.nearby import echo, nearness, places, tokens
@@ -74,6 +74,15 @@ def test_spans_and_quotes():
     assert quoted(["Retrieve the DNA molecule with id `DNA123`."]) == ["DNA123"]
     assert dict(string_spans(["criminal cases of Mr. X in New York"])).get("Mr. X") == "name"
     assert dict(string_spans(["the case information of the R vs Adams legal case"])).get("R vs Adams") == "name"
+
+
+def test_words_listed_with_and_are_a_list_candidate():
+    assert chunk_lists(["Check the price of tomatoes and lettuce at the Whole Foods."]) == [["tomatoes", "lettuce"]]
+    assert chunk_lists(["delete their email addresses, phone numbers and social security numbers"]) == [
+        ["email addresses", "phone numbers", "social security numbers"]]
+    assert chunk_lists(["a vegetarian pasta with cheese"]) == [] and chunk_lists(["camping, hiking or fishing"]) == [["camping", "hiking", "fishing"]]
+    values = [c.value for c in field_candidates("items", {"type": "array", "items": {"type": "string"}}, ["price of tomatoes and lettuce"])]
+    assert values[0] == ["tomatoes", "lettuce"]
 
 
 def test_formulas_and_arithmetic_as_candidates_in_python_notation():
