@@ -54,19 +54,8 @@ def test_tiled_costs_never_draft_one_or_two_tokens():
     assert SpeculationCosts(0.2).probe_length() == 3 and SpeculationCosts(0.2).probe_length(2) == 2
 
 
-def test_a_request_starts_from_the_measured_acceptance_of_the_draft_model():
-    from orchestrator.engine.speculator import _DRAFT_PRIOR_RATE, _draft_prior
-
-    measured = SpeculationCosts(0.15, 0.425, 0.15, (1.0, 1.35, 1.625, 1.65, 1.825), draft_acceptance=0.975)
-    assert _draft_prior(measured) == 0.975 and _draft_prior(SpeculationCosts(0.15, 0.425)) == _DRAFT_PRIOR_RATE
-    # the F32/Q4_1 pair's costs: at the old guess (0.8) no draft length paid, so requests began without
-    # drafting and rarely probed; at the measured acceptance they draft long from the first step
-    assert measured.draft_length(_DRAFT_PRIOR_RATE, 16, drafted_by_model=True) == 0
-    assert measured.draft_length(_draft_prior(measured), 16, drafted_by_model=True) >= 5
-
-
 def test_stored_costs_read_back_for_the_same_files_and_machine_only(tmp_path):
-    costs = SpeculationCosts(0.5, 0.25, 0.05, (1.0, 1.5, 2.0), draft_acceptance=0.875)
+    costs = SpeculationCosts(0.5, 0.25, 0.05, (1.0, 1.5, 2.0))
     save_costs("target:1:2", "draft:3:4", MACHINE, costs, tmp_path)
     assert load_costs("target:1:2", "draft:3:4", MACHINE, tmp_path) == costs
     assert load_costs("target:1:3", "draft:3:4", MACHINE, tmp_path) is None  # the target file changed

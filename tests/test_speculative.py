@@ -151,11 +151,7 @@ def test_draft_model_speculation_is_exact_and_accepts(smollm2_path):
         spec = engine.generate(GenerationRequest(prompt="Once upon a time", max_tokens=48, speculative="draft"))
         auto = engine.generate(GenerationRequest(prompt="Once upon a time", max_tokens=48, speculative="auto"))
         prompt = engine._model.tokenize("Once upon a time", add_special=True, parse_special=True)
-        measured = engine.speculator.fixed_costs().draft_acceptance
     assert spec.speculative.mode == "draft"
-    # the pair's acceptance is measured with the costs (greedy, on the target's own text): the
-    # model drafting for itself always agrees (it still drafts little: each draft costs a whole step)
-    assert measured >= 0.95
     # auto weighs the draft model's cost first: the target drafting for itself costs a whole step
     # per drafted token and cannot pay, so auto keeps to lookup and says why
     assert auto.speculative.mode == "prompt-lookup" and "draft model" in auto.speculative.note

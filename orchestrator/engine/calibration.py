@@ -10,8 +10,7 @@ every later engine with the same files, threads and llama.cpp reads them back.
 The record is data, read as untrusted: a stored file that does not parse, holds
 costs out of range, or names other files is ignored with a log line and measured
 again. Costs measured while the machine is busy are used by that engine but not
-stored. The record holds the table of step costs by rows (``SpeculationCosts.step_costs``)
-and the draft model's measured acceptance (``SpeculationCosts.draft_acceptance``);
+stored. The record holds the table of step costs by rows (``SpeculationCosts.step_costs``);
 ``orchestrator models tune`` step times give the average cost of a row when they exist
 (``variants.measured_step_costs``). Deleting the folder measures again.
 """
@@ -66,15 +65,14 @@ class CostsRecord(BaseModel):
     draft_cost: float = Field(ge=0.0, le=16.0)
     draft_prefill_cost: float = Field(ge=0.0, le=16.0)
     step_costs: tuple[Annotated[float, Field(ge=0.0, le=64.0)], ...] = Field((), max_length=64)
-    draft_acceptance: float = Field(0.0, ge=0.0, le=1.0)
 
     def costs(self) -> SpeculationCosts:
-        return SpeculationCosts(self.extra_row_cost, self.draft_cost, self.draft_prefill_cost, self.step_costs, self.draft_acceptance)
+        return SpeculationCosts(self.extra_row_cost, self.draft_cost, self.draft_prefill_cost, self.step_costs)
 
 
 def costs_path(target: str, draft: str, machine: Machine, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    # "3": records with the table of step costs and the draft's acceptance (older ones are not looked at)
-    key = hashlib.sha256(f"3\n{target}\n{draft}\n{machine.model_dump_json()}".encode()).hexdigest()[:20]
+    # "2": records with the table of step costs (older ones, without it, are not looked at)
+    key = hashlib.sha256(f"2\n{target}\n{draft}\n{machine.model_dump_json()}".encode()).hexdigest()[:20]
     return cache_dir_for(cache_dir) / "calibration" / f"speculation-{key}.json"
 
 
@@ -105,7 +103,6 @@ def save_costs(
     record = CostsRecord(
         target=target, draft=draft, machine=machine, extra_row_cost=costs.extra_row_cost,
         draft_cost=costs.draft_cost, draft_prefill_cost=costs.draft_prefill_cost, step_costs=costs.step_costs,
-        draft_acceptance=costs.draft_acceptance,
     )
     try:
         write_atomic(costs_path(target, draft, machine, cache_dir), record.model_dump_json(indent=1).encode())

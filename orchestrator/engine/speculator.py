@@ -41,17 +41,8 @@ log = logging.getLogger(__name__)
 _MAX_DRAFT = 16
 _PROBE_SHARE = 0.05  # probes of acceptance (a short draft after steps without one) cost at most this share of the steps
 _LOSS_LIMIT = 2.0  # auto stops speculating once it is this many target steps behind plain decoding
-_DRAFT_PRIOR_RATE = 0.8  # a draft model's per-token acceptance before a request has its own, unmeasured
-# What the draft model's acceptance is measured on at calibration: the target's own greedy text after
-# these openings (fixed, so that the measure, and every decision from it, is the same run to run).
-_ACCEPTANCE_PROBES = ("The history of the bicycle begins", "def fibonacci(n):\n", "Dear Anna,\n\nThis summer I")
-_ACCEPTANCE_TOKENS = 32
+_DRAFT_PRIOR_RATE = 0.8  # a draft model's per-token acceptance before a request has its own
 _TIMED_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17)  # target step sizes timed for the table of step costs
-
-
-def _draft_prior(costs: SpeculationCosts) -> float:
-    """A draft model's acceptance before a request has its own: measured at calibration, else a guess."""
-    return costs.draft_acceptance if costs.draft_acceptance > 0 else _DRAFT_PRIOR_RATE
 
 
 class Speculator:
@@ -143,17 +134,16 @@ class Speculator:
         if mode == "draft" and self.draft_model is not None:
             seq.drafter = self.draft_model.slot()
             # a draft model of the same family usually agrees with its target
-            seq.acceptance = Acceptance(prior_rate=_draft_prior(costs))
+            seq.acceptance = Acceptance(prior_rate=_DRAFT_PRIOR_RATE)
         if seq.drafter is None:  # lookup's own mode, or every draft slot taken
             seq.drafter = seq.lookup
 
     def _draft_pays(self, seq: Sequence, costs: SpeculationCosts) -> bool:
         """Whether the draft model, at its prior acceptance, saves more target steps than its prefill costs."""
-        prior = _draft_prior(costs)
-        k = costs.draft_length(prior, _MAX_DRAFT, drafted_by_model=True)
+        k = costs.draft_length(_DRAFT_PRIOR_RATE, _MAX_DRAFT, drafted_by_model=True)
         if k == 0:
             return False
-        gain = costs.gain(prior, k, drafted_by_model=True)
+        gain = costs.gain(_DRAFT_PRIOR_RATE, k, drafted_by_model=True)
         saved = seq.job.max_tokens * (1.0 - 1.0 / gain)  # in one-row target steps
         return saved > len(seq.job.prompt) * costs.draft_prefill_cost
 
@@ -233,36 +223,7 @@ class Speculator:
                       for rows in range(1, _MAX_DRAFT + 2))
         if self.draft_model is None:
             return SpeculationCosts(extra, step_costs=table).quantized()
-        return SpeculationCosts(extra, draft["d1"] / one_row, draft["d32"] / one_row, table, self._draft_acceptance()).quantized()
-
-    def _draft_acceptance(self) -> float:
-        """How often the draft's greedy next token is the target's, along the target's own greedy
-        text after ``_ACCEPTANCE_PROBES`` (what greedy speculation accepts, per drafted token)."""
-        assert self.draft_model is not None
-        agreed = total = 0
-        for opening in _ACCEPTANCE_PROBES:
-            prompt = self._model.tokenize(opening, add_special=True, parse_special=False)
-            text = self._target_greedy(prompt, _ACCEPTANCE_TOKENS)
-            guesses = self.draft_model.greedy_next(prompt + text)[len(prompt) - 1 : -1]
-            agreed += sum(1 for g, t in zip(guesses, text) if g == t)
-            total += len(text)
-        return agreed / total if total else 0.0
-
-    def _target_greedy(self, prompt: list[int], n: int) -> list[int]:
-        """The target's greedy continuation of ``prompt`` (``n`` tokens, or up to an end of text), on the scratch slot."""
-        slot, out, feed, pos = self._scratch, [], prompt, 0
-        while len(out) < n:
-            self._batch.clear()
-            idx = self._batch.add(feed, pos, slot, True)
-            self._ctx.decode(self._batch)
-            pos += len(feed)
-            token = int(self._ctx.logits(idx, self._model.n_vocab).argmax())
-            if self._model.is_eog(token):
-                break
-            out.append(token)
-            feed = [token]
-        self._ctx.seq_rm(slot)
-        return out
+        return SpeculationCosts(extra, draft["d1"] / one_row, draft["d32"] / one_row, table).quantized()
 
     def _time_target(self, rows: int) -> float:
         slot = self._scratch
