@@ -66,6 +66,11 @@ def measure_draft(engine: LocalEngine, *, tokens: int = 48) -> DraftReport:
         from orchestrator.errors import ModelLoadError
 
         raise ModelLoadError(engine.draft_error)
+    # the costs the speculator sizes its drafts by, fixed when the engine starts: measured (or read)
+    # now, so that the calibration is not timed as part of the first draft request
+    costs = engine.speculator.fixed_costs()
+    for mode in ("off", "draft"):  # one untimed request each: first-use costs are not the pair's
+        engine.generate(GenerationRequest(prompt=_PROMPTS[0], max_tokens=4, speculative=mode))
     drafted = accepted = 0
     spent = {"off": 0.0, "draft": 0.0}
     made = {"off": 0, "draft": 0}
@@ -78,8 +83,6 @@ def measure_draft(engine: LocalEngine, *, tokens: int = 48) -> DraftReport:
             if done.speculative is not None:
                 drafted += done.speculative.drafted
                 accepted += done.speculative.accepted
-    # the prediction uses the costs the speculator sizes its drafts by (fixed when the engine started)
-    costs = engine.speculator.fixed_costs()
     one_row = spent["off"] / made["off"] if made["off"] else 0.0  # plain decoding: one step per token
     draft_step = engine.speculator.draft_seconds_per_token or 0.0
     alpha = accepted / drafted if drafted else 0.0
