@@ -12,9 +12,10 @@ another), so a call costs two rounds however many fields it has.
 2. each candidate's score weighs its log-likelihood with what it is (a name, a quoted text, a
    formula, a number, a digit string for a field that is no id, ...) and with the words the
    request writes beside it (the field's name or description there: ``agents.nearby``; "a charge
-   of 2" for ``charge``): ``candidate_features``, weights fit on labelled fields; the required fields take the candidates that together score best, with a
-   bonus for each pair of fields whose values the request writes in the schema's order (a=2, b=3,
-   c=-4; from London to Edinburgh), never giving a value twice unless the request writes it twice;
+   of 2" for ``charge``): ``candidate_features``, weights fit on labelled fields; the required
+   fields take the candidates that together score best, with a bonus for each pair of fields
+   whose values the request writes in the schema's order (a=2, b=3, c=-4; from London to
+   Edinburgh), never giving a value twice unless the request writes it twice;
 3. an optional field is written only when ``include`` (a calibrated model of whether writing it is
    right, on features of its best candidate: the most likely one, or for a flag the value that is
    not its default) says more likely than not; otherwise it is left out, so it takes its default;

@@ -43,8 +43,8 @@ __all__ = ["DEFAULT_SETTINGS", "Decision", "DecisionSettings", "ToolView", "deci
 
 # Where a required field's value came from, when it counts as grounded in the request: not a lone
 # word, a fallback number, the schema's default, or true/false, which every request offers. A chunk
-# counts: a calculator's expression ("17 times 23") is one (without it, calculator requests looked
-# irrelevant on our own 64 requests: relevance AUROC 0.80 -> 0.64 for the confidence).
+# counts: a calculator's expression is often one; counting only names, numbers and quotes made
+# calculator requests look irrelevant (on our own 64 requests the confidence's AUROC fell 0.80 -> 0.64).
 _GROUNDED = frozenset(("number", "quoted", "expression", "formula", "name", "enum", "date", "currency", "list", "gathered",
                        "pair", "single", "chunk"))
 
