@@ -199,7 +199,9 @@ def _joint(fields: list[FieldChoice], scores: list[list[float]], text: str, orde
     ``order_bonus`` for every pair of fields whose values are written in the schema's order, and no
     value given twice unless the text writes it twice. Top ``JOINT_TOP`` candidates per field."""
     tops = [sorted(range(len(s)), key=lambda i: -s[i])[:JOINT_TOP] for s in scores]
-    positions = [[_position(_as_written(f.candidates[i]), text) for i in range(len(f.candidates))] for f in fields]
+    positions = [[_position(_as_written(c), text) for c in f.candidates] for f in fields]
+    keys = [[_key(c.value) for c in f.candidates] for f in fields]
+    written = [[_times_written(c.value, text) for c in f.candidates] for f in fields]
     best: tuple[float, list[int]] = (-math.inf, [t[0] for t in tops])
 
     def walk(k: int, picked: list[int], total: float) -> None:
@@ -209,9 +211,8 @@ def _joint(fields: list[FieldChoice], scores: list[list[float]], text: str, orde
                 best = (total, list(picked))
             return
         for i in tops[k]:
-            value = fields[k].candidates[i].value
-            repeats = sum(1 for j, f in zip(picked, fields) if _key(f.candidates[j].value) == _key(value))
-            if repeats >= max(1, _times_written(value, text)):
+            repeats = sum(1 for f, j in enumerate(picked) if keys[f][j] == keys[k][i])
+            if repeats >= written[k][i]:
                 continue
             bonus = sum(order_bonus for j, f in enumerate(fields[:k]) if _before(positions[j][picked[j]], positions[k][i]))
             walk(k + 1, [*picked, i], total + scores[k][i] + bonus)

@@ -19,6 +19,7 @@ Pure text work; ``agents.arguments`` turns them into candidate features.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from agents.choice import words
@@ -34,7 +35,19 @@ _POWER = re.compile(r"\^-?\d+")
 def tokens(text: str) -> list[str]:
     """Numbers (sign and decimals kept; "150lbs" is 150 and lbs) and words (letters first: "DNA123"),
     lower-case; powers ("m/s^2") are units, not values."""
-    return _TOKEN.findall(_POWER.sub(" ", text.casefold()))
+    return list(_tokens(text))
+
+
+# A decision reads the same request once per candidate of every field: its tokens, and their stems,
+# are kept for recent texts.
+@lru_cache(maxsize=256)
+def _tokens(text: str) -> tuple[str, ...]:
+    return tuple(_TOKEN.findall(_POWER.sub(" ", text.casefold())))
+
+
+@lru_cache(maxsize=256)
+def _stems(text: str) -> tuple[frozenset[str], ...]:
+    return tuple(frozenset(words(t)) for t in _tokens(text))
 
 
 def _shown(value: Any) -> str | None:
@@ -45,17 +58,17 @@ def _shown(value: Any) -> str | None:
     return str(value)
 
 
-def _target(value: Any) -> list[str]:
+def _target(value: Any) -> tuple[str, ...]:
     """The tokens a value is written as: a list's items in order ("[3, 2, 1]", "A(3,4)")."""
     if isinstance(value, list) and value and all(_shown(v) is not None for v in value):
-        return [t for v in value for t in tokens(_shown(v) or "")]
+        return tuple(t for v in value for t in _tokens(_shown(v) or ""))
     shown = _shown(value)
-    return tokens(shown) if shown is not None else []
+    return _tokens(shown) if shown is not None else ()
 
 
 def places(value: Any, text: str) -> list[int]:
     """Where ``text`` writes ``value`` as whole tokens (token indices; "5" is not in "-25" or "2.5")."""
-    target, toks = _target(value), tokens(text)
+    target, toks = _target(value), _tokens(text)
     if not target:
         return []
     return [i for i in range(len(toks) - len(target) + 1) if toks[i:i + len(target)] == target]
@@ -66,8 +79,8 @@ def nearness(value: Any, stems: set[str], text: str) -> float:
     shown = _shown(value)
     if shown is None or not stems:
         return 0.0
-    target, toks = tokens(shown), tokens(text)
-    marks = [bool(words(t) & stems) for t in toks]
+    target, toks = _tokens(shown), _tokens(text)
+    marks = [bool(token_stems & stems) for token_stems in _stems(text)]
     best = 0.0
     for i in places(value, text):
         j = i + len(target)
@@ -81,5 +94,5 @@ def echo(value: Any, stems: set[str]) -> float:
     """The share of a string value's words whose stems are in ``stems`` (0 for other values)."""
     if not isinstance(value, str):
         return 0.0
-    toks = [t for t in tokens(value) if words(t)]
+    toks = [t for t in _tokens(value) if words(t)]
     return sum(1 for t in toks if words(t) & stems) / len(toks) if toks else 0.0

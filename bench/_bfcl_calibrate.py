@@ -127,25 +127,19 @@ def _best_threshold(tune: Sequence[Mapping[str, Any]], relevance: Any) -> float:
     """The call threshold that maximises the mean of the categories' accuracies on ``tune``, among
     those that keep ``irrelevance`` at ``IRRELEVANCE_FLOOR`` or more (a call when no tool fits does
     something nobody asked for; with no such threshold, the unconstrained best)."""
-    floored = [t for t in _THRESHOLDS if _accuracy(tune, relevance, t, "irrelevance") >= IRRELEVANCE_FLOOR]
-    return _best_of(tune, relevance, floored or _THRESHOLDS)
+    scored = {c: [(relevance(r["features"]), bool(r.get("call_right"))) for r in tune if r["category"] == c] for c in B.CATEGORIES}
+    scored = {c: rows for c, rows in scored.items() if rows}
+
+    def accuracy(t: float, category: str) -> float:
+        rows = scored[category]
+        right = [p < t for p, _ in rows] if category == "irrelevance" else [p >= t and ok for p, ok in rows]
+        return sum(right) / len(right)
+
+    def mean(t: float) -> float:
+        return sum(accuracy(t, c) for c in scored) / len(scored)
+
+    floored = [t for t in _THRESHOLDS if "irrelevance" not in scored or accuracy(t, "irrelevance") >= IRRELEVANCE_FLOOR]
+    return max(floored or _THRESHOLDS, key=lambda t: (mean(t), -t))
 
 
 _THRESHOLDS = [i / 100 for i in range(5, 96)]
-
-
-def _accuracy(tune: Sequence[Mapping[str, Any]], relevance: Any, t: float, category: str) -> float:
-    inside = [r for r in tune if r["category"] == category]
-    if category == "irrelevance":
-        right = [relevance(r["features"]) < t for r in inside]
-    else:
-        right = [relevance(r["features"]) >= t and bool(r.get("call_right")) for r in inside]
-    return sum(right) / len(right) if right else 1.0
-
-
-def _best_of(tune: Sequence[Mapping[str, Any]], relevance: Any, thresholds: Sequence[float]) -> float:
-    present = [c for c in B.CATEGORIES if any(r["category"] == c for r in tune)]
-
-    def score(t: float) -> float:
-        return sum(_accuracy(tune, relevance, t, c) for c in present) / len(present)
-    return max(thresholds, key=lambda t: (score(t), -t))
