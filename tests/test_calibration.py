@@ -113,6 +113,46 @@ def test_machine_busy_reads_the_load_per_cpu(monkeypatch):
     assert not calibration.machine_busy()
 
 
+def _timer(seconds_by_rows, slow_calls=()):
+    """A fake step timer: fixed seconds per size, the listed calls (0-based) three times slower."""
+    calls = []
+
+    def time_step(rows):
+        calls.append(rows)
+        return seconds_by_rows[rows] * (3.0 if len(calls) - 1 in slow_calls else 1.0)
+
+    return time_step, calls
+
+
+TARGET_S = {1: 0.010, 2: 0.018, 4: 0.022, 8: 0.030}
+DRAFT_S = {1: 0.005, 32: 0.032}
+
+
+def test_measured_costs_are_ratios_to_the_one_row_step_with_the_table_interpolated():
+    target, _ = _timer(TARGET_S)
+    draft, _ = _timer(DRAFT_S)
+    costs, steady = calibration.measure_costs(target, draft, rows=(1, 2, 4, 8), max_rows=10)
+    assert steady
+    assert costs.step_costs[:8] == (1.0, 1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0)  # 3 rows between 2 and 4, ...
+    assert costs.step_costs[8:] == (3.0, 3.0)  # past the last timed size: held
+    assert (costs.draft_cost, costs.draft_prefill_cost) == (0.5, 0.1)
+    assert costs.extra_row_cost == pytest.approx(round(2.0 / 7 * 40) / 40)  # from the 1-row and 8-row steps
+    given, _ = calibration.measure_costs(target, None, rows=(1, 2, 4, 8), max_rows=8, extra_row_cost=0.3)
+    assert given.extra_row_cost == 0.3 and given.draft_cost == 0.0
+
+
+def test_a_moment_of_contention_moves_one_round_not_the_costs():
+    """A one-row step three times slower (another program took the CPU) made every ratio to it a
+    third: the least of the samples kept it; the median over rounds does not."""
+    calm, _ = calibration.measure_costs(_timer(TARGET_S)[0], _timer(DRAFT_S)[0], rows=(1, 2, 4, 8), max_rows=8)
+    # each round times 1, 2, 4, 8 then 1 again: call 5 is the second round's first one-row step
+    target, calls = _timer(TARGET_S, slow_calls={5})
+    spiked, steady = calibration.measure_costs(target, _timer(DRAFT_S)[0], rows=(1, 2, 4, 8), max_rows=8)
+    assert calls[:6] == [1, 2, 4, 8, 1, 1] and len(calls) == 5 * 5
+    assert spiked == calm
+    assert not steady  # but the rounds disagreed: used, not stored
+
+
 def test_auto_stops_speculating_once_it_is_two_steps_behind_plain():
     """Counted by the fixed costs: 3 drafts at 0.5 a row, one kept, is 1.5 steps lost per verify."""
     from types import SimpleNamespace

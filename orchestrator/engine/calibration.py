@@ -9,8 +9,10 @@ every later engine with the same files, threads and llama.cpp reads them back.
 
 The record is data, read as untrusted: a stored file that does not parse, holds
 costs out of range, or names other files is ignored with a log line and measured
-again. Costs measured while the machine is busy are used by that engine but not
-stored. The record holds the table of step costs by rows (``SpeculationCosts.step_costs``);
+again. Costs measured while the machine is busy, or whose rounds disagree, are used
+by that engine but not stored (``measure_costs``: a one-row step slowed by a moment of
+contention made every ratio to it look small, drafts look cheap, and the stored record
+then lost speed for every later engine). The record holds the table of step costs by rows (``SpeculationCosts.step_costs``);
 ``orchestrator models tune`` step times give the average cost of a row when they exist
 (``variants.measured_step_costs``). Deleting the folder measures again.
 """
@@ -20,8 +22,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import statistics
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
+
+import numpy as np
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,11 +35,13 @@ from orchestrator.engine.speculative import SpeculationCosts
 from orchestrator.models.catalogue import cache_dir_for
 from orchestrator.models.variants import Machine, write_atomic
 
-__all__ = ["CostsRecord", "costs_path", "file_identity", "load_costs", "machine_busy", "save_costs"]
+__all__ = ["CostsRecord", "costs_path", "file_identity", "load_costs", "machine_busy", "measure_costs", "save_costs"]
 
 log = logging.getLogger(__name__)
 
 _MAX_RECORD_BYTES = 4096
+_ROUNDS = 5
+_STEADY_SPREAD = 1.3  # one-row steps of the rounds further apart than this: the machine was not steady
 
 
 def file_identity(path: str | os.PathLike[str] | None) -> str:
@@ -71,8 +79,9 @@ class CostsRecord(BaseModel):
 
 
 def costs_path(target: str, draft: str, machine: Machine, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    # "2": records with the table of step costs (older ones, without it, are not looked at)
-    key = hashlib.sha256(f"2\n{target}\n{draft}\n{machine.model_dump_json()}".encode()).hexdigest()[:20]
+    # "3": tables timed after a context, medians of rounds (older records, timed on an empty cache
+    # with the least of 3 samples, are not looked at)
+    key = hashlib.sha256(f"3\n{target}\n{draft}\n{machine.model_dump_json()}".encode()).hexdigest()[:20]
     return cache_dir_for(cache_dir) / "calibration" / f"speculation-{key}.json"
 
 
@@ -108,3 +117,44 @@ def save_costs(
         write_atomic(costs_path(target, draft, machine, cache_dir), record.model_dump_json(indent=1).encode())
     except OSError as exc:
         log.warning("could not store the speculation costs: %s", exc)
+
+
+def measure_costs(
+    time_target: Callable[[int], float],
+    time_draft: Callable[[int], float] | None,
+    *,
+    rows: Sequence[int],
+    max_rows: int,
+    extra_row_cost: float | None = None,
+    rounds: int = _ROUNDS,
+) -> tuple[SpeculationCosts, bool]:
+    """Speculation's costs from timed steps, and whether the machine was steady while they were timed.
+
+    ``time_target(n)``: seconds of one target step of ``n`` rows; ``time_draft(n)``: of one draft
+    step of ``n`` tokens (1: a draft token, 32: a prompt chunk), None without a draft model.
+    Each round times every size once, between two one-row steps, and prices each size in
+    the round's own one-row steps; the costs are the medians over the rounds, so a moment of
+    contention moves one round, not the result. Sizes between those in ``rows`` are
+    interpolated up to ``max_rows``. ``extra_row_cost``: the average cost of a row where the
+    weights tune measured it, else from the 1-row and 8-row steps here. Steady: the rounds'
+    one-row steps lie within ``_STEADY_SPREAD`` of one another.
+    """
+    ratios: dict[str, list[float]] = {}
+    one_rows: list[float] = []
+    for _ in range(rounds):
+        before = time_target(1)
+        timed = {str(n): time_target(n) for n in rows if n > 1}
+        if time_draft is not None:
+            timed |= {"d1": time_draft(1), "d32": time_draft(32) / 32}
+        one_row = (before + time_target(1)) / 2
+        one_rows.append(one_row)
+        for key, seconds in timed.items():
+            ratios.setdefault(key, []).append(seconds / one_row)
+    cost = {key: statistics.median(values) for key, values in ratios.items()} | {"1": 1.0}
+    table = tuple(float(np.interp(n, list(rows), [cost[str(r)] for r in rows])) for n in range(1, max_rows + 1))
+    if extra_row_cost is None:
+        extra_row_cost = (cost["8"] - 1.0) / 7 if "8" in cost else 0.0
+    steady = max(one_rows) <= _STEADY_SPREAD * min(one_rows)
+    if time_draft is None:
+        return SpeculationCosts(extra_row_cost, step_costs=table).quantized(), steady
+    return SpeculationCosts(extra_row_cost, cost["d1"], cost["d32"], table).quantized(), steady

@@ -8,8 +8,9 @@ from exactly the target's text.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -103,16 +104,30 @@ class DraftModel:
             self.seconds_per_token = spent if not self.seconds_per_token else 0.9 * self.seconds_per_token + 0.1 * spent
             held.append(token)
 
-    def time_step(self, rows: int) -> float:
-        """Seconds of one draft decode step of ``rows`` tokens (a prompt chunk when above one), on a free slot."""
+    @contextlib.contextmanager
+    def timing(self, context: Sequence[int]) -> Iterator[Callable[[int], float]]:
+        """A timer of draft steps on a free slot holding ``context``: ``time(rows)`` is the seconds of
+        one decode step of ``rows`` tokens after it (a prompt chunk when above one). The slot is
+        cleared after."""
         slot = self._free[-1] if self._free else 0
-        self._batch.clear()
-        self._batch.add([0] * rows, 0, slot, True)
-        start = time.perf_counter()
-        self._ctx.decode(self._batch)
-        spent = time.perf_counter() - start
-        self._ctx.seq_rm(slot)
-        return spent
+        for start in range(0, len(context), self._batch.capacity):
+            self._batch.clear()
+            self._batch.add(list(context[start : start + self._batch.capacity]), start, slot, False)
+            self._ctx.decode(self._batch)
+
+        def time_step(rows: int) -> float:
+            self._batch.clear()
+            self._batch.add([0] * rows, len(context), slot, True)
+            start = time.perf_counter()
+            self._ctx.decode(self._batch)
+            spent = time.perf_counter() - start
+            self._ctx.seq_rm(slot, len(context), -1)
+            return spent
+
+        try:
+            yield time_step
+        finally:
+            self._ctx.seq_rm(slot)
 
     def _argmax(self, idx: int) -> int:
         logits = llama().llama_get_logits_ith(self._ctx.ptr, idx)

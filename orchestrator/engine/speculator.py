@@ -8,14 +8,13 @@ worker thread only; the decisions it relies on are the pure ones in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from typing import Any
 
-import numpy as np
-
-from orchestrator.engine.calibration import file_identity, load_costs, machine_busy, save_costs
+from orchestrator.engine.calibration import file_identity, load_costs, machine_busy, measure_costs, save_costs
 from orchestrator.engine.config import EngineConfig
 from orchestrator.engine.draft_model import DraftModel
 from orchestrator.engine.history_index import HistoryIndex
@@ -43,6 +42,7 @@ _PROBE_SHARE = 0.05  # probes of acceptance (a short draft after steps without o
 _LOSS_LIMIT = 2.0  # auto stops speculating once it is this many target steps behind plain decoding
 _DRAFT_PRIOR_RATE = 0.8  # a draft model's per-token acceptance before a request has its own
 _TIMED_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17)  # target step sizes timed for the table of step costs
+_TIMING_CONTEXT = 128  # cells the timed steps attend to, as a request's steps do (not an empty cache)
 
 
 class Speculator:
@@ -164,11 +164,13 @@ class Speculator:
         """The costs draft lengths are decided by: stored, else measured now (once per engine) and stored."""
         if self._fixed is None:
             stored = load_costs(*self._costs_key) if self._costs_key is not None else None
-            self._fixed = stored or self._calibrate()
-            if stored is None and self._costs_key is not None:
-                if machine_busy():  # contended timings would be kept for every later engine: this one only
+            if stored is not None:
+                self._fixed = stored
+            else:
+                self._fixed, steady = self._calibrate()
+                if self._costs_key is not None and (machine_busy() or not steady):  # kept, they would mislead every later engine
                     log.info("speculation costs measured under load; not stored, the next engine measures again")
-                else:
+                elif self._costs_key is not None:
                     save_costs(*self._costs_key, self._fixed)
             log.debug("speculation costs: %s", self._fixed)
         return self._fixed
@@ -195,44 +197,51 @@ class Speculator:
             return ("draft" if self.draft_model is not None else "prompt-lookup"), None
         return asked, None
 
-    def _calibrate(self) -> SpeculationCosts:
-        """Times target and draft steps side by side (best of 3), so their ratios share one moment's load.
+    def _calibrate(self) -> tuple[SpeculationCosts, bool]:
+        """Times target and draft steps side by side (``calibration.measure_costs``), after a context
+        of ``_TIMING_CONTEXT`` cells as in a request under way, where the cache has room for it.
 
         Target steps of 1 to 9, 13 and 17 rows are timed (the rows between 9 and 17 interpolated):
         the table of ``SpeculationCosts.step_costs``. The average cost of one more row comes from
         the weights tune when it timed this file on an idle machine, else from the 1-row and 8-row
-        steps timed here.
+        steps timed here. Also says whether the machine was steady while they were timed.
         """
-        inf = float("inf")
-        target = dict.fromkeys(_TIMED_ROWS, inf)
-        draft = {"d1": inf, "d32": inf}
-        for _ in range(3):
-            for rows in _TIMED_ROWS:
-                target[rows] = min(target[rows], self._time_target(rows))
-            if self.draft_model is not None:
-                draft["d1"] = min(draft["d1"], self.draft_model.time_step(1))
-                draft["d32"] = min(draft["d32"], self.draft_model.time_step(32) / 32)
-        for rows in (1, 8):
-            self._costs.observe(rows, target[rows])
-        one_row = target[1]
-        if self._measured is not None:
-            extra = self._measured.extra_row_cost
-        else:
-            extra = StepCosts(step_s={1: target[1], 8: target[8]}).extra_row_cost
-        table = tuple(float(np.interp(rows, _TIMED_ROWS, [target[r] / one_row for r in _TIMED_ROWS]))
-                      for rows in range(1, _MAX_DRAFT + 2))
-        if self.draft_model is None:
-            return SpeculationCosts(extra, step_costs=table).quantized()
-        return SpeculationCosts(extra, draft["d1"] / one_row, draft["d32"] / one_row, table).quantized()
+        room = self._ledger.free - max(_TIMED_ROWS) - 1
+        context = self._timing_context()[: max(room, 0)]
+        slot = self._scratch
+        self._fill(slot, context)
+        try:
+            with contextlib.ExitStack() as stack:
+                time_draft = stack.enter_context(self.draft_model.timing(context)) if self.draft_model else None
+                costs, steady = measure_costs(
+                    lambda rows: self._time_target(rows, len(context)), time_draft, rows=_TIMED_ROWS,
+                    max_rows=_MAX_DRAFT + 1, extra_row_cost=self._measured.extra_row_cost if self._measured else None,
+                )
+        finally:
+            self._ctx.seq_rm(slot)
+        return costs, steady
 
-    def _time_target(self, rows: int) -> float:
+    def _timing_context(self) -> list[int]:
+        text = "The committee met on Tuesday to review the budget, the schedule and the open questions. " * 12
+        return self._model.tokenize(text, add_special=True, parse_special=False)[:_TIMING_CONTEXT]
+
+    def _fill(self, slot: int, tokens: list[int]) -> None:
+        for start in range(0, len(tokens), self._batch.capacity):
+            self._batch.clear()
+            self._batch.add(tokens[start : start + self._batch.capacity], start, slot, False)
+            self._ctx.decode(self._batch)
+
+    def _time_target(self, rows: int, at: int) -> float:
+        """Seconds of one target step of ``rows`` rows (logits for each) at position ``at`` of the scratch slot."""
         slot = self._scratch
         self._batch.clear()
-        self._batch.add([self._model.bos if self._model.bos >= 0 else 0] * rows, 0, slot, True, logits_all=True)
+        self._batch.add([self._model.bos if self._model.bos >= 0 else 0] * rows, at, slot, True, logits_all=True)
         start = time.perf_counter()
         self._ctx.decode(self._batch)
         spent = time.perf_counter() - start
-        self._ctx.seq_rm(slot)
+        self._ctx.seq_rm(slot, at, -1)
+        if rows in (1, 8):
+            self._costs.observe(rows, spent)
         return spent
 
     def draft(self, seq: Sequence, spare: int) -> list[int]:
