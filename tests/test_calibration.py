@@ -54,8 +54,20 @@ def test_tiled_costs_never_draft_one_or_two_tokens():
     assert SpeculationCosts(0.2).probe_length() == 3 and SpeculationCosts(0.2).probe_length(2) == 2
 
 
+def test_a_draft_request_starts_from_the_measured_acceptance_of_the_draft_model_and_auto_from_a_guess():
+    from orchestrator.engine.speculator import _DRAFT_PRIOR_RATE, _draft_prior
+
+    measured = SpeculationCosts(0.15, 0.425, 0.15, (1.0, 1.35, 1.625, 1.65, 1.825), draft_acceptance=0.975)
+    assert _draft_prior(measured) == 0.975 and _draft_prior(SpeculationCosts(0.15, 0.425)) == _DRAFT_PRIOR_RATE
+    assert _draft_prior(measured, auto=True) == _DRAFT_PRIOR_RATE  # auto: earned by probes on the request's own text
+    # the F32/Q4_1 pair's costs: at the old guess (0.8) no draft length paid, so requests began without
+    # drafting and rarely probed; at the measured acceptance they draft long from the first step
+    assert measured.draft_length(_DRAFT_PRIOR_RATE, 16, drafted_by_model=True) == 0
+    assert measured.draft_length(_draft_prior(measured), 16, drafted_by_model=True) >= 5
+
+
 def test_stored_costs_read_back_for_the_same_files_and_machine_only(tmp_path):
-    costs = SpeculationCosts(0.5, 0.25, 0.05, (1.0, 1.5, 2.0))
+    costs = SpeculationCosts(0.5, 0.25, 0.05, (1.0, 1.5, 2.0), draft_acceptance=0.875)
     save_costs("target:1:2", "draft:3:4", MACHINE, costs, tmp_path)
     assert load_costs("target:1:2", "draft:3:4", MACHINE, tmp_path) == costs
     assert load_costs("target:1:3", "draft:3:4", MACHINE, tmp_path) is None  # the target file changed
@@ -183,3 +195,33 @@ def test_auto_stops_speculating_once_it_is_two_steps_behind_plain():
     # the draft model's slot is given back; the lookup stays to add the text to its tenant's history
     assert seq.drafter is None and seq.lookup is lookup and closed == ["draft model"]
     assert "speculation off" in seq.job.spec_note
+
+
+def _idle_probes(costs: SpeculationCosts, *, by_model: bool, steps: int = 400) -> list[int]:
+    """The steps (of ``steps`` with acceptance 0) at which a sequence probes with a short draft."""
+    from types import SimpleNamespace
+
+    from orchestrator.engine.speculative import Acceptance
+    from orchestrator.engine.speculator import Speculator
+
+    spec = Speculator(
+        ctx=None, model=None, ledger=None, batch=None, scratch_slot=0, max_positions=1000,
+        draft_length=None, draft_model=None, draft_error=None,
+    )
+    spec.use_costs(costs)
+    seq = SimpleNamespace(idle_draft_steps=0)
+    never = Acceptance(prior_rate=0.0, prior_weight=1.0)
+    return [step for step in range(steps) if spec._draft_length_for(seq, never, 16, by_model=by_model) > 0]
+
+
+def test_an_idle_draft_model_probes_only_where_reading_the_text_it_missed_is_cheap():
+    """Lookup probes now and then: its drafts are free. A draft model must first read every token it
+    missed while idle; at 0.225 of a target step each (the F32/Q4_1 pair) a probe after n idle
+    steps costs 0.225 n, more than the 5% share those steps allow, so it stays idle: its probes
+    through a long story had each re-read 50-150 tokens (draft mode 0.69x of plain)."""
+    pair = SpeculationCosts(0.275, 0.575, 0.225, (1.0, 1.75, 2.1, 2.15))
+    assert _idle_probes(pair, by_model=False)  # lookup: probes
+    assert _idle_probes(pair, by_model=True) == []
+    tiny_draft = SpeculationCosts(0.275, 0.05, 0.01, (1.0, 1.75, 2.1, 2.15))  # a draft 1/40 of the target
+    lookup_probes, model_probes = _idle_probes(tiny_draft, by_model=False), _idle_probes(tiny_draft, by_model=True)
+    assert model_probes and len(model_probes) < len(lookup_probes)  # probes, further apart

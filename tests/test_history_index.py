@@ -94,7 +94,8 @@ def test_acceptance_is_kept_per_source():
     by_match = AcceptanceByMatch()
     assert by_match.group(5, "history") is not by_match.group(5, "prompt")
     assert by_match.group(5, "history").source == "history" and by_match.group(5).source == "prompt"
-    by_match.group(5, "history").update(20, 0)
+    for _ in range(10):  # ten drafts, each rejected at its first token
+        by_match.group(5, "history").update(20, 0)
     assert by_match.group(5, "history").rate < 0.3 and by_match.group(5, "prompt").rate > 0.8
 
 

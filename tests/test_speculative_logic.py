@@ -103,9 +103,19 @@ def test_acceptance_forgets_old_drafts():
     a = Acceptance()
     a.update(60, 60)
     assert a.rate > 0.9
-    for _ in range(10):
+    for _ in range(60):  # sixty drafts rejected at their first token: old acceptance fades
         a.update(8, 0)
     assert a.rate < 0.3
+
+
+def test_acceptance_counts_only_the_drafts_the_target_judged():
+    """A draft of 16 rejected at its 3rd token: 2 accepted of 3 judged (the 13 after were never
+    compared), so one early miss does not read as 14 misses and stop a good drafter."""
+    a = Acceptance(prior_weight=0.0)
+    a.update(16, 2)
+    assert (a.drafted, a.accepted) == (3, 2)
+    a.update(16, 16)  # accepted whole: all 16 judged
+    assert (a.drafted, a.accepted) == (19, 18) and a.rate == pytest.approx(18 / 19)
 
 
 def test_speculative_sampling_preserves_the_target_distribution():

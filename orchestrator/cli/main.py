@@ -224,7 +224,7 @@ def _doctor(args: argparse.Namespace) -> int:
         print(json.dumps(report.model_dump()))
         return 0
     print(f"vocabularies: compatible ({args.draft} can draft for {args.target})")
-    print(f"acceptance:   {report.acceptance_rate:.0%} of drafted tokens (greedy, draft length 4)")
+    print(f"acceptance:   {report.acceptance_rate:.0%} of the target's greedy tokens are the draft's too")
     print(
         f"costs:        target step {report.target_step_s * 1000:.1f} ms, one more verify row "
         f"{report.extra_row_cost:.2f} of it, a draft step {report.draft_cost:.2f} of it"
@@ -233,7 +233,9 @@ def _doctor(args: argparse.Namespace) -> int:
         print(f"prediction:   {report.predicted_speedup:.2f}x at draft length {report.best_draft_length}")
     else:
         print("prediction:   no draft length pays off; speculation with this pair would switch itself off")
-    print(f"measured:     {report.measured_speedup:.2f}x on the probe prompts (draft length 4)")
+    print(f"measured:     {report.measured_speedup:.2f}x decoding the probe prompts in draft mode "
+          f"({report.tokens_per_target_step:.1f} tokens per target step; {report.request_speedup:.2f}x "
+          "for whole requests, with the prompts' prefill)")
     return 0
 
 

@@ -12,7 +12,9 @@ costs out of range, or names other files is ignored with a log line and measured
 again. Costs measured while the machine is busy, or whose rounds disagree, are used
 by that engine but not stored (``measure_costs``: a one-row step slowed by a moment of
 contention made every ratio to it look small, drafts look cheap, and the stored record
-then lost speed for every later engine). The record holds the table of step costs by rows (``SpeculationCosts.step_costs``);
+then lost speed for every later engine). The record holds the table of step costs by rows
+(``SpeculationCosts.step_costs``) and the draft model's measured acceptance
+(``SpeculationCosts.draft_acceptance``);
 ``orchestrator models tune`` step times give the average cost of a row when they exist
 (``variants.measured_step_costs``). Deleting the folder measures again.
 """
@@ -73,15 +75,16 @@ class CostsRecord(BaseModel):
     draft_cost: float = Field(ge=0.0, le=16.0)
     draft_prefill_cost: float = Field(ge=0.0, le=16.0)
     step_costs: tuple[Annotated[float, Field(ge=0.0, le=64.0)], ...] = Field((), max_length=64)
+    draft_acceptance: float = Field(0.0, ge=0.0, le=1.0)
 
     def costs(self) -> SpeculationCosts:
-        return SpeculationCosts(self.extra_row_cost, self.draft_cost, self.draft_prefill_cost, self.step_costs)
+        return SpeculationCosts(self.extra_row_cost, self.draft_cost, self.draft_prefill_cost, self.step_costs, self.draft_acceptance)
 
 
 def costs_path(target: str, draft: str, machine: Machine, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    # "3": tables timed after a context, medians of rounds (older records, timed on an empty cache
-    # with the least of 3 samples, are not looked at)
-    key = hashlib.sha256(f"3\n{target}\n{draft}\n{machine.model_dump_json()}".encode()).hexdigest()[:20]
+    # "4": tables timed after a context, medians of rounds, and the draft's acceptance (older
+    # records, timed on an empty cache with the least of 3 samples, are not looked at)
+    key = hashlib.sha256(f"4\n{target}\n{draft}\n{machine.model_dump_json()}".encode()).hexdigest()[:20]
     return cache_dir_for(cache_dir) / "calibration" / f"speculation-{key}.json"
 
 
@@ -112,6 +115,7 @@ def save_costs(
     record = CostsRecord(
         target=target, draft=draft, machine=machine, extra_row_cost=costs.extra_row_cost,
         draft_cost=costs.draft_cost, draft_prefill_cost=costs.draft_prefill_cost, step_costs=costs.step_costs,
+        draft_acceptance=costs.draft_acceptance,
     )
     try:
         write_atomic(costs_path(target, draft, machine, cache_dir), record.model_dump_json(indent=1).encode())

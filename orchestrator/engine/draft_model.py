@@ -129,6 +129,21 @@ class DraftModel:
         finally:
             self._ctx.seq_rm(slot)
 
+    def greedy_next(self, tokens: Sequence[int]) -> list[int]:
+        """The draft's greedy next token after each prefix of ``tokens`` (one prefill, on a free slot)."""
+        slot = self._free[-1] if self._free else 0
+        out: list[int] = []
+        todo, pos = list(tokens), 0
+        while todo:
+            chunk, todo = todo[: self._batch.capacity], todo[self._batch.capacity :]
+            self._batch.clear()
+            self._batch.add(chunk, pos, slot, True, logits_all=True)
+            self._ctx.decode(self._batch)
+            out += [self._argmax(i) for i in range(len(chunk))]
+            pos += len(chunk)
+        self._ctx.seq_rm(slot)
+        return out
+
     def _argmax(self, idx: int) -> int:
         logits = llama().llama_get_logits_ith(self._ctx.ptr, idx)
         return int(np.ctypeslib.as_array(logits, shape=(self.model.n_vocab,)).argmax())

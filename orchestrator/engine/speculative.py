@@ -82,7 +82,9 @@ class SpeculationCosts:
     1.96 one-row steps, 4 rows 2.63 and 8 rows 3.25; a single average (0.32 a row) made
     short drafts look cheap, and they lost. ``draft_cost``: one draft-model decode step
     (0 without a draft model). ``draft_prefill_cost``: one prompt token prefilled by the
-    draft model. ``quantized`` rounds them to a grid of 1/40, so that calibrations a little
+    draft model. ``draft_acceptance``: how often the draft model's greedy next token is the
+    target's, on the target's own greedy text (measured with the costs; a new request's draft
+    lengths start from it, not from a guess). ``quantized`` rounds them to a grid of 1/40, so that calibrations a little
     apart give the same decisions (and a stored one reads back exactly).
     """
 
@@ -90,6 +92,7 @@ class SpeculationCosts:
     draft_cost: float = 0.0
     draft_prefill_cost: float = 0.0
     step_costs: tuple[float, ...] = ()
+    draft_acceptance: float = 0.0  # the draft model's greedy agreement with the target, measured (0: unknown)
 
     _GRID = 40
 
@@ -98,7 +101,7 @@ class SpeculationCosts:
             return max(round(x * self._GRID), 1) / self._GRID if x > 0 else 0.0
 
         return SpeculationCosts(q(self.extra_row_cost), q(self.draft_cost), q(self.draft_prefill_cost),
-                                tuple(q(c) for c in self.step_costs))
+                                tuple(q(c) for c in self.step_costs), q(self.draft_acceptance))
 
     def step_cost(self, rows: int) -> float:
         """A target step of ``rows`` rows, in one-row steps: from the table, past it by ``extra_row_cost``."""
@@ -176,20 +179,24 @@ class Acceptance:
     (lookup in the request's own text) or ``"history"`` (lookup in earlier requests).
     """
 
-    drafted: int = 0
-    accepted: int = 0
+    drafted: float = 0.0
+    accepted: float = 0.0
     prior_rate: float = 0.6
     prior_weight: float = 4.0
     memory: int = 32  # drafted tokens remembered; older ones fade out
     source: str = "draft"
 
     def update(self, drafted: int, accepted: int) -> None:
+        """Counts a verified draft. Acceptance is a chain: the drafts after the first rejected one
+        were never judged, so a draft of 16 rejected at its 3rd token is 2 accepted of 3, not of 16
+        (counting them all made long drafts look bad and stopped drafting after one early miss)."""
+        drafted = min(drafted, accepted + 1)
         self.drafted += drafted
         self.accepted += accepted
         if self.drafted > self.memory:
             scale = self.memory / self.drafted
             self.drafted = self.memory
-            self.accepted = round(self.accepted * scale)
+            self.accepted = self.accepted * scale  # not rounded: one judged token at a time must still fade old ones
 
     @property
     def rate(self) -> float:

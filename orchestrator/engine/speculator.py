@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import time
+from dataclasses import replace
 from typing import Any
 
 from orchestrator.engine.calibration import file_identity, load_costs, machine_busy, measure_costs, save_costs
@@ -33,16 +34,29 @@ from orchestrator.engine.variants import measured_step_costs
 from orchestrator.models.variants import Machine
 from orchestrator.models.weight_choice import StepCosts
 
-__all__ = ["Speculator"]
+__all__ = ["MAX_DRAFT", "Speculator"]
 
 log = logging.getLogger(__name__)
 
-_MAX_DRAFT = 16
+MAX_DRAFT = 16  # the longest draft verified in one step
 _PROBE_SHARE = 0.05  # probes of acceptance (a short draft after steps without one) cost at most this share of the steps
 _LOSS_LIMIT = 2.0  # auto stops speculating once it is this many target steps behind plain decoding
-_DRAFT_PRIOR_RATE = 0.8  # a draft model's per-token acceptance before a request has its own
+_DRAFT_PRIOR_RATE = 0.8  # a draft model's per-token acceptance before a request has its own, unmeasured
+# What the draft model's acceptance is measured on at calibration: the target's own greedy text after
+# these openings (fixed, so that the measure, and every decision from it, is the same run to run).
+_ACCEPTANCE_PROBES = ("The history of the bicycle begins", "def fibonacci(n):\n", "Dear Anna,\n\nThis summer I")
+_ACCEPTANCE_TOKENS = 32
 _TIMED_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17)  # target step sizes timed for the table of step costs
 _TIMING_CONTEXT = 128  # cells the timed steps attend to, as a request's steps do (not an empty cache)
+
+
+def _draft_prior(costs: SpeculationCosts, *, auto: bool = False) -> float:
+    """A draft model's acceptance before a request has its own: measured at calibration, else a guess.
+
+    ``auto`` keeps the guess: the measure is taken on three fixed openings, and open text agrees
+    less (the F32/Q4_1 pair: 96% there, 71% on a story, where drafting from the measure ran at
+    0.80x of plain); there the draft model must earn its drafts with probes."""
+    return costs.draft_acceptance if costs.draft_acceptance > 0 and not auto else _DRAFT_PRIOR_RATE
 
 
 class Speculator:
@@ -112,7 +126,9 @@ class Speculator:
     def attach(self, seq: Sequence) -> None:
         """Gives a sequence that just went live its drafters and acceptance priors.
 
-        ``prompt-lookup``: lookup only. ``draft``: the draft model only.
+        ``prompt-lookup``: lookup only. ``draft``: the draft model only, or plain decoding where
+        its prompt prefill would cost more than it saves at its measured acceptance (unless
+        ``EngineConfig.draft_length`` fixes the length).
         ``auto``: the draft model, but where a long match in the text so far
         drafts for free (a quotation under way), lookup; without a draft model,
         or where the draft model cannot win back its prompt prefill within the
@@ -123,7 +139,11 @@ class Speculator:
         if mode is None:
             return
         costs = self.fixed_costs()
-        if mode == "draft" and auto and not self._draft_pays(seq, costs):
+        if mode == "draft" and self._draft_length is None and not self._draft_pays(seq, costs, auto=auto):
+            if not auto:  # decoded plainly: a draft model that cannot pay would only slow the request
+                seq.job.spec_mode = None
+                seq.job.spec_note = "draft: off, the draft model's prompt prefill would cost more than it saves"
+                return
             mode = seq.job.spec_mode = "prompt-lookup"
             seq.job.spec_note = "auto: lookup only, the draft model's prompt prefill would cost more than it saves"
         if mode == "prompt-lookup" or (mode == "draft" and auto):
@@ -134,16 +154,17 @@ class Speculator:
         if mode == "draft" and self.draft_model is not None:
             seq.drafter = self.draft_model.slot()
             # a draft model of the same family usually agrees with its target
-            seq.acceptance = Acceptance(prior_rate=_DRAFT_PRIOR_RATE)
+            seq.acceptance = Acceptance(prior_rate=_draft_prior(costs, auto=auto))
         if seq.drafter is None:  # lookup's own mode, or every draft slot taken
             seq.drafter = seq.lookup
 
-    def _draft_pays(self, seq: Sequence, costs: SpeculationCosts) -> bool:
+    def _draft_pays(self, seq: Sequence, costs: SpeculationCosts, *, auto: bool) -> bool:
         """Whether the draft model, at its prior acceptance, saves more target steps than its prefill costs."""
-        k = costs.draft_length(_DRAFT_PRIOR_RATE, _MAX_DRAFT, drafted_by_model=True)
+        prior = _draft_prior(costs, auto=auto)
+        k = costs.draft_length(prior, MAX_DRAFT, drafted_by_model=True)
         if k == 0:
             return False
-        gain = costs.gain(_DRAFT_PRIOR_RATE, k, drafted_by_model=True)
+        gain = costs.gain(prior, k, drafted_by_model=True)
         saved = seq.job.max_tokens * (1.0 - 1.0 / gain)  # in one-row target steps
         return saved > len(seq.job.prompt) * costs.draft_prefill_cost
 
@@ -215,11 +236,49 @@ class Speculator:
                 time_draft = stack.enter_context(self.draft_model.timing(context)) if self.draft_model else None
                 costs, steady = measure_costs(
                     lambda rows: self._time_target(rows, len(context)), time_draft, rows=_TIMED_ROWS,
-                    max_rows=_MAX_DRAFT + 1, extra_row_cost=self._measured.extra_row_cost if self._measured else None,
+                    max_rows=MAX_DRAFT + 1, extra_row_cost=self._measured.extra_row_cost if self._measured else None,
                 )
         finally:
             self._ctx.seq_rm(slot)
+        if self.draft_model is not None:
+            costs = replace(costs, draft_acceptance=self._draft_acceptance()).quantized()
         return costs, steady
+
+    def _draft_acceptance(self) -> float:
+        """How often the draft's greedy next token is the target's, along the target's own greedy
+        text after ``_ACCEPTANCE_PROBES`` (what greedy speculation accepts, per drafted token)."""
+        texts = []
+        for opening in _ACCEPTANCE_PROBES:
+            prompt = self._model.tokenize(opening, add_special=True, parse_special=False)
+            texts.append((prompt, self._target_greedy(prompt, _ACCEPTANCE_TOKENS)))
+        return self.draft_agreement(texts)
+
+    def draft_agreement(self, texts: list[tuple[list[int], list[int]]]) -> float:
+        """The share of the target's tokens in ``texts`` (pairs of prompt and the target's greedy text
+        after it) that the draft model's greedy next token matches. The engine must be idle."""
+        assert self.draft_model is not None
+        agreed = total = 0
+        for prompt, text in texts:
+            guesses = self.draft_model.greedy_next(prompt + text)[len(prompt) - 1 : -1]
+            agreed += sum(1 for g, t in zip(guesses, text) if g == t)
+            total += len(text)
+        return agreed / total if total else 0.0
+
+    def _target_greedy(self, prompt: list[int], n: int) -> list[int]:
+        """The target's greedy continuation of ``prompt`` (``n`` tokens, or up to an end of text), on the scratch slot."""
+        slot, out, feed, pos = self._scratch, [], prompt, 0
+        while len(out) < n:
+            self._batch.clear()
+            idx = self._batch.add(feed, pos, slot, True)
+            self._ctx.decode(self._batch)
+            pos += len(feed)
+            token = int(self._ctx.logits(idx, self._model.n_vocab).argmax())
+            if self._model.is_eog(token):
+                break
+            out.append(token)
+            feed = [token]
+        self._ctx.seq_rm(slot)
+        return out
 
     def _timing_context(self) -> list[int]:
         text = "The committee met on Tuesday to review the budget, the schedule and the open questions. " * 12
@@ -247,7 +306,7 @@ class Speculator:
     def draft(self, seq: Sequence, spare: int) -> list[int]:
         """Tokens to verify after ``seq``'s pending one: as many as pay off, as room allows."""
         assert seq.drafter is not None
-        room = min(spare, seq.job.max_tokens - len(seq.out) - 1, self.max_positions - seq.n_past - 2, _MAX_DRAFT)
+        room = min(spare, seq.job.max_tokens - len(seq.out) - 1, self.max_positions - seq.n_past - 2, MAX_DRAFT)
         if room <= 0:
             return []
         history = seq.job.prompt + seq.out
@@ -279,9 +338,12 @@ class Speculator:
             return k
         # now and then a short probe (its rows the cheapest each): acceptance may have come back
         # (e.g. the text started quoting); spaced so that what it costs beyond a plain step is a small share
+        # A draft model must first read the tokens it missed meanwhile (at a prompt token's cost each):
+        # where that costs more than the share allowed, it stays idle for the rest of the request
         probe = min(costs.probe_length(), k_max)
         seq.idle_draft_steps += 1
-        if seq.idle_draft_steps < (costs.verify_cost(probe, drafted_by_model=by_model) - 1.0) / _PROBE_SHARE:
+        missed = costs.draft_prefill_cost * seq.idle_draft_steps if by_model else 0.0
+        if seq.idle_draft_steps < (costs.verify_cost(probe, drafted_by_model=by_model) - 1.0 + missed) / _PROBE_SHARE:
             return 0
         seq.idle_draft_steps = 0
         return probe
