@@ -165,7 +165,7 @@ def test_a_moment_of_contention_moves_one_round_not_the_costs():
     assert not steady  # but the rounds disagreed: used, not stored
 
 
-def test_auto_stops_speculating_once_it_is_two_steps_behind_plain():
+def test_auto_stops_speculating_once_it_is_three_percent_of_the_request_behind_plain():
     """Counted by the fixed costs: 3 drafts at 0.5 a row, one kept, is 1.5 steps lost per verify."""
     from types import SimpleNamespace
 
@@ -180,7 +180,7 @@ def test_auto_stops_speculating_once_it_is_two_steps_behind_plain():
     closed = []
     lookup = SimpleNamespace(close=lambda: closed.append("lookup"))
     seq = SimpleNamespace(
-        job=SimpleNamespace(spec_note=None), drafter=SimpleNamespace(close=lambda: closed.append("draft model")),
+        job=SimpleNamespace(spec_note=None, max_tokens=64), drafter=SimpleNamespace(close=lambda: closed.append("draft model")),
         lookup=lookup, acceptance=Acceptance(),
         draft_group=None, spec_balance=0.0, target_steps=1,
     )
@@ -195,6 +195,14 @@ def test_auto_stops_speculating_once_it_is_two_steps_behind_plain():
     # the draft model's slot is given back; the lookup stays to add the text to its tenant's history
     assert seq.drafter is None and seq.lookup is lookup and closed == ["draft model"]
     assert "speculation off" in seq.job.spec_note
+    # a long request may fall further behind before it stops (3% of its tokens): a bad start
+    # does not end the speculation of a 256-token agent turn
+    seq.job, seq.drafter, seq.spec_balance = SimpleNamespace(spec_note=None, max_tokens=256), lookup, 0.0
+    for _ in range(5):
+        spec._stop_if_losing(seq, drafted=3, kept=1)  # -7.5
+    assert seq.drafter is lookup
+    spec._stop_if_losing(seq, drafted=1, kept=1)  # -8.0, past 7.68
+    assert seq.drafter is None
 
 
 def _idle_probes(costs: SpeculationCosts, *, by_model: bool, steps: int = 400) -> list[int]:
