@@ -18,7 +18,9 @@ item in an earlier one). Items run in order; the modes of an item in a rotating 
 Measured per mode: decode speed (generated tokens after the first, over the time from the first
 token to the last, summed over the model turns: prefill is left out), its ratio to plain in the
 same repetition (median over repetitions), tokens per target step, the share of items whose
-every turn is token for token plain's, and drafted/accepted tokens per draft source.
+every turn is token for token plain's, and drafted/accepted tokens per draft source. Per
+workload: the most prompt lookup could gain over the plain turns, knowing each output in
+advance, at the step costs the engine decides by (``prompt_lookup_bound``).
 """
 
 from __future__ import annotations
@@ -138,9 +140,28 @@ class _Tally:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
+class _PromptRecorder:
+    """The engine, keeping the prompt tokens of every request submitted through it."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.prompts: list[list[int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def submit(self, request: GenerationRequest) -> Any:
+        self.prompts.append(self._engine.prompt_tokens(request))
+        return self._engine.submit(request)
+
+    def generate(self, request: GenerationRequest) -> Completion:
+        return self.submit(request).result()
+
+
 def run_workload(engine: Any, workload: str, items: list[Item], modes: list[str], reps: int, log: Callable[[str], None]) -> dict:
     """Runs every item in every mode, ``reps`` times; returns the per-mode summary (see the module)."""
     tallies = [{m: _Tally() for m in modes} for _ in range(reps)]
+    plain_turns: list[tuple[list[int], tuple[int, ...]]] = []  # (prompt, output) of each plain turn, first repetition
     for rep in range(reps):
         tenants = {m: f"{workload}-rep{rep}-{m}" for m in modes}  # fresh per repetition: warm only from earlier items
         for i, item in enumerate(items):
@@ -148,13 +169,30 @@ def run_workload(engine: Any, workload: str, items: list[Item], modes: list[str]
             shift = (rep + i) % len(modes)
             for mode in modes[shift:] + modes[:shift]:
                 speculative, named = MODES[mode]
-                completions = item.run(engine, speculative, tenants[mode] if named else None)
+                recorder = _PromptRecorder(engine)
+                completions = item.run(recorder, speculative, tenants[mode] if named else None)
                 tallies[rep][mode].add(completions)
                 outputs[mode] = [c.choices[0].token_ids for c in completions]
+                if mode == "plain" and rep == 0:
+                    plain_turns += zip(recorder.prompts, outputs[mode])
             for mode in modes:
                 tallies[rep][mode].identical += outputs[mode] == outputs["plain"]
         log(f"  {workload} rep {rep + 1}/{reps} done")
-    return _summary(tallies, modes, len(items))
+    return _summary(tallies, modes, len(items)) | {"prompt_lookup_bound": _bound(engine, plain_turns)}
+
+
+def _bound(engine: Any, turns: list[tuple[list[int], tuple[int, ...]]]) -> float | None:
+    """The most prompt lookup could gain over these turns (``lookup_speedup_bound``, knowing each
+    output in advance, at the engine's step costs): their tokens over their least total cost.
+    None when no turn went through the engine's ``submit``."""
+    from orchestrator.engine.prompt_lookup import lookup_speedup_bound
+
+    if not turns:
+        return None
+    step_cost = engine.speculator.fixed_costs().step_cost
+    tokens = sum(len(out) for _, out in turns)
+    cost = sum(len(out) / lookup_speedup_bound(prompt, out, step_cost) for prompt, out in turns if out)
+    return round(tokens / cost, 2) if cost else 1.0
 
 
 def _summary(tallies: list[dict[str, _Tally]], modes: list[str], items: int) -> dict:

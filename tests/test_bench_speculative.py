@@ -58,3 +58,33 @@ def test_the_summary_compares_each_mode_with_plain_in_the_same_repetition():
     assert modes["prompt-lookup"]["tokens_per_step"] == 2.0
     assert modes["lookup+index"]["x_plain"] == 3.0 and modes["lookup+index"]["tokens_per_step"] == 4.0
     assert modes["lookup+index"]["sources"] == {"history": {"drafted": 12, "accepted": 12}}
+    assert summary["prompt_lookup_bound"] is None  # no turn went through an engine: no bound made up
+
+
+def test_the_bound_covers_the_plain_turns_that_went_through_the_engine():
+    """Two plain turns, one quoting its prompt, one not: the bound is their tokens over their least
+    cost at the engine's step costs (each row free here: the quote is drafted whole in one step)."""
+    from types import SimpleNamespace
+
+    from orchestrator.engine.speculative import SpeculationCosts
+    from orchestrator.types import GenerationRequest
+
+    quote, fresh = tuple(range(100, 117)), tuple(range(500, 517))  # 17 tokens each
+
+    class Engine:
+        speculator = SimpleNamespace(fixed_costs=lambda: SpeculationCosts(0.0))
+
+        def prompt_tokens(self, request):
+            return list(quote) if request.prompt == "q" else [1, 2, 3]
+
+        def submit(self, request):
+            out = quote if request.prompt == "q" else fresh
+            return SimpleNamespace(result=lambda: _completion(out, 10.0, None))
+
+    def run(engine, speculative, user):
+        return [engine.generate(GenerationRequest(prompt=p, max_tokens=17)) for p in ("q", "f")]
+
+    summary = _spec_workloads.run_workload(Engine(), "w", [_spec_workloads.Item("a", run)], ["plain"], reps=2, log=lambda m: None)
+    # the quote: its first token, then the other 16 drafted in one step of free rows (2 steps);
+    # the fresh text: 17 plain steps; 34 tokens over 19 steps
+    assert summary["prompt_lookup_bound"] == round(34 / 19, 2)

@@ -150,14 +150,21 @@ def test_sampling_distribution_follows_the_chain_rules():
 
 def test_lookup_speedup_bound():
     from orchestrator.engine.prompt_lookup import lookup_speedup_bound
+    from orchestrator.engine.speculative import SpeculationCosts
+
+    def linear(row_cost):
+        return SpeculationCosts(row_cost).step_cost
 
     quote = list(range(100, 140))
     # an output that quotes the prompt whole: with free rows, one step drafts 16 and keeps 17
-    free = lookup_speedup_bound(quote, quote, 0.0)
+    free = lookup_speedup_bound(quote, quote, linear(0.0))
     assert free > 8
-    assert lookup_speedup_bound(quote, quote, 0.5) < free  # rows that cost leave less to gain
+    assert lookup_speedup_bound(quote, quote, linear(0.5)) < free  # rows that cost leave less to gain
     # an output the prompt never saw: nothing to draft, the bound is plain decoding
-    assert lookup_speedup_bound(quote, list(range(500, 520)), 0.0) == 1.0
-    assert lookup_speedup_bound(quote, [], 0.3) == 1.0
+    assert lookup_speedup_bound(quote, list(range(500, 520)), linear(0.0)) == 1.0
+    assert lookup_speedup_bound(quote, [], linear(0.3)) == 1.0
     # rows as dear as a whole step: drafting never beats decoding one token at a time
-    assert lookup_speedup_bound(quote, quote, 1.0) == pytest.approx(1.0, abs=0.05)
+    assert lookup_speedup_bound(quote, quote, linear(1.0)) == pytest.approx(1.0, abs=0.05)
+    # tiled costs (4 rows cost 2, then flat to 8 rows): drafts of 7 pay, the bound sits between
+    tiled = SpeculationCosts(0.3, step_costs=(1.0, 1.9, 2.0, 2.0, 2.6, 2.6, 2.6, 2.6)).step_cost
+    assert 1.0 < lookup_speedup_bound(quote, quote, tiled) < free

@@ -12,7 +12,7 @@ acceptance per match length.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["Lookup", "PromptLookupDrafter", "lookup_speedup_bound"]
@@ -87,11 +87,13 @@ class PromptLookupDrafter:
         self._indexed, self._last = len(history), history[-1]
 
 
-def lookup_speedup_bound(prompt: Sequence[int], output: Sequence[int], extra_row_cost: float, k_max: int = 16) -> float:
+def lookup_speedup_bound(
+    prompt: Sequence[int], output: Sequence[int], step_cost: Callable[[int], float], k_max: int = 16
+) -> float:
     """The most prompt lookup could speed up greedy decoding of ``output``, knowing the output in advance.
 
-    Each step feeds the pending token plus a draft of k tokens from this
-    drafter; it costs ``1 + extra_row_cost * k`` one-row steps and yields the
+    Each step feeds the pending token plus a draft of k tokens from this drafter; it costs
+    ``step_cost(1 + k)`` one-row steps (``SpeculationCosts.step_cost``) and yields the
     accepted drafts plus one token. The best length for every step (found by
     dynamic programming from the end) gives a bound no adaptive policy can
     beat: it shows what the drafter and the cost of a row leave on the table.
@@ -114,5 +116,5 @@ def lookup_speedup_bound(prompt: Sequence[int], output: Sequence[int], extra_row
         length, agree = accepted_at[i]
         best[i] = 1.0 + best[i + 1]
         for k in range(1, length + 1):
-            best[i] = min(best[i], 1.0 + extra_row_cost * k + best[min(n, i + min(agree, k) + 1)])
+            best[i] = min(best[i], step_cost(1 + k) + best[min(n, i + min(agree, k) + 1)])
     return n / best[0]
