@@ -66,6 +66,23 @@ def test_a_draft_request_starts_from_the_measured_acceptance_of_the_draft_model_
     assert measured.draft_length(_draft_prior(measured), 16, drafted_by_model=True) >= 5
 
 
+def test_a_measured_agreement_outweighs_one_early_miss():
+    """The F32/Q4_1 pair's costs, where drafting pays only above ~96% acceptance: a request starting
+    from the measured 99% keeps drafting after a draft rejected at its 10th token; a weak prior of
+    the same rate would have stopped for good."""
+    from orchestrator.engine.speculative import Acceptance
+    from orchestrator.engine.speculator import _draft_acceptance
+
+    pair = SpeculationCosts(0.25, 0.575, 0.225, (1.0, 1.7, 2.05, 2.1, 2.4, 2.475, 2.725, 2.8, 2.85), draft_acceptance=0.99)
+    start = _draft_acceptance(pair, auto=False)
+    weak = Acceptance(prior_rate=0.99)
+    for acceptance in (start, weak):
+        acceptance.update(16, 9)
+    assert pair.draft_length(start.rate, 16, drafted_by_model=True) > 0
+    assert pair.draft_length(weak.rate, 16, drafted_by_model=True) == 0
+    assert _draft_acceptance(pair, auto=True).prior_rate == 0.8  # auto: a guess, weakly held
+
+
 def test_stored_costs_read_back_for_the_same_files_and_machine_only(tmp_path):
     costs = SpeculationCosts(0.5, 0.25, 0.05, (1.0, 1.5, 2.0), draft_acceptance=0.875)
     save_costs("target:1:2", "draft:3:4", MACHINE, costs, tmp_path)
