@@ -65,7 +65,7 @@ def _draft_prior(costs: SpeculationCosts, *, auto: bool = False) -> float:
 def _draft_acceptance(costs: SpeculationCosts, *, auto: bool) -> Acceptance:
     """A new request's acceptance of its draft model's tokens. A measured agreement is evidence
     (96 tokens), so it weighs as much as the drafts a request remembers: one early miss must not
-    outweigh it (at a weight of 4, one rejection (at the 10th token) stopped the F32/Q4_1 pair drafting for good:
+    outweigh it (at a weight of 4, a draft rejected at its 10th token stopped the F32/Q4_1 pair drafting for good:
     2.6 tokens per target step on the doctor's openings; at 32, 12)."""
     prior = _draft_prior(costs, auto=auto)
     weight = Acceptance.memory if prior != _DRAFT_PRIOR_RATE else Acceptance.prior_weight
