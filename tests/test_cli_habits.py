@@ -152,7 +152,16 @@ class CtrlCAfter(io.StringIO):
         return n
 
 
-def test_ctrl_c_stops_the_answer_through_the_backend_and_returns_to_the_prompt() -> None:
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own SIGINT handler for the test: a process started in the background by a shell
+    without job control inherits SIGINT ignored, and Python then never installs it."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_the_answer_through_the_backend_and_returns_to_the_prompt(python_ctrl_c) -> None:
     long = " ".join(f"w{i}" for i in range(200))
     fake = ScriptedBackend([long, "second answer"], delay=0.005)
     out = CtrlCAfter(words=3)

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.engine.speculative import SpeculationCosts
