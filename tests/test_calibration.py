@@ -71,16 +71,16 @@ def test_a_measured_agreement_outweighs_one_early_miss():
     from the measured 99% keeps drafting after a draft rejected at its 10th token; a weak prior of
     the same rate would have stopped for good."""
     from orchestrator.engine.speculative import Acceptance
-    from orchestrator.engine.speculator import _draft_acceptance
+    from orchestrator.engine.speculator import _starting_acceptance
 
     pair = SpeculationCosts(0.25, 0.575, 0.225, (1.0, 1.7, 2.05, 2.1, 2.4, 2.475, 2.725, 2.8, 2.85), draft_acceptance=0.99)
-    start = _draft_acceptance(pair, auto=False)
+    start = _starting_acceptance(pair, auto=False)
     weak = Acceptance(prior_rate=0.99)
     for acceptance in (start, weak):
         acceptance.update(16, 9)
     assert pair.draft_length(start.rate, 16, drafted_by_model=True) > 0
     assert pair.draft_length(weak.rate, 16, drafted_by_model=True) == 0
-    assert _draft_acceptance(pair, auto=True).prior_rate == 0.8  # auto: a guess, weakly held
+    assert _starting_acceptance(pair, auto=True).prior_rate == 0.8  # auto: a guess, weakly held
 
 
 def test_stored_costs_read_back_for_the_same_files_and_machine_only(tmp_path):

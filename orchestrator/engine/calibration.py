@@ -77,7 +77,8 @@ class CostsRecord(BaseModel):
     draft_acceptance: float = Field(0.0, ge=0.0, le=1.0)
 
     def costs(self) -> SpeculationCosts:
-        return SpeculationCosts(self.extra_row_cost, self.draft_cost, self.draft_prefill_cost, self.step_costs, self.draft_acceptance)
+        return SpeculationCosts(self.extra_row_cost, self.draft_cost, self.draft_prefill_cost, self.step_costs,
+                                self.draft_acceptance)
 
 
 def costs_path(target: str, draft: str, machine: Machine, cache_dir: str | os.PathLike[str] | None = None) -> Path:

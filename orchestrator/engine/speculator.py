@@ -62,11 +62,11 @@ def _draft_prior(costs: SpeculationCosts, *, auto: bool = False) -> float:
     return costs.draft_acceptance if costs.draft_acceptance > 0 and not auto else _DRAFT_PRIOR_RATE
 
 
-def _draft_acceptance(costs: SpeculationCosts, *, auto: bool) -> Acceptance:
+def _starting_acceptance(costs: SpeculationCosts, *, auto: bool) -> Acceptance:
     """A new request's acceptance of its draft model's tokens. A measured agreement is evidence
     (96 tokens), so it weighs as much as the drafts a request remembers: one early miss must not
-    outweigh it (at a weight of 4, a draft rejected at its 10th token stopped the F32/Q4_1 pair drafting for good:
-    2.6 tokens per target step on the doctor's openings; at 32, 12)."""
+    outweigh it (at a weight of 4, a draft rejected at its 10th token stopped the F32/Q4_1 pair
+    drafting for good: 2.6 tokens per target step on the doctor's openings; at 32, 12)."""
     prior = _draft_prior(costs, auto=auto)
     weight = Acceptance.memory if prior != _DRAFT_PRIOR_RATE else Acceptance.prior_weight
     return Acceptance(prior_rate=prior, prior_weight=float(weight))
@@ -167,7 +167,7 @@ class Speculator:
         if mode == "draft" and self.draft_model is not None:
             seq.drafter = self.draft_model.slot()
             # a draft model of the same family usually agrees with its target
-            seq.acceptance = _draft_acceptance(costs, auto=auto)
+            seq.acceptance = _starting_acceptance(costs, auto=auto)
         if seq.drafter is None:  # lookup's own mode, or every draft slot taken
             seq.drafter = seq.lookup
 
@@ -202,8 +202,9 @@ class Speculator:
                 self._fixed = stored
             else:
                 self._fixed, steady = self._calibrate()
-                if self._costs_key is not None and (machine_busy() or not steady):  # kept, they would mislead every later engine
-                    log.info("speculation costs measured under load; not stored, the next engine measures again")
+                if self._costs_key is not None and (machine_busy() or not steady):  # kept, they would mislead later engines
+                    log.info("speculation costs measured under load (or their rounds disagreed); not stored, "
+                             "the next engine measures again")
                 elif self._costs_key is not None:
                     save_costs(*self._costs_key, self._fixed)
             log.debug("speculation costs: %s", self._fixed)
