@@ -55,7 +55,10 @@ def test_tiled_costs_never_draft_one_or_two_tokens():
 
 
 def test_a_draft_request_starts_from_the_measured_acceptance_of_the_draft_model_and_auto_from_a_guess():
-    from orchestrator.engine.speculator import _DRAFT_PRIOR_RATE, _draft_prior
+    from orchestrator.engine.speculator import _DRAFT_PRIOR_RATE, _starting_acceptance
+
+    def _draft_prior(costs, auto=False):
+        return _starting_acceptance(costs, auto=auto).prior_rate
 
     measured = SpeculationCosts(0.15, 0.425, 0.15, (1.0, 1.35, 1.625, 1.65, 1.825), draft_acceptance=0.975)
     assert _draft_prior(measured) == 0.975 and _draft_prior(SpeculationCosts(0.15, 0.425)) == _DRAFT_PRIOR_RATE

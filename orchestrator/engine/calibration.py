@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator.engine.speculative import SpeculationCosts
 from orchestrator.models.catalogue import cache_dir_for
 from orchestrator.models.variants import Machine, write_atomic
+from orchestrator.models.weight_choice import StepCosts
 
 __all__ = ["CostsRecord", "costs_path", "file_identity", "load_costs", "machine_busy", "measure_costs", "save_costs"]
 
@@ -157,7 +158,7 @@ def measure_costs(
     cost = {key: statistics.median(values) for key, values in ratios.items()} | {"1": 1.0}
     table = tuple(float(np.interp(n, list(rows), [cost[str(r)] for r in rows])) for n in range(1, max_rows + 1))
     if extra_row_cost is None:
-        extra_row_cost = (cost["8"] - 1.0) / 7 if "8" in cost else 0.0
+        extra_row_cost = StepCosts(step_s={1: 1.0, 8: cost["8"]}).extra_row_cost if "8" in cost else 0.0
     steady = max(one_rows) <= _STEADY_SPREAD * min(one_rows)
     if time_draft is None:
         return SpeculationCosts(extra_row_cost, step_costs=table).quantized(), steady

@@ -83,12 +83,8 @@ class DraftModel:
             self._ctx.seq_rm(slot, keep, -1)
             del held[keep:]
         todo = list(history[keep:])
-        while todo:
-            chunk, todo = todo[: self._batch.capacity], todo[self._batch.capacity :]
-            self._batch.clear()
-            idx = self._batch.add(chunk, len(held), slot, not todo)
-            self._ctx.decode(self._batch)
-            held.extend(chunk)
+        idx = self._ctx.feed(self._batch, todo, len(held), slot, logits_last=True)
+        held.extend(todo)
         # 2. k greedy steps; the last proposal is not fed back (the target decides first)
         draft: list[int] = []
         while True:
@@ -110,10 +106,7 @@ class DraftModel:
         one decode step of ``rows`` tokens after it (a prompt chunk when above one). The slot is
         cleared after."""
         slot = self._free[-1] if self._free else 0
-        for start in range(0, len(context), self._batch.capacity):
-            self._batch.clear()
-            self._batch.add(list(context[start : start + self._batch.capacity]), start, slot, False)
-            self._ctx.decode(self._batch)
+        self._ctx.feed(self._batch, list(context), 0, slot)
 
         def time_step(rows: int) -> float:
             self._batch.clear()

@@ -200,6 +200,17 @@ class NativeContext:
         if rc != 0:
             raise EngineError(f"llama_decode returned {rc} for a batch of {batch.n_tokens} tokens")
 
+    def feed(self, batch: Batch, tokens: list[int], start: int, seq: int, *, logits_last: bool = False) -> int:
+        """Decodes ``tokens`` into sequence ``seq`` at positions ``start``..., in chunks of the batch's
+        capacity; returns the batch index of the last token (its logits are kept with ``logits_last``)."""
+        idx = -1
+        for at in range(0, len(tokens), batch.capacity):
+            chunk = tokens[at : at + batch.capacity]
+            batch.clear()
+            idx = batch.add(chunk, start + at, seq, logits_last and at + len(chunk) == len(tokens))
+            self.decode(batch)
+        return idx
+
     def seq_cp(self, src: int, dst: int, p0: int, p1: int) -> None:
         llama().llama_memory_seq_cp(self.memory, src, dst, p0, p1)
 

@@ -53,23 +53,20 @@ _TIMED_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17)  # target step sizes timed for
 _TIMING_CONTEXT = 128  # cells the timed steps attend to, as a request's steps do (not an empty cache)
 
 
-def _draft_prior(costs: SpeculationCosts, *, auto: bool = False) -> float:
-    """A draft model's acceptance before a request has its own: measured at calibration, else a guess.
-
-    ``auto`` keeps the guess: the measure is taken on three fixed openings, and open text agrees
-    less (the F32/Q4_1 pair: 96% there, 71% on a story, where drafting from the measure ran at
-    0.80x of plain); there the draft model must earn its drafts with probes."""
-    return costs.draft_acceptance if costs.draft_acceptance > 0 and not auto else _DRAFT_PRIOR_RATE
-
-
 def _starting_acceptance(costs: SpeculationCosts, *, auto: bool) -> Acceptance:
-    """A new request's acceptance of its draft model's tokens. A measured agreement is evidence
-    (96 tokens), so it weighs as much as the drafts a request remembers: one early miss must not
-    outweigh it (at a weight of 4, a draft rejected at its 10th token stopped the F32/Q4_1 pair
-    drafting for good: 2.6 tokens per target step on the doctor's openings; at 32, 12)."""
-    prior = _draft_prior(costs, auto=auto)
-    weight = Acceptance.memory if prior != _DRAFT_PRIOR_RATE else Acceptance.prior_weight
-    return Acceptance(prior_rate=prior, prior_weight=float(weight))
+    """A new request's acceptance of its draft model's tokens: the agreement measured at calibration,
+    else a guess (``_DRAFT_PRIOR_RATE``).
+
+    A measured agreement is evidence (96 tokens), so it weighs as much as the drafts a request
+    remembers: one early miss must not outweigh it (at a weight of 4, a draft rejected at its 10th
+    token stopped the F32/Q4_1 pair drafting for good: 2.6 tokens per target step on the doctor's
+    openings; at 32, 12). ``auto`` keeps the weakly held guess: the measure is taken on three fixed
+    openings, and open text agrees less (the F32/Q4_1 pair: 96% there, 71% on a story, where
+    drafting from the measure ran at 0.80x of plain); there the draft model must earn its drafts
+    with probes."""
+    if costs.draft_acceptance > 0 and not auto:
+        return Acceptance(prior_rate=costs.draft_acceptance, prior_weight=float(Acceptance.memory))
+    return Acceptance(prior_rate=_DRAFT_PRIOR_RATE)
 
 
 class Speculator:
@@ -173,7 +170,7 @@ class Speculator:
 
     def _draft_pays(self, seq: Sequence, costs: SpeculationCosts, *, auto: bool) -> bool:
         """Whether the draft model, at its prior acceptance, saves more target steps than its prefill costs."""
-        prior = _draft_prior(costs, auto=auto)
+        prior = _starting_acceptance(costs, auto=auto).prior_rate
         k = costs.draft_length(prior, MAX_DRAFT, drafted_by_model=True)
         if k == 0:
             return False
@@ -244,7 +241,7 @@ class Speculator:
         room = self._ledger.free - max(_TIMED_ROWS) - 1
         context = self._timing_context()[: max(room, 0)]
         slot = self._scratch
-        self._fill(slot, context)
+        self._ctx.feed(self._batch, context, 0, slot)
         try:
             with contextlib.ExitStack() as stack:
                 time_draft = stack.enter_context(self.draft_model.timing(context)) if self.draft_model else None
@@ -297,12 +294,6 @@ class Speculator:
     def _timing_context(self) -> list[int]:
         text = "The committee met on Tuesday to review the budget, the schedule and the open questions. " * 12
         return self._model.tokenize(text, add_special=True, parse_special=False)[:_TIMING_CONTEXT]
-
-    def _fill(self, slot: int, tokens: list[int]) -> None:
-        for start in range(0, len(tokens), self._batch.capacity):
-            self._batch.clear()
-            self._batch.add(tokens[start : start + self._batch.capacity], start, slot, False)
-            self._ctx.decode(self._batch)
 
     def _time_target(self, rows: int, at: int) -> float:
         """Seconds of one target step of ``rows`` rows (logits for each) at position ``at`` of the scratch slot."""
