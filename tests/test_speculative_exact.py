@@ -88,10 +88,24 @@ def weight_files(smollm2_path, tmp_path_factory):
 
 
 def test_the_same_request_gives_the_same_tokens_and_drafts_under_any_clock(smollm2_path, monkeypatch):
-    """Draft decisions follow acceptance and fixed costs only: a clock that jumps around changes nothing."""
+    """Draft decisions follow acceptance and fixed costs only: a clock that jumps around changes nothing.
+
+    Both engines decide by the same calibration, as engines do once it is stored; a busy machine
+    (CI) stores none, and each engine would otherwise measure its own.
+    """
     import orchestrator.engine.draft_model as draft_module
     import orchestrator.engine.engine as engine_module
+    from orchestrator.engine.speculator import Speculator
 
+    measure, calibrations = Speculator._calibrate, []
+
+    def calibrate_once(self):
+        if not calibrations:
+            calibrations.append(measure(self))
+        return calibrations[0]
+
+    monkeypatch.setattr(Speculator, "_calibrate", calibrate_once)
+    monkeypatch.setattr("orchestrator.engine.speculator.load_costs", lambda *key: None)
     cfg = EngineConfig(n_ctx=2048, prefix_cache_slots=0, draft_model=str(smollm2_path))
     runs = []
     for clock in (None, random.Random(7)):
