@@ -160,6 +160,9 @@ def _words(text: str) -> list[str]:
 
 def _clean(span: str) -> str:
     span = span.strip(_EDGE)
+    for opening, closing in ("()", "[]", "{}"):  # an aside the edge cut open: what comes before it
+        if span.count(opening) > span.count(closing):  # "Glucose (C6H12O6)" gives "Glucose"
+            span = span[: span.rfind(opening)].rstrip().strip(_EDGE)
     return span[:-2] if span.endswith(("'s", "’s")) else span
 
 

@@ -74,6 +74,10 @@ def test_spans_and_quotes():
     assert quoted(["Retrieve the DNA molecule with id `DNA123`."]) == ["DNA123"]
     assert dict(string_spans(["criminal cases of Mr. X in New York"])).get("Mr. X") == "name"
     assert dict(string_spans(["the case information of the R vs Adams legal case"])).get("R vs Adams") == "name"
+    # an aside in brackets is never cut open: "Glucose (C6H12O6" is no one's value
+    spans = dict(string_spans(["Calculate the molecular weight of Glucose (C6H12O6) in grams/mole."]))
+    assert spans.get("Glucose") == "name" and "C6H12O6" in spans
+    assert not any(s.count("(") != s.count(")") for s in spans)
 
 
 def test_words_listed_with_and_are_a_list_candidate():
