@@ -96,6 +96,22 @@ def test_stored_costs_read_back_for_the_same_files_and_machine_only(tmp_path):
     assert load_costs("target:1:2", "draft:3:4", other, tmp_path) is None
 
 
+def test_the_attention_a_target_runs_with_keys_its_costs(tmp_path):
+    """Flash attention or not, and the KV cache's types, price a step's rows differently: each keeps its own record."""
+    from orchestrator.engine import EngineConfig
+    from orchestrator.engine.calibration import target_identity
+
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"GGUF")
+    keys = {target_identity(weights, EngineConfig(**kw)) for kw in ({}, {"flash_attn": "off"}, {"type_k": "q8_0", "type_v": "q8_0"})}
+    assert len(keys) == 3
+    assert target_identity(weights, EngineConfig(flash_attn="on")) == target_identity(weights, EngineConfig())  # "auto" runs it on
+    costs = SpeculationCosts(0.5, 0.25, 0.05, (1.0, 1.5, 2.0))
+    with_flash, without = target_identity(weights, EngineConfig()), target_identity(weights, EngineConfig(flash_attn="off"))
+    save_costs(with_flash, "", MACHINE, costs, tmp_path)
+    assert load_costs(with_flash, "", MACHINE, tmp_path) == costs and load_costs(without, "", MACHINE, tmp_path) is None
+
+
 @pytest.mark.parametrize(
     "content",
     [

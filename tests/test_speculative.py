@@ -181,15 +181,15 @@ def test_auto_quotes_by_lookup_beside_a_draft_model(smollm2_path, monkeypatch, t
     The draft here is the target itself, which could never pay; stored costs that
     say a draft step is cheap make auto use it, the way it would a small draft model.
     """
-    from orchestrator.engine.calibration import file_identity, save_costs
+    from orchestrator.engine.calibration import file_identity, save_costs, target_identity
     from orchestrator.engine.draft_model import DraftModel
     from orchestrator.engine.speculative import SpeculationCosts
     from orchestrator.models.variants import Machine
 
     monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path))
     cfg = EngineConfig(n_ctx=2048, prefix_cache_slots=0, draft_model=str(smollm2_path))
-    identity = file_identity(smollm2_path)
-    save_costs(identity, identity, Machine.here(cfg.threads), SpeculationCosts(0.5, 0.05, 0.0))
+    save_costs(target_identity(smollm2_path, cfg), file_identity(smollm2_path), Machine.here(cfg.threads),
+               SpeculationCosts(0.5, 0.05, 0.0))
     calls = Counter()
     propose = DraftModel.propose
 

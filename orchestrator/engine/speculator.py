@@ -15,7 +15,14 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from orchestrator.engine.calibration import file_identity, load_costs, machine_busy, measure_costs, save_costs
+from orchestrator.engine.calibration import (
+    file_identity,
+    load_costs,
+    machine_busy,
+    measure_costs,
+    save_costs,
+    target_identity,
+)
 from orchestrator.engine.config import EngineConfig
 from orchestrator.engine.draft_model import DraftModel
 from orchestrator.engine.history_index import HistoryIndex
@@ -128,7 +135,7 @@ class Speculator:
         return cls(
             draft_length=config.draft_length, draft_model=draft_model, history=HistoryIndex(config.history_tokens),
             measured=measured_step_costs(weights, config.threads),
-            costs_key=(file_identity(weights), file_identity(draft_model.path if draft_model else None),
+            costs_key=(target_identity(weights, config), file_identity(draft_model.path if draft_model else None),
                        Machine.here(config.threads)),
             **parts,
         )
