@@ -133,3 +133,30 @@ def test_a_lookup_costs_the_same_whatever_the_index_holds():
         small, big = times
         assert big < 8 * small + 20e-6, (small, big)
         assert big < 2e-3  # a step's lookup stays far below a decode step
+
+
+def test_a_source_whose_drafts_were_rejected_loses_to_a_shorter_match_and_a_tenant_keeps_the_lesson():
+    from orchestrator.engine.speculator import Speculator
+
+    index = HistoryIndex(1000)
+    index.add("t", [50, 51, 1, 2, 3, 40, 41])
+    sources = LookupSources(PromptLookupDrafter(), index, "t")
+    text = [9, 3, 70, 71, 51, 1, 2, 3]  # own text: a 1-token match of 3; history: 4 tokens
+    by_match = AcceptanceByMatch()
+
+    def rate(f):
+        return by_match.group(f.match, f.source).rate
+
+    assert sources.lookup(text, 2, rate).source == "history"  # as the priors have it
+    for _ in range(10):
+        by_match.group(4, "history").update(2, 0)
+        by_match.group(1, "prompt").update(2, 2)
+    assert sources.lookup(text, 2, rate).tokens == [70, 71]
+    # the speculator hands a tenant's requests one set of history rates, kept while the index holds the tenant
+    spec = Speculator(ctx=None, model=None, ledger=None, batch=None, scratch_slot=0, max_positions=64,
+                      draft_length=None, draft_model=None, draft_error=None, history=index)
+    first = spec._history_acceptance("t")
+    assert spec._history_acceptance("t") is first and spec._history_acceptance("u") is not first
+    index.add("v", [1, 2, 3, 4, 5])
+    spec._history_acceptance("w")  # a new tenant: rates of tenants the index no longer holds ("u") go
+    assert spec._history_acceptance("t") is first and set(spec._tenant_acceptance) <= {"t", "v", "w"}

@@ -3,8 +3,10 @@
 The speculator asks one object for a lookup draft; this one asks prompt lookup over the
 sequence's prompt and output (``prompt_lookup.py``) and, when the request names a tenant
 (``GenerationRequest.user``), the engine's index of that tenant's recent requests
-(``history_index.py``). The longer match wins; on a tie the request's own text, which is
-about this very request. The ``Lookup`` says which source drafted, so acceptance is kept
+(``history_index.py``). The draft whose source and match length have been accepted more
+often wins (the speculator keeps those rates), else the longer match; on a tie the request's
+own text, which is about this very request. Another request's long match is often the shared
+boilerplate of a different task: on code edits it displaced better drafts from the prompt. The ``Lookup`` says which source drafted, so acceptance is kept
 and reported per source.
 
 Without a tenant a request reads and writes no history: an app that serves several people
@@ -14,7 +16,7 @@ another's requests. An app opts in by naming the tenant; requests with the same 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from orchestrator.engine.history_index import HistoryIndex
@@ -31,12 +33,22 @@ class LookupSources:
     index: HistoryIndex | None = None
     tenant: str | None = None
 
-    def lookup(self, history: Sequence[int], k: int) -> Lookup:
+    def lookup(self, history: Sequence[int], k: int, rate: Callable[[Lookup], float] | None = None) -> Lookup:
+        """The better of the two sources' drafts: by ``rate`` (the acceptance a draft of that source
+        and match length has had) where given, then by the longer match; on a tie the request's own."""
         found = self.own.lookup(history, k)
         if self.index is None or self.tenant is None:
             return found
         earlier = self.index.lookup(self.tenant, history, k)
-        return earlier if earlier.match > found.match and earlier.tokens else found
+        if not earlier.tokens:
+            return found
+        if not found.tokens:
+            return earlier
+
+        def merit(f: Lookup) -> tuple[float, int]:
+            return (rate(f) if rate else 0.0, f.match)
+
+        return earlier if merit(earlier) > merit(found) else found
 
     def propose(self, history: Sequence[int], k: int) -> list[int]:
         return self.lookup(history, k).tokens

@@ -214,6 +214,11 @@ _MATCH_GROUP_PRIORS = (0.3, 0.5, 0.7, 0.85, 0.9, 0.9)
 _HISTORY_GROUP_PRIORS = (0.2, 0.4, 0.6, 0.8, 0.85, 0.9)
 
 
+def history_acceptance() -> list[Acceptance]:
+    """Fresh per-length rates of drafts from earlier requests (``AcceptanceByMatch.history_groups``)."""
+    return [Acceptance(prior_rate=p, source="history") for p in _HISTORY_GROUP_PRIORS]
+
+
 @dataclass
 class AcceptanceByMatch:
     """Per-token acceptance of one sequence's lookup drafts, kept per source and match length.
@@ -222,15 +227,15 @@ class AcceptanceByMatch:
     nearly whole) and overestimates a chance match; grouping by the length of
     the match behind each draft lets a long match draft long and a short one
     not at all. Matches in the request's own text (``"prompt"``) and in earlier
-    requests (``"history"``) keep separate rates.
+    requests (``"history"``) keep separate rates; the speculator shares the
+    latter among a tenant's requests (whether another request's text goes on
+    as this one does is learnt over many requests, not within one).
     """
 
     groups: list[Acceptance] = field(
         default_factory=lambda: [Acceptance(prior_rate=p, source="prompt") for p in _MATCH_GROUP_PRIORS]
     )
-    history_groups: list[Acceptance] = field(
-        default_factory=lambda: [Acceptance(prior_rate=p, source="history") for p in _HISTORY_GROUP_PRIORS]
-    )
+    history_groups: list[Acceptance] = field(default_factory=history_acceptance)
 
     def group(self, match: int, source: str = "prompt") -> Acceptance:
         groups = self.history_groups if source == "history" else self.groups

@@ -36,6 +36,7 @@ from orchestrator.engine.speculative import (
     SpeculationCosts,
     StepCostModel,
     accept_or_resample,
+    history_acceptance,
 )
 from orchestrator.engine.variants import measured_step_costs
 from orchestrator.models.variants import Machine
@@ -120,6 +121,7 @@ class Speculator:
         self._costs_key = costs_key
         self._fixed: SpeculationCosts | None = None
         self.history = history  # recent requests' text per tenant, for lookup drafts across requests
+        self._tenant_acceptance: dict[str, list[Acceptance]] = {}  # per tenant: its history drafts' rates
         self._costs = StepCostModel()
         if measured is not None:  # the weights tune timed this file's steps on this machine
             self._costs = StepCostModel(prior=measured.extra_row_cost)
@@ -168,12 +170,22 @@ class Speculator:
             # text is rarely accepted, and a rejected row costs 0.5-0.8 of a step here on Q4_1
             own = PromptLookupDrafter(min_match=3 if auto else 1)
             seq.lookup = LookupSources(own, self.history, seq.job.request.user)
+            if seq.job.request.user is not None:
+                seq.match_acceptance.history_groups = self._history_acceptance(seq.job.request.user)
         if mode == "draft" and self.draft_model is not None:
             seq.drafter = self.draft_model.slot()
             # a draft model of the same family usually agrees with its target
             seq.acceptance = _starting_acceptance(costs, auto=auto)
         if seq.drafter is None:  # lookup's own mode, or every draft slot taken
             seq.drafter = seq.lookup
+
+    def _history_acceptance(self, tenant: str) -> list[Acceptance]:
+        """The tenant's rates of drafts from its earlier requests, shared by its requests; kept
+        only for tenants the history index still holds."""
+        if tenant not in self._tenant_acceptance and len(self._tenant_acceptance) >= len(self.history.tenants()):
+            held = set(self.history.tenants())
+            self._tenant_acceptance = {t: g for t, g in self._tenant_acceptance.items() if t in held}
+        return self._tenant_acceptance.setdefault(tenant, history_acceptance())
 
     def _draft_pays(self, seq: Sequence, costs: SpeculationCosts, *, auto: bool) -> bool:
         """Whether the draft model, at its prior acceptance, saves more target steps than its prefill costs."""
@@ -324,7 +336,7 @@ class Speculator:
         history = seq.job.prompt + seq.out
         # look first: lookup drafts are free, and the match's length says how far to trust them
         if seq.lookup is not None:
-            found = seq.lookup.lookup(history, room)
+            found = seq.lookup.lookup(history, room, rate=lambda f: seq.match_acceptance.group(f.match, f.source).rate)
             group = seq.match_acceptance.group(found.match, found.source)
             if seq.drafter is seq.lookup:
                 if not found.tokens:
