@@ -38,7 +38,8 @@ from orchestrator.models.catalogue import cache_dir_for
 from orchestrator.models.variants import Machine, write_atomic
 from orchestrator.models.weight_choice import StepCosts
 
-__all__ = ["CostsRecord", "costs_path", "file_identity", "load_costs", "machine_busy", "measure_costs", "save_costs"]
+__all__ = ["CostsRecord", "costs_path", "file_identity", "load_costs", "machine_busy", "measure_costs", "save_costs",
+           "target_identity"]
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ __all__ = [
     "accept_or_resample",
     "choose_draft_length",
     "expected_tokens",
+    "history_acceptance",
     "sampling_distribution",
 ]
 
