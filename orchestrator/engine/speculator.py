@@ -170,7 +170,7 @@ class Speculator:
             # text is rarely accepted, and a rejected row costs 0.5-0.8 of a step here on Q4_1
             own = PromptLookupDrafter(min_match=3 if auto else 1)
             seq.lookup = LookupSources(own, self.history, seq.job.request.user)
-            if seq.job.request.user is not None:
+            if seq.job.request.user is not None and self.history is not None:
                 seq.match_acceptance.history_groups = self._history_acceptance(seq.job.request.user)
         if mode == "draft" and self.draft_model is not None:
             seq.drafter = self.draft_model.slot()
@@ -182,6 +182,7 @@ class Speculator:
     def _history_acceptance(self, tenant: str) -> list[Acceptance]:
         """The tenant's rates of drafts from its earlier requests, shared by its requests; kept
         only for tenants the history index still holds."""
+        assert self.history is not None
         if tenant not in self._tenant_acceptance and len(self._tenant_acceptance) >= len(self.history.tenants()):
             held = set(self.history.tenants())
             self._tenant_acceptance = {t: g for t, g in self._tenant_acceptance.items() if t in held}
