@@ -183,10 +183,12 @@ class Speculator:
         """The tenant's rates of drafts from its earlier requests, shared by its requests; kept
         only for tenants the history index still holds."""
         assert self.history is not None
-        if tenant not in self._tenant_acceptance and len(self._tenant_acceptance) >= len(self.history.tenants()):
+        if tenant not in self._tenant_acceptance:
             held = set(self.history.tenants())
-            self._tenant_acceptance = {t: g for t, g in self._tenant_acceptance.items() if t in held}
-        return self._tenant_acceptance.setdefault(tenant, history_acceptance())
+            if len(self._tenant_acceptance) >= len(held):  # some kept rates may be of tenants gone from the index
+                self._tenant_acceptance = {t: g for t, g in self._tenant_acceptance.items() if t in held}
+            self._tenant_acceptance[tenant] = history_acceptance()
+        return self._tenant_acceptance[tenant]
 
     def _draft_pays(self, seq: Sequence, costs: SpeculationCosts, *, auto: bool) -> bool:
         """Whether the draft model, at its prior acceptance, saves more target steps than its prefill costs."""
