@@ -8,16 +8,16 @@ another), so a call costs two rounds however many fields it has.
 
 ``assign`` then picks values:
 
-1. each field's candidates get softmax probabilities from their log-likelihoods;
-2. each candidate's score weighs its log-likelihood with what it is (a name, a quoted text, a
-   formula, a number, a digit string for a field that is no id, ...) and with the words the
-   request writes beside it (the field's name or description there: ``agents.nearby``; "a charge
-   of 2" for ``charge``): ``candidate_features``, weights fit on labelled fields; the required
-   fields take the candidates that together score best, with a bonus for each pair of fields
-   whose values the request writes in the schema's order (a=2, b=3, c=-4; from London to
-   Edinburgh), never giving a value twice unless the request writes it twice;
+1. each candidate's score (``weigh``) weighs its log-likelihood with what it is (a name, a quoted
+   text, a formula, a number, a digit string for a field that is no id, ...) and with the words
+   the request writes beside it (the field's name or description there: ``agents.nearby``; "a
+   charge of 2" for ``charge``): ``candidate_features``, weights fit on labelled fields; a field's
+   probabilities are the softmax of its candidates' scores;
+2. the required fields take the candidates that together score best, with a bonus for each pair
+   of fields whose values the request writes in the schema's order (a=2, b=3, c=-4; from London
+   to Edinburgh), never giving a value twice unless the request writes it twice;
 3. an optional field is written only when ``include`` (a calibrated model of whether writing it is
-   right, on features of its best candidate: the most likely one, or for a flag the value that is
+   right, on features of its best candidate: the most probable one, or for a flag the value that is
    not its default) says more likely than not; otherwise it is left out, so it takes its default;
 4. a required field without candidates (nothing in the request fits) is reported as missing:
    ``agents.decide`` has the model write it under the field's grammar instead.
@@ -39,7 +39,7 @@ from agents.scoring import CALL_PREFIX, ScoreTexts, Scored
 from orchestrator.types import ChatMessage
 
 __all__ = ["JOINT_LIMIT", "JOINT_TOP", "OPTIONAL_FEATURES", "VALUE_FEATURES", "FieldChoice", "arguments_prefix", "assign", "candidate_features", "field_requests",
-           "optional_features", "optional_pick"]
+           "optional_features", "optional_pick", "weigh"]
 
 JOINT_TOP = 5
 JOINT_LIMIT = 20_000
@@ -47,7 +47,8 @@ OPTIONAL_FEATURES = ("bias_bool", "bool_margin", "enum_said", "unused_number", "
                      "described", "unused_spoken", "near_name", "near_desc", "name_said")
 VALUE_FEATURES = ("lp", "lp_mean", "digits_string", "described", "src_number", "src_quoted", "src_expression", "src_formula", "src_name",
                   "src_chunk", "src_word", "src_enum", "src_bool", "src_currency", "src_date", "src_list", "src_default",
-                  "src_fallback", "src_gathered", "src_pair", "src_single", "near_name", "near_desc", "echo_name", "percent_fraction", "percent_whole")
+                  "src_fallback", "src_gathered", "src_pair", "src_single", "near_name", "near_desc", "echo_name", "percent_fraction", "percent_whole",
+                  "year_for_year", "year_elsewhere")
 
 
 @dataclass
@@ -167,7 +168,26 @@ def candidate_features(choice: FieldChoice, i: int, schema: Mapping[str, Any], t
         out["echo_name"] = echo(value, words(choice.name))
     out.update(_near(choice.name, schema, _as_written(cand), text))
     out.update(_percent(cand, choice.name, schema))
+    out.update(_year(value, choice.name, schema))
     return out
+
+
+def _year(value: Any, name: str, schema: Mapping[str, Any]) -> dict[str, float]:
+    """For an integer that reads as a year (1800-2100): ``year_for_year`` when the field's name or
+    description speaks of years, ``year_elsewhere`` when it does not (``nights=2022``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1800 <= value <= 2100:
+        return {}
+    said = "year" in f"{name} {schema.get('description', '')}".lower()
+    return {"year_for_year": 1.0} if said else {"year_elsewhere": 1.0}
+
+
+def weigh(choice: FieldChoice, schema: Mapping[str, Any], text: str, weights: Mapping[str, float]) -> list[float]:
+    """Each candidate's score under ``weights`` (step 2 of the module docstring); fills in the
+    choice's ``features`` and ``probs`` (their softmax). ``text`` is the conversation, lower-case."""
+    choice.features = [candidate_features(choice, i, schema, text) for i in range(len(choice.candidates))]
+    scores = [sum(w * f.get(k, 0.0) for k, w in weights.items()) for f in choice.features]
+    choice.probs = softmax(scores)
+    return scores
 
 
 def _as_written(cand: Candidate) -> Any:
@@ -238,10 +258,7 @@ def assign(choices: list[FieldChoice], results: Sequence[Sequence[Scored]], para
     for choice in choices:
         if choice.candidates:
             choice.scores = list(next(scored))
-            schema = parameters["properties"][choice.name]
-            choice.features = [candidate_features(choice, i, schema, text) for i in range(len(choice.candidates))]
-            values[choice.name] = [sum(w * f.get(k, 0.0) for k, w in weights.items()) for f in choice.features]
-            choice.probs = softmax(values[choice.name])
+            values[choice.name] = weigh(choice, parameters["properties"][choice.name], text, weights)
     arguments: dict[str, Any] = {}
     missing = [c.name for c in choices if c.required and not c.candidates]
     required = [c for c in choices if c.required and c.candidates]

@@ -11,12 +11,12 @@ field of a tool's schema, what the texts (the request, tool results) offer for i
 - enums: the enum's values (those the text mentions first);
 - strings: quoted text whole (also between backticks), formulas and arithmetic as written
   (``3x^2 + 2x - 1``, ``17 * 23`` for "17 times 23") and in Python's notation (``3x**2 + 2x - 1``), names (runs of capitalised words, "of"/"the" inside them), the
-  chunks between stop words and punctuation, single content words; for a currency field the ISO
+  chunks between stop words and punctuation (also two joined by "of": "theory of relativity"), single content words; for a currency field the ISO
   codes of the currencies named (``agents.codes``), for a date field the dates written, in the
   layout its description asks for; capped at ``MAX_STRING_CANDIDATES``, best first;
 - arrays of scalars: the bracketed lists written (``[1, 2, 3]``), every number of the text in
-  order, the names listed with commas / "and", and short runs of words listed so ("tomatoes
-  and lettuce");
+  order, the names or quoted texts listed with commas / "and", and short runs of words listed so
+  ("tomatoes and lettuce");
 - a field's ``default``, when it has one, is a candidate too; a number field with nothing written
   for it gets ``FALLBACK_NUMBERS`` (``"next month"``: 1), for the model to choose among.
 
@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.codes import currencies, date_format, dates, is_currency_field, is_date_field, write_date
+from agents.codes import currency_mentions, date_format, date_mentions, is_currency_field, is_date_field, write_date
 
 __all__ = ["FALLBACK_NUMBERS", "MAX_SPAN_WORDS", "MAX_STRING_CANDIDATES", "Candidate", "chunk_lists", "expressions", "field_candidates", "numbers", "python_notation", "quoted",
            "string_spans", "written_numbers"]
@@ -68,6 +68,8 @@ _OPERATOR_WORDS = {"times": "*", "multiplied": "*", "plus": "+", "minus": "-", "
 _SPOKEN_OPERATORS = re.compile(r"(?<=\d)\s+(times|multiplied by|plus|minus|divided by|over)\s+(?=[\d(])", re.IGNORECASE)
 _EXPRESSION = re.compile(rf"(?<![\w^*/+-])(?:{_TERM})(?:\s*[-+*/]\s*(?:{_TERM}))*")
 _ITEM = r"(?:-?[$€£]?\d[\d.]*|[A-Z][\w'-]*(?: [A-Z][\w'-]*){0,3})"
+_QUOTED_ITEM = r"(?:'[^'\n]{1,80}'|\"[^\"\n]{1,80}\")"
+_QUOTED_LIST = re.compile(rf"{_QUOTED_ITEM}(?:(?:\s*,\s*|,?\s+(?:and|or)\s+){_QUOTED_ITEM})+")  # 'Age', 'Income' and 'Education'
 _LISTED = re.compile(rf"{_ITEM}(?:\s*,\s*{_ITEM})*(?:,?\s+and\s+{_ITEM}|(?:\s*,\s*{_ITEM}))")  # A, B and C; 1, 2, 3
 
 
@@ -173,22 +175,31 @@ def string_spans(texts: Iterable[str]) -> list[tuple[str, str]]:
     words: dict[str, None] = {}
     for text in texts:
         tokens = _words(text)
-        # names: runs of capitalised words, "of"/"the"/... allowed inside (Bank of America)
+        # names: runs of capitalised words, "of"/"the"/... allowed inside (Bank of America). A sentence's
+        # first word is capitalised whatever it is ("Book a room", "Mix yellow and blue"): alone it is
+        # left to the single words, and a run it opens ("Retrieve Personal Info") also counts without it.
         run: list[str] = []
+        opened_sentence = False
         for i, token in enumerate(tokens):
             bare = token.strip(_EDGE)
-            article = bare == "The" and i + 1 < len(tokens) and tokens[i + 1][:1].isupper()
+            following = tokens[i + 1] if i + 1 < len(tokens) else ""
+            sentence_start = i == 0 or tokens[i - 1].rstrip("\"')”’")[-1:] in ".?!:"
+            article = bare == "The" and following[:1].isupper()
             starts = bare[:1].isupper() and (bool(run) or article or bare.lower() not in _STOP)
-            glue = bool(run) and bare.lower() in _NAME_GLUE and i + 1 < len(tokens) and tokens[i + 1][:1].isupper()
+            if starts and not run:
+                if sentence_start:
+                    starts = following.strip(_EDGE)[:1].isupper() and token.rstrip(_EDGE) == token
+                opened_sentence = sentence_start
+            glue = bool(run) and bare.lower() in _NAME_GLUE and following[:1].isupper()
             if starts or glue or (run and bare[:1].isdigit()):
                 run.append(token)
                 if token.rstrip(_EDGE) != token and not token.endswith(("v.", "vs.")) and token not in _TITLES:  # punctuation ends a name
-                    _flush(run, names)
+                    _flush_name(run, names, opened_sentence)
                     run = []
             else:
-                _flush(run, names)
+                _flush_name(run, names, opened_sentence)
                 run = []
-        _flush(run, names)
+        _flush_name(run, names, opened_sentence)
         # chunks: maximal runs without stop words or punctuation inside
         chunk: list[str] = []
         for token in [*tokens, "."]:
@@ -207,8 +218,9 @@ def string_spans(texts: Iterable[str]) -> list[tuple[str, str]]:
                 words.setdefault(bare)
     pairs = _name_pairs(texts, names)
     extra = {n[4:]: None for n in names if n.startswith("The ")}
+    joined = _joined_with_of(texts, chunks)
     out: dict[str, str] = {}
-    for source, pool in (("name", names), ("name", pairs), ("name", extra), ("chunk", chunks), ("word", words)):
+    for source, pool in (("name", names), ("name", pairs), ("name", extra), ("chunk", chunks), ("chunk", joined), ("word", words)):
         for span in pool:
             out.setdefault(span, source)
     return list(out.items())
@@ -259,6 +271,18 @@ def chunk_lists(texts: Iterable[str]) -> list[list[str]]:
     return [list(group) for group in out]
 
 
+def _joined_with_of(texts: Iterable[str], chunks: dict[str, None]) -> dict[str, None]:
+    """Two chunks the text joins with "of" ("theory of relativity", "bag of rice"), as one chunk."""
+    out: dict[str, None] = {}
+    for text in texts:
+        for a in chunks:
+            for b in chunks:
+                joined = f"{a} of {b}"
+                if a != b and joined in text and len(joined.split()) <= MAX_SPAN_WORDS:
+                    out.setdefault(joined)
+    return out
+
+
 def _name_pairs(texts: Iterable[str], names: dict[str, None]) -> dict[str, None]:
     """Two names written "A, B" (a city and its state: "Boston, MA", "Denver, Colorado")."""
     out: dict[str, None] = {}
@@ -268,6 +292,13 @@ def _name_pairs(texts: Iterable[str], names: dict[str, None]) -> dict[str, None]
                 if a != b and f"{a}, {b}" in text:
                     out.setdefault(f"{a}, {b}")
     return out
+
+
+def _flush_name(run: list[str], into: dict[str, None], opened_sentence: bool) -> None:
+    """A run of capitalised words as a name; one that opens a sentence also without its first word."""
+    _flush(run, into)
+    if opened_sentence and len(run) > 1:
+        _flush(run[1:], into)
 
 
 def _flush(run: list[str], into: dict[str, None]) -> None:
@@ -314,14 +345,16 @@ def field_candidates(name: str, schema: Mapping[str, Any], texts: Sequence[str])
 def _string_candidates(name: str, schema: Mapping[str, Any], texts: Sequence[str]) -> list[Candidate]:
     out: list[Candidate] = []
     text = " ".join(texts)
+    # codes keep how the text wrote them ("Euros" for EUR): where it is written places the value
+    # (the order of "from Euros to Canadian dollars") and the words beside it
     if is_currency_field(name, schema):
-        out += [Candidate(code, "currency") for code in currencies(text)]
+        out += [Candidate(code, "currency", written) for code, written in currency_mentions(text).items()]
     if is_date_field(name, schema):
         layout = date_format(str(schema.get("description", "")))
-        for d in dates(text):
+        for d, written in date_mentions(text):
             for form in dict.fromkeys([write_date(d, layout), write_date(d)]):
                 if form:
-                    out.append(Candidate(form, "date"))
+                    out.append(Candidate(form, "date", written))
     out += [Candidate(q, "quoted") for q in quoted(texts)]
     for expr in expressions(texts):  # a tool taking a formula as a string usually evaluates Python
         out += [Candidate(expr, "expression")] + ([Candidate(python_notation(expr), "formula")] if "^" in expr else [])
@@ -340,6 +373,8 @@ def _list_candidates(name: str, items: Mapping[str, Any], texts: Sequence[str]) 
     for text in texts:
         groups += [m.group(1) for m in _BRACKETS.finditer(text)]
         groups += [m.group(0) for m in _LISTED.finditer(text)]
+        if kind == "string":
+            out += [Candidate(quoted([m.group(0)]), "list", m.group(0)) for m in _QUOTED_LIST.finditer(text)]
     for group in groups:
         parts = [p.strip().strip(_EDGE) for p in re.split(r",|\band\b", group)]
         parts = [p for p in parts if p]

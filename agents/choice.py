@@ -20,14 +20,15 @@ Whether any tool fits at all is decided from the same signals plus the arguments
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agents.calibration import softmax
 
-__all__ = ["TOOL_FEATURES", "choose_tool", "cosine", "lexical_overlap", "name_overlap", "tool_text", "tool_words", "words"]
+__all__ = ["TOOL_FEATURES", "choose_tool", "cosine", "lexical_overlap", "name_overlap", "rest_overlap", "tool_text", "tool_words", "words"]
 
 TOOL_FEATURES = ("name_lp", "name_lp_mean", "emb", "lex", "name_lex")
 
@@ -59,6 +60,14 @@ def tool_text(name: str, description: str) -> str:
 def lexical_overlap(request: str, vocabulary: set[str]) -> float:
     """The share of the request's content words found in ``vocabulary`` (0 when it has none)."""
     wanted = words(request)
+    return len(wanted & vocabulary) / len(wanted) if wanted else 0.0
+
+
+def rest_overlap(request: str, vocabulary: set[str], values: Iterable[Any]) -> float:
+    """``lexical_overlap`` of the request's words other than those the call's ``values`` write: what
+    the request asks for, not what it gives ("the crime rate ... in San Francisco in 2020")."""
+    given = set().union(*(words(v if isinstance(v, str) else json.dumps(v)) for v in values))
+    wanted = words(request) - given
     return len(wanted & vocabulary) / len(wanted) if wanted else 0.0
 
 

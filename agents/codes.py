@@ -5,10 +5,12 @@ A user says "500 US dollars", "euros", "Feb 14" or "15th October, 2023"; an API 
 names and dates in a text and writes them as a field asks for them:
 
 - ``is_currency_field`` / ``currencies(text)``: ISO 4217 codes of the currencies a text names
-  (by code, common name, or symbol), first mentioned first;
+  (by code, common name, or symbol), first mentioned first (``currency_mentions``: with how the
+  text wrote each, so that a call's fields can follow the order the request names them in);
 - ``is_date_field`` / ``dates(text)``: the calendar dates a text writes (``2022-03-11``,
   ``2022/08/16``, ``March 11, 2022``, ``Mar.11, 2022``, ``15th October, 2023``, ``2023 April 4th``,
-  ``10/07/2022`` read month first), as ``(year or None, month, day)``; ``date_format(description)``
+  ``10/07/2022`` read month first), as ``(year or None, month, day)`` (``date_mentions``: with the
+  text that wrote each); ``date_format(description)``
   finds the layout a field's description asks for (``MM-DD-YYYY``, ``yyyy-mm-dd``, ``DD-MM-YYYY``,
   ``month-day-year``), and ``write_date`` writes a date in it (ISO 8601 when none is named).
 """
@@ -19,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["currencies", "date_format", "dates", "is_currency_field", "is_date_field", "write_date"]
+__all__ = ["currencies", "currency_mentions", "date_format", "date_mentions", "dates", "is_currency_field", "is_date_field", "write_date"]
 
 # Names people use, lower-case, longest first when matched. Only common currencies; a field with an
 # enum lists its own codes, and a code written as such ("CHF") is always read.
@@ -74,13 +76,19 @@ def is_currency_field(name: str, schema: Mapping[str, Any]) -> bool:
 
 def currencies(text: str) -> list[str]:
     """ISO 4217 codes of the currencies ``text`` names, first mentioned first."""
-    out: dict[str, None] = {}
+    return list(currency_mentions(text))
+
+
+def currency_mentions(text: str) -> dict[str, str]:
+    """Each currency ``text`` names, as its ISO 4217 code, and how the text first wrote it
+    ("Canadian dollars"), first mentioned first."""
+    out: dict[str, str] = {}
     for m in _CURRENCY_RE.finditer(text):
         if m.group(1):
-            out.setdefault(_CURRENCY_NAMES[m.group(1).lower()])
+            out.setdefault(_CURRENCY_NAMES[m.group(1).lower()], m.group(1))
         elif m.group(2) and m.group(2).isupper():  # a code as such: "CHF", not the word "try"
-            out.setdefault(m.group(2))
-    return list(out)
+            out.setdefault(m.group(2), m.group(2))
+    return out
 
 
 def is_date_field(name: str, schema: Mapping[str, Any]) -> bool:
@@ -91,7 +99,13 @@ def is_date_field(name: str, schema: Mapping[str, Any]) -> bool:
 
 def dates(text: str) -> list[tuple[int | None, int, int]]:
     """The dates ``text`` writes, as ``(year or None, month, day)``, in the order written."""
-    found: list[tuple[int, tuple[int | None, int, int]]] = []
+    return [d for d, _ in date_mentions(text)]
+
+
+def date_mentions(text: str) -> list[tuple[tuple[int | None, int, int], str]]:
+    """The dates ``text`` writes, each as ``(year or None, month, day)`` with the text that wrote it,
+    in the order written."""
+    found: list[tuple[int, tuple[tuple[int | None, int, int], str]]] = []
     taken: list[tuple[int, int]] = []
     for pattern in _DATE_PATTERNS:
         for m in pattern.finditer(text):
@@ -102,7 +116,7 @@ def dates(text: str) -> list[tuple[int | None, int, int]]:
             day = int(parts.get("day") or parts["d"])
             year = int(parts["year"]) if parts.get("year") else None
             if 1 <= month <= 12 and 1 <= day <= 31:
-                found.append((m.start(), (year, month, day)))
+                found.append((m.start(), ((year, month, day), m.group(0))))
                 taken.append((m.start(), m.end()))
     return [d for _, d in sorted(found)]
 

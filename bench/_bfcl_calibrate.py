@@ -31,7 +31,7 @@ __all__ = ["CONFIDENCE_FEATURES", "FOLDS", "FRESH_FROM", "RELEVANCE_FEATURES", "
 
 # Not the tool's softmax probability: in BFCL every item with several tools is relevant, so a fit would
 # learn "several tools: call" (it did: a weight of -18 on tool_p), which no app's agent should inherit.
-RELEVANCE_FEATURES = ("call_margin", "lex_best", "emb_best", "name_lp_best", "missing_share", "field_p_min", "grounded_share",
+RELEVANCE_FEATURES = ("call_margin", "lex_rest", "emb_best", "name_lp_best", "missing_share", "field_p_min", "grounded_share",
                       "near_share")
 CONFIDENCE_FEATURES = ("field_p_min", "field_p_mean", "relevance", "missing_share", "written_lp_min", "lex_best", "emb_best",
                        "field_margin_min", "weak_sources", "optional_written", "tool_margin", "fields_required")

@@ -129,15 +129,15 @@ def fit_settings(records: Sequence[Mapping[str, Any]], base: Any) -> Any:
     scaled = [[{k: o[k] / spread[k] for k in TOOL_FEATURES} for o in g] for g in centred]
     w = fit_choice(scaled, labels, TOOL_FEATURES)
     tool_weights = {k: w[k] / spread[k] for k in TOOL_FEATURES}
-    # optional fields
+    # candidate values: a conditional logit over each field's candidates, the accepted value as the label
+    value_weights = _value_weights(tune, fit_choice) or base.value_weights
+    # optional fields, their candidates weighed by those values
     include = base.include
-    opt_rows, opt_labels = _optional_rows(tune)
+    opt_rows, opt_labels = _optional_rows(tune, value_weights)
     if len(set(opt_labels)) == 2:
         from agents.arguments import OPTIONAL_FEATURES
 
         include = scaled_logistic(opt_rows, opt_labels, OPTIONAL_FEATURES, fit_logistic)
-    # candidate values: a conditional logit over each field's candidates, the accepted value as the label
-    value_weights = _value_weights(tune, fit_choice) or base.value_weights
     return fit_calibration(records, replace(base, tool_weights=tool_weights, include=include, value_weights=value_weights), fresh_from=0)
 
 
@@ -186,10 +186,10 @@ def _candidates(field: Mapping[str, Any]) -> list[Any]:
     return [Candidate(v, s, w) for v, s, w in zip(field["values"], field["sources"], written)]
 
 
-def _optional_rows(tune: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, float]], list[bool]]:
-    """Features and labels of optional fields (see the module docstring)."""
-    from agents.arguments import FieldChoice, optional_features, optional_pick
-    from agents.calibration import softmax
+def _optional_rows(tune: Sequence[Mapping[str, Any]], value_weights: Mapping[str, float]) -> tuple[list[dict[str, float]], list[bool]]:
+    """Features and labels of optional fields (see the module docstring), their candidates weighed by
+    ``value_weights`` as a decision weighs them."""
+    from agents.arguments import FieldChoice, optional_features, optional_pick, weigh
     from agents.scoring import Scored
 
     rows, labels = [], []
@@ -204,8 +204,8 @@ def _optional_rows(tune: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, fl
         for f in r["trace"]["fields"]:
             if f["required"] or not f["values"]:
                 continue
-            choice = FieldChoice(f["name"], False, _candidates(f),
-                                 [Scored(lp, t) for lp, t in zip(f["lp"], f["tokens"])], softmax(f["lp"]))
+            choice = FieldChoice(f["name"], False, _candidates(f), [Scored(lp, t) for lp, t in zip(f["lp"], f["tokens"])])
+            weigh(choice, schema.get(f["name"], {}), item.question.lower(), value_weights)
             feats = optional_features(choice, schema.get(f["name"], {}), used, [item.question])
             best = optional_pick(choice, schema.get(f["name"], {}))
             omit_ok = f["name"] not in answer or "" in answer[f["name"]]

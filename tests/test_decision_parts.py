@@ -22,8 +22,8 @@ from agents.calibration import (
     reliability,
 )
 from agents.candidates import chunk_lists, expressions, field_candidates, numbers, quoted, string_spans, written_numbers
-from agents.choice import choose_tool, lexical_overlap, name_overlap, tool_words, words
-from agents.codes import currencies, date_format, dates, write_date
+from agents.choice import choose_tool, lexical_overlap, name_overlap, rest_overlap, tool_words, words
+from agents.codes import currencies, currency_mentions, date_format, date_mentions, dates, write_date
 from agents.nearby import echo, nearness, places, tokens
 from agents.scoring import Scored, scoring_messages, tool_line
 from orchestrator.types import ChatMessage
@@ -80,6 +80,16 @@ def test_spans_and_quotes():
     assert not any(s.count("(") != s.count(")") for s in spans)
 
 
+def test_a_sentence_does_not_make_its_first_word_a_name():
+    spans = dict(string_spans(["Mix yellow and blue colors. Book a room in Paris, France."]))
+    assert spans["Mix"] != "name" and spans["Book"] != "name" and spans.get("Paris, France") == "name"
+    # a run of capitalised words that opens a sentence is also a name without its first word
+    spans = dict(string_spans(["Retrieve Personal Info and Job History data."]))
+    assert spans.get("Retrieve Personal Info") == spans.get("Personal Info") == spans.get("Job History") == "name"
+    assert "History" not in spans or spans["History"] == "word"
+    assert dict(string_spans(["New York in May? Call Anna Smith now."])).get("Anna Smith") == "name"
+
+
 def test_words_listed_with_and_are_a_list_candidate():
     assert chunk_lists(["Check the price of tomatoes and lettuce at the Whole Foods."]) == [["tomatoes", "lettuce"]]
     assert chunk_lists(["delete their email addresses, phone numbers and social security numbers"]) == [
@@ -87,6 +97,14 @@ def test_words_listed_with_and_are_a_list_candidate():
     assert chunk_lists(["a vegetarian pasta with cheese"]) == [] and chunk_lists(["camping, hiking or fishing"]) == [["camping", "hiking", "fishing"]]
     values = [c.value for c in field_candidates("items", {"type": "array", "items": {"type": "string"}}, ["price of tomatoes and lettuce"])]
     assert values[0] == ["tomatoes", "lettuce"]
+
+
+def test_quoted_texts_listed_together_are_one_list_and_chunks_join_with_of():
+    text = ["Run a regression with predictor variables 'Age', 'Income' and 'Education' and a target 'Purchase_Amount'."]
+    values = [c.value for c in field_candidates("predictors", {"type": "array", "items": {"type": "string"}}, text)]
+    assert values[0] == ["Age", "Income", "Education"]
+    spans = dict(string_spans(["Who first proposed the theory of evolution?"]))
+    assert spans.get("theory of evolution") == "chunk" and spans.get("theory") == "chunk"
 
 
 def test_formulas_and_arithmetic_as_candidates_in_python_notation():
@@ -144,6 +162,34 @@ def test_numbers_keep_how_they_were_written_and_rates_read_percentages_as_fracti
     as_percent = candidate_features(choice, cands.index(next(c for c in cands if c.value == 8)),
                                     {"description": "The increase in percent."}, "a rate of 8%")
     assert as_percent["percent_whole"] == 1.0
+
+
+def test_codes_follow_the_order_the_request_names_them_in():
+    assert currency_mentions("Convert 150 Euros to Canadian dollars.") == {"EUR": "Euros", "CAD": "Canadian dollars"}
+    assert date_mentions("from July 10, 2022 to July 20, 2022") == [((2022, 7, 10), "July 10, 2022"), ((2022, 7, 20), "July 20, 2022")]
+    text = ["Convert 150 Euros to Canadian dollars."]
+    params = {"properties": {"from_currency": {"type": "string", "description": "Currency code."},
+                             "to_currency": {"type": "string", "description": "Currency code."}},
+              "required": ["from_currency", "to_currency"]}
+    choices = [FieldChoice(name, True, field_candidates(name, params["properties"][name], text)) for name in params["properties"]]
+    assert [c.written for c in choices[0].candidates[:2]] == ["Euros", "Canadian dollars"]
+    # the model slightly prefers the codes the wrong way round; where the request writes them decides
+    def scored(choice: FieldChoice, preferred: str) -> list[Scored]:
+        return [Scored(-9.0 if c.source != "currency" else -1.0 if c.value == preferred else -1.2, 1) for c in choice.candidates]
+
+    scores = [scored(choices[0], "CAD"), scored(choices[1], "EUR")]
+    args, _ = assign(choices, scores, params, text, Logistic({}, -9.0), {"lp": 1.0}, 1.0)
+    assert args == {"from_currency": "EUR", "to_currency": "CAD"}
+
+
+def test_a_year_is_told_apart_from_a_count():
+    text = "two nights at the Hilton from 10th December 2022"
+    cands = field_candidates("nights", {"type": "integer"}, [text])
+    choice = FieldChoice("nights", True, cands, [Scored(-1.0, 1)] * len(cands))
+    feats = {c.value: candidate_features(choice, i, {"type": "integer"}, text) for i, c in enumerate(cands)}
+    assert feats[2022].get("year_elsewhere") == 1.0 and "year_elsewhere" not in feats[2]
+    year = FieldChoice("year", True, cands, choice.scores)
+    assert candidate_features(year, cands.index(next(c for c in cands if c.value == 2022)), {}, text).get("year_for_year") == 1.0
 
 
 def test_an_optional_flag_is_written_with_the_value_that_is_not_its_default():
@@ -210,6 +256,14 @@ def test_platt_map_fixes_overconfidence_and_keeps_the_ranking():
     fixed = [recalibrate(model, p) for p in claimed]
     assert expected_calibration_error(claimed, labels) > 0.12 and expected_calibration_error(fixed, labels) < 0.05
     assert auroc(fixed, labels) == pytest.approx(auroc(claimed, labels))
+
+
+def test_what_the_request_asks_for_is_its_words_besides_the_values_it_gives():
+    vocabulary = tool_words("get_crime_rate", "Crime rate of a city.", {"properties": {"city": {}, "year": {}}})
+    request = "Provide the official crime rate in San Francisco in 2020"
+    assert lexical_overlap(request, vocabulary) == pytest.approx(2 / 7)
+    assert rest_overlap(request, vocabulary, ["San Francisco", 2020]) == pytest.approx(2 / 4)
+    assert rest_overlap("Francisco 2020", vocabulary, ["San Francisco", 2020]) == 0.0  # nothing asked
 
 
 def test_name_overlap_reads_the_tool_name_only():
