@@ -15,7 +15,8 @@ another), so a call costs two rounds however many fields it has.
    probabilities are the softmax of its candidates' scores;
 2. the required fields take the candidates that together score best, with a bonus for each pair
    of fields whose values the request writes in the schema's order (a=2, b=3, c=-4; from London
-   to Edinburgh), never giving a value twice unless the request writes it twice;
+   to Edinburgh), never giving a value twice unless the request writes it twice (a value is a
+   place the request writes: one date in two layouts is one value);
 3. an optional field is written only when ``include`` (a calibrated model of whether writing it is
    right, on features of its best candidate: the most probable one, or for a flag the value that is
    not its default) says more likely than not; otherwise it is left out, so it takes its default;
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +36,7 @@ from typing import Any
 from agents.calibration import Logistic, softmax
 from agents.candidates import Candidate, field_candidates, numbers
 from agents.choice import words
+from agents.codes import date_mentions
 from agents.nearby import echo, nearness, places, tokens
 from agents.scoring import CALL_PREFIX, ScoreTexts, Scored
 from orchestrator.types import ChatMessage
@@ -48,7 +51,7 @@ OPTIONAL_FEATURES = ("bias_bool", "bool_margin", "enum_said", "unused_number", "
 VALUE_FEATURES = ("lp", "lp_mean", "digits_string", "described", "src_number", "src_quoted", "src_expression", "src_formula", "src_name",
                   "src_chunk", "src_word", "src_enum", "src_bool", "src_currency", "src_date", "src_list", "src_default",
                   "src_fallback", "src_gathered", "src_pair", "src_single", "near_name", "near_desc", "echo_name", "percent_fraction", "percent_whole",
-                  "year_for_year", "year_elsewhere")
+                  "year_for_year", "year_elsewhere", "in_date")
 
 
 @dataclass
@@ -169,7 +172,18 @@ def candidate_features(choice: FieldChoice, i: int, schema: Mapping[str, Any], t
     out.update(_near(choice.name, schema, _as_written(cand), text))
     out.update(_percent(cand, choice.name, schema))
     out.update(_year(value, choice.name, schema))
+    if cand.source == "number" and cand.written and not _year(value, "", {}) and _inside_dates(cand.written, text):
+        out["in_date"] = 1.0  # "10" of "July 10, 2022": a day, not a count (a year has its own features)
     return out
+
+
+def _inside_dates(written: str, text: str) -> bool:
+    """Whether every place ``text`` writes ``written`` (as a whole token) is inside a date it writes."""
+    def count(inside: str) -> int:
+        return len(re.findall(rf"(?<![\w.]){re.escape(written.lower())}(?:st|nd|rd|th)?(?!\w)", inside.lower()))
+
+    total = count(text)
+    return total > 0 and sum(count(w) for _, w in date_mentions(text)) >= total
 
 
 def _year(value: Any, name: str, schema: Mapping[str, Any]) -> dict[str, float]:
@@ -220,7 +234,7 @@ def _joint(fields: list[FieldChoice], scores: list[list[float]], text: str, orde
     value given twice unless the text writes it twice. Top ``JOINT_TOP`` candidates per field."""
     tops = [sorted(range(len(s)), key=lambda i: -s[i])[:JOINT_TOP] for s in scores]
     positions = [[_position(_as_written(c), text) for c in f.candidates] for f in fields]
-    keys = [[_key(c.value) for c in f.candidates] for f in fields]
+    keys = [[_key(_as_written(c)) for c in f.candidates] for f in fields]  # one mention fills one field, in any layout
     written = [[_times_written(c.value, text) for c in f.candidates] for f in fields]
     best: tuple[float, list[int]] = (-math.inf, [t[0] for t in tops])
 

@@ -182,12 +182,26 @@ def test_codes_follow_the_order_the_request_names_them_in():
     assert args == {"from_currency": "EUR", "to_currency": "CAD"}
 
 
+def test_one_written_date_fills_one_field_in_whichever_layout():
+    text = ["Book a room from July 10, 2022 to July 20, 2022."]
+    params = {"properties": {"from_date": {"type": "string", "description": "Start date, MM-DD-YYYY."},
+                             "to_date": {"type": "string", "description": "End date, MM-DD-YYYY."}},
+              "required": ["from_date", "to_date"]}
+    choices = [FieldChoice(name, True, field_candidates(name, params["properties"][name], text)) for name in params["properties"]]
+    # the model likes the first date in either layout best for both fields
+    scores = [[Scored(-1.0 if "-10" in str(c.value) else -1.5 if c.source == "date" else -9.0, 1) for c in choice.candidates]
+              for choice in choices]
+    args, _ = assign(choices, scores, params, text, Logistic({}, -9.0), {"lp": 1.0}, 1.0)
+    assert args == {"from_date": "07-10-2022", "to_date": "07-20-2022"}
+
+
 def test_a_year_is_told_apart_from_a_count():
     text = "two nights at the Hilton from 10th December 2022"
     cands = field_candidates("nights", {"type": "integer"}, [text])
     choice = FieldChoice("nights", True, cands, [Scored(-1.0, 1)] * len(cands))
     feats = {c.value: candidate_features(choice, i, {"type": "integer"}, text) for i, c in enumerate(cands)}
     assert feats[2022].get("year_elsewhere") == 1.0 and "year_elsewhere" not in feats[2]
+    assert feats[10].get("in_date") == 1.0 and "in_date" not in feats[2]  # "10th December 2022": a day
     year = FieldChoice("year", True, cands, choice.scores)
     assert candidate_features(year, cands.index(next(c for c in cands if c.value == 2022)), {}, text).get("year_for_year") == 1.0
 
