@@ -172,7 +172,7 @@ def candidate_features(choice: FieldChoice, i: int, schema: Mapping[str, Any], t
     out.update(_near(choice.name, schema, _as_written(cand), text))
     out.update(_percent(cand, choice.name, schema))
     out.update(_year(value, choice.name, schema))
-    if cand.source == "number" and cand.written and not _year(value, "", {}) and _inside_dates(cand.written, text):
+    if cand.source == "number" and cand.written and not _year_like(value) and _inside_dates(cand.written, text):
         out["in_date"] = 1.0  # "10" of "July 10, 2022": a day, not a count (a year has its own features)
     return out
 
@@ -186,17 +186,21 @@ def _inside_dates(written: str, text: str) -> bool:
     return total > 0 and sum(count(w) for _, w in date_mentions(text)) >= total
 
 
+def _year_like(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1800 <= value <= 2100
+
+
 def _year(value: Any, name: str, schema: Mapping[str, Any]) -> dict[str, float]:
     """For an integer that reads as a year (1800-2100): ``year_for_year`` when the field's name or
     description speaks of years, ``year_elsewhere`` when it does not (``nights=2022``)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1800 <= value <= 2100:
+    if not _year_like(value):
         return {}
     said = "year" in f"{name} {schema.get('description', '')}".lower()
     return {"year_for_year": 1.0} if said else {"year_elsewhere": 1.0}
 
 
 def weigh(choice: FieldChoice, schema: Mapping[str, Any], text: str, weights: Mapping[str, float]) -> list[float]:
-    """Each candidate's score under ``weights`` (step 2 of the module docstring); fills in the
+    """Each candidate's score under ``weights`` (step 1 of the module docstring); fills in the
     choice's ``features`` and ``probs`` (their softmax). ``text`` is the conversation, lower-case."""
     choice.features = [candidate_features(choice, i, schema, text) for i in range(len(choice.candidates))]
     scores = [sum(w * f.get(k, 0.0) for k, w in weights.items()) for f in choice.features]
