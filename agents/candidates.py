@@ -10,10 +10,13 @@ field of a tool's schema, what the texts (the request, tool results) offer for i
 - booleans: ``true`` and ``false``;
 - enums: the enum's values (those the text mentions first);
 - strings: quoted text whole (also between backticks), formulas and arithmetic as written
-  (``3x^2 + 2x - 1``, ``17 * 23`` for "17 times 23") and in Python's notation (``3x**2 + 2x - 1``), names (runs of capitalised words, "of"/"the" inside them), the
-  chunks between stop words and punctuation (also two joined by "of": "theory of relativity"), single content words; for a currency field the ISO
-  codes of the currencies named (``agents.codes``), for a date field the dates written, in the
-  layout its description asks for; capped at ``MAX_STRING_CANDIDATES``, best first;
+  (``3x^2 + 2x - 1``, ``17 * 23`` for "17 times 23") and in Python's notation
+  (``3x**2 + 2x - 1``), names (runs of capitalised words, "of"/"the" inside them; a sentence's
+  first word alone is none), the chunks between stop words and punctuation (also two joined by
+  "of": "theory of relativity"), single content words; for a currency field the ISO codes of
+  the currencies named (``agents.codes``), for a date field the dates written, in the layout its
+  description asks for (both keeping how the text wrote them); capped at
+  ``MAX_STRING_CANDIDATES``, best first;
 - arrays of scalars: the bracketed lists written (``[1, 2, 3]``), every number of the text in
   order, the names or quoted texts listed with commas / "and", and short runs of words listed so
   ("tomatoes and lettuce");

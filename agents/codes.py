@@ -10,9 +10,9 @@ names and dates in a text and writes them as a field asks for them:
 - ``is_date_field`` / ``dates(text)``: the calendar dates a text writes (``2022-03-11``,
   ``2022/08/16``, ``March 11, 2022``, ``Mar.11, 2022``, ``15th October, 2023``, ``2023 April 4th``,
   ``10/07/2022`` read month first), as ``(year or None, month, day)`` (``date_mentions``: with the
-  text that wrote each); ``date_format(description)``
-  finds the layout a field's description asks for (``MM-DD-YYYY``, ``yyyy-mm-dd``, ``DD-MM-YYYY``,
-  ``month-day-year``), and ``write_date`` writes a date in it (ISO 8601 when none is named).
+  text that wrote each); ``date_format(description)`` finds the layout a field's description
+  asks for (``MM-DD-YYYY``, ``yyyy-mm-dd``, ``DD-MM-YYYY``, ``month-day-year``), and
+  ``write_date`` writes a date in it (ISO 8601 when none is named).
 """
 
 from __future__ import annotations
