@@ -8,7 +8,10 @@ coulombs, 3 meters away" gives ``charge=2``. A 135M model scoring ``"acceleratio
 - ``nearness(value, stems, text)``: for each place the text writes the value, the words within a
   few words before and after it whose stems (``agents.choice.words``: the first 5 letters) are
   among ``stems`` (a field's name, or its description), each counted 1/distance; the best place
-  wins. 0 when the value is not written as such (``213 million`` for 213000000, a list, a bool).
+  wins. Only words of the value's own clause count: a comma, a full stop, a bracket or a joining
+  word ("and", "or", "but") ends it ("weight 0.5 and decay rate of 0.1": "decay rate" says
+  nothing of 0.5). 0 when the value is not written as such (``213 million`` for 213000000, a
+  list, a bool).
 - ``echo(value, stems)``: the share of a string value's words that are the field's own name
   ("DNA" for ``DNA_id``, "cell" for ``cell_type``): a span that names the field rather than
   filling it.
@@ -30,6 +33,8 @@ BEFORE = 5  # words before a value that may say what it is ("a duration of 5")
 AFTER = 4  # and after it ("5 seconds", "3 meters away")
 _TOKEN = re.compile(r"-?\d+(?:\.\d+)?|[^\W\d_][^\W_]*")
 _POWER = re.compile(r"\^-?\d+")
+_CUT = re.compile(r"[,;:.!?()\[\]{}]")  # between two tokens, ends a clause
+_JOINING = frozenset({"and", "or", "but", "while", "whereas", "then"})  # starts a new clause
 
 
 def tokens(text: str) -> list[str]:
@@ -43,6 +48,19 @@ def tokens(text: str) -> list[str]:
 @lru_cache(maxsize=256)
 def _tokens(text: str) -> tuple[str, ...]:
     return tuple(_TOKEN.findall(_POWER.sub(" ", text.casefold())))
+
+
+@lru_cache(maxsize=256)
+def _clauses(text: str) -> tuple[int, ...]:
+    """Each token's clause number (see ``nearness``), counted from 0."""
+    folded = _POWER.sub(" ", text.casefold())
+    out, clause, end = [], 0, 0
+    for m in _TOKEN.finditer(folded):
+        if _CUT.search(folded[end:m.start()]) or m.group(0) in _JOINING:
+            clause += 1
+        out.append(clause)
+        end = m.end()
+    return tuple(out)
 
 
 @lru_cache(maxsize=256)
@@ -80,12 +98,13 @@ def nearness(value: Any, stems: set[str], text: str) -> float:
     if shown is None or not stems:
         return 0.0
     target, toks = _tokens(shown), _tokens(text)
-    marks = [bool(token_stems & stems) for token_stems in _stems(text)]
+    marks, clauses = [bool(token_stems & stems) for token_stems in _stems(text)], _clauses(text)
     best = 0.0
     for i in places(value, text):
-        j = i + len(target)
-        score = sum(1.0 / d for d in range(1, BEFORE + 1) if i - d >= 0 and marks[i - d])
-        score += sum(1.0 / d for d in range(1, AFTER + 1) if j + d - 1 < len(toks) and marks[j + d - 1])
+        j = i + len(target)  # the first token after the value
+        score = sum(1.0 / d for d in range(1, BEFORE + 1) if i - d >= 0 and marks[i - d] and clauses[i - d] == clauses[i])
+        score += sum(1.0 / d for d in range(1, AFTER + 1)
+                     if j + d - 1 < len(toks) and marks[j + d - 1] and clauses[j + d - 1] == clauses[j - 1])
         best = max(best, score)
     return best
 

@@ -125,6 +125,10 @@ def test_the_words_beside_a_value_say_which_field_it_fills():
     # "5 seconds" beside it; "2 meters/second" a word away; "seconds" six words before 10
     assert nearness(5, seconds, text) > nearness(2, seconds, text) > nearness(10, seconds, text) == 0.0
     assert nearness(213000000, words("population"), "a population of 213 million") == 0.0  # not written as such
+    # only the value's own clause: "decay rate" follows 0.5, but after "and", so it says nothing of it
+    clauses = "synaptic input rate of 200 and weight 0.5 and decay rate of 0.1."
+    assert [nearness(v, words("decay_rate"), clauses) for v in (200, 0.5, 0.1)] == [0.5, 0.0, 1 / 2 + 1 / 3]
+    assert nearness(3, words("charge"), "a charge of 2 coulombs, 3 meters away") == 0.0 < nearness(2, words("charge"), "a charge of 2")
     assert places(5, "coefficients 5, 20 and -25 or 2.5") == [1] and places([3, 2, 1], "A [3, 2, 1] and B [1, 2, 3]") == [1]
     assert echo("DNA", words("DNA_id")) == 1.0 and echo("DNA123", words("DNA_id")) == 0.0 and echo("human cell", words("cell_type")) == 0.5
 
