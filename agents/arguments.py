@@ -11,8 +11,9 @@ another), so a call costs two rounds however many fields it has.
 1. each candidate's score (``weigh``) weighs its log-likelihood with what it is (a name, a quoted
    text, a formula, a number, a digit string for a field that is no id, ...) and with the words
    the request writes beside it (the field's name or description there: ``agents.nearby``; "a
-   charge of 2" for ``charge``): ``candidate_features``, weights fit on labelled fields; a field's
-   probabilities are the softmax of its candidates' scores;
+   charge of 2" for ``charge``), with whether a span names the field in part or whole, is only part
+   of a longer name, and whether a flag set true is one the request names: ``candidate_features``,
+   weights fit on labelled fields; a field's probabilities are the softmax of its candidates' scores;
 2. the required fields take the candidates that together score best, with a bonus for each pair
    of fields whose values the request writes in the schema's order (a=2, b=3, c=-4; from London
    to Edinburgh), never giving a value twice unless the request writes it twice (a value is a
@@ -50,8 +51,8 @@ OPTIONAL_FEATURES = ("bias_bool", "bool_margin", "enum_said", "unused_number", "
                      "described", "unused_spoken", "near_name", "near_desc", "name_said")
 VALUE_FEATURES = ("lp", "lp_mean", "digits_string", "described", "src_number", "src_quoted", "src_expression", "src_formula", "src_name",
                   "src_chunk", "src_word", "src_enum", "src_bool", "src_currency", "src_date", "src_list", "src_default",
-                  "src_fallback", "src_gathered", "src_pair", "src_single", "near_name", "near_desc", "echo_name", "percent_fraction", "percent_whole",
-                  "year_for_year", "year_elsewhere", "in_date")
+                  "src_fallback", "src_gathered", "src_pair", "src_single", "near_name", "near_desc", "echo_name", "echo_part", "inside_name",
+                  "bool_named", "percent_fraction", "percent_whole", "year_for_year", "year_elsewhere", "in_date")
 
 
 @dataclass
@@ -168,13 +169,29 @@ def candidate_features(choice: FieldChoice, i: int, schema: Mapping[str, Any], t
         named = choice.name.lower().replace("_", " ").split()
         out["digits_string"] = float(value.replace(".", "").replace("-", "").isdigit() and not any(w in _ID_WORDS for w in named))
         out["described"] = float(len(value) > 1 and value.lower() in str(schema.get("description", "")).lower())
-        out["echo_name"] = echo(value, words(choice.name))
+        share = echo(value, words(choice.name))
+        if share == 1.0:
+            out["echo_name"] = 1.0  # the span only names the field: "Museum" for museum_name
+        elif share > 0.0:
+            out["echo_part"] = 1.0  # a name that says what it is: "Metropolitan Museum of Art"
+        out["inside_name"] = float(_inside_name(value, choice.candidates))
+    elif isinstance(value, bool) and value:
+        named = words(choice.name)  # a flag the request names is asked for: "verify if it's closed", closed_status
+        out["bool_named"] = len(named & words(text)) / len(named) if named else 0.0
     out.update(_near(choice.name, schema, _as_written(cand), text))
     out.update(_percent(cand, choice.name, schema))
     out.update(_year(value, choice.name, schema))
     if cand.source == "number" and cand.written and not _year_like(value) and _inside_dates(cand.written, text):
         out["in_date"] = 1.0  # "10" of "July 10, 2022": a day, not a count (a year has its own features)
     return out
+
+
+def _inside_name(value: str, candidates: Sequence[Candidate]) -> bool:
+    """Whether ``value`` is only part of a name or quoted text that is a candidate too ("LeBron" of
+    'LeBron James', "Metropolitan" of "Metropolitan Museum of Art")."""
+    pattern = re.compile(rf"(?<!\w){re.escape(value.casefold())}(?!\w)")
+    return any(c.source in ("name", "quoted") and isinstance(c.value, str) and len(c.value) > len(value)
+               and pattern.search(c.value.casefold()) for c in candidates)
 
 
 def _inside_dates(written: str, text: str) -> bool:

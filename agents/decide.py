@@ -78,36 +78,37 @@ class DecisionSettings:
         "name_lp": 0.006555, "name_lp_mean": 0.157798, "emb": 7.637343, "lex": 3.821097, "name_lex": 2.478175
     })
     relevance: Logistic = Logistic({
-        "call_margin": 0.029544, "lex_rest": 2.782114, "emb_best": 8.21403, "name_lp_best": 0.017867,
-        "missing_share": 2.174403, "field_p_min": -0.070337, "grounded_share": 3.347901, "near_share": 1.090393
-    }, -9.952221)
+        "call_margin": 0.03242, "lex_rest": 2.633244, "emb_best": 8.828493, "name_lp_best": 0.015492,
+        "missing_share": 2.271131, "field_p_min": -0.061011, "grounded_share": 3.310693, "near_share": 1.127431
+    }, -10.422882)
     confidence: Logistic = Logistic({
-        "field_p_min": 0.467252, "field_p_mean": -0.077025, "relevance": 5.296827, "missing_share": 0.732063,
-        "written_lp_min": 0.36343, "lex_best": 1.205619, "emb_best": -2.490383, "field_margin_min": 0.127555,
-        "weak_sources": -0.571659, "optional_written": 0.194617, "tool_margin": 0.267829,
-        "fields_required": -0.289837
-    }, -2.24669)
+        "field_p_min": 0.325151, "field_p_mean": -0.201607, "relevance": 4.601041, "missing_share": 0.262171,
+        "written_lp_min": 0.349624, "lex_best": 1.137567, "emb_best": 0.209349, "field_margin_min": 0.454853,
+        "weak_sources": -0.649001, "optional_written": 0.242769, "tool_margin": 0.272444,
+        "fields_required": -0.361419
+    }, -3.732327)
     include: Logistic = Logistic({
-        "bias_bool": 2.170441, "bool_margin": -0.027066, "enum_said": 2.905883, "unused_number": 2.033661,
-        "best_p": 2.324309, "best_lp_mean": 0.247833, "spoken": -1.072778, "is_default": -3.652157,
-        "described": -1.930432, "unused_spoken": 3.373619, "near_name": -0.465276, "near_desc": 1.088665,
-        "name_said": 3.221454
-    }, -4.396009)
+        "bias_bool": 1.848992, "bool_margin": 0.001344, "enum_said": 3.057511, "unused_number": 2.031728,
+        "best_p": 2.929403, "best_lp_mean": 0.188453, "spoken": -0.845485, "is_default": -3.401003,
+        "described": -2.069328, "unused_spoken": 3.428005, "near_name": -0.32705, "near_desc": 1.048259,
+        "name_said": 2.670542
+    }, -4.781688)
     value_weights: Mapping[str, float] = field(default_factory=lambda: {
-        "lp": 0.015573, "lp_mean": 0.252235, "digits_string": -0.456231, "described": 0.310781,
-        "src_quoted": 1.620442, "src_expression": -0.984672, "src_name": 1.245435, "src_chunk": -0.278884,
-        "src_word": -0.480904, "src_currency": 2.380628, "src_date": 3.114132, "src_list": 1.933113,
-        "src_default": 6.695648, "src_gathered": -0.160113, "src_pair": -0.608169, "src_single": -0.754823,
-        "near_name": 1.90276, "near_desc": 0.402356, "echo_name": -0.174162, "percent_fraction": 2.484725,
-        "percent_whole": 2.314413, "year_for_year": 0.145395, "year_elsewhere": -0.12978, "in_date": -1.233276
+        "lp": 0.01575, "lp_mean": 0.24878, "digits_string": -0.480535, "described": 0.354779, "src_quoted": 1.551428,
+        "src_expression": -0.895426, "src_name": 1.198354, "src_chunk": -0.302943, "src_word": -0.434584,
+        "src_currency": 2.359143, "src_date": 3.080775, "src_list": 1.932054, "src_default": 5.914323,
+        "src_gathered": -0.157712, "src_pair": -0.608673, "src_single": -0.754114, "near_name": 1.945674,
+        "near_desc": 0.414241, "echo_name": -0.577253, "echo_part": 0.682536, "inside_name": -0.360938,
+        "bool_named": 2.924364, "percent_fraction": 2.47975, "percent_whole": 2.308279, "year_for_year": 0.151791,
+        "year_elsewhere": -0.119848, "in_date": -1.222564
     })
     order_bonus: float = 1.0
-    call_threshold: float = 0.71
+    call_threshold: float = 0.75
     # The last step, a Platt map over the raw confidence (agents.calibration.recalibrate), fit on
     # cross-fitted decisions of the tuning half that no weight above was fit on (see bench/_bfcl_calibrate.py).
     recalibration: Logistic = Logistic({
-        "logit": 0.927052
-    }, 0.032486)
+        "logit": 0.942364
+    }, -0.008561)
 
 
 DEFAULT_SETTINGS = DecisionSettings()

@@ -210,6 +210,26 @@ def test_a_year_is_told_apart_from_a_count():
     assert candidate_features(year, cands.index(next(c for c in cands if c.value == 2022)), {}, text).get("year_for_year") == 1.0
 
 
+def test_a_span_that_names_the_field_or_is_part_of_a_name_is_told_apart():
+    text = "What are the opening hours of the Metropolitan Museum of Art on Saturday?"
+    cands = field_candidates("museum_name", {"type": "string"}, [text])
+    choice = FieldChoice("museum_name", True, cands, [Scored(-1.0, 1)] * len(cands))
+    feats = {c.value: candidate_features(choice, i, {}, text.lower()) for i, c in enumerate(cands)}
+    assert feats["Metropolitan Museum of Art"].get("echo_part") == 1.0 and "echo_name" not in feats["Metropolitan Museum of Art"]
+    assert feats["Museum"].get("echo_name") == 1.0 and "echo_part" not in feats["Museum"]
+    assert feats["Metropolitan"]["inside_name"] == 1.0 and feats["Metropolitan Museum of Art"]["inside_name"] == 0.0
+
+
+def test_a_flag_set_true_is_one_the_request_names():
+    text = "the details of case 1234, and verify if it's already closed."
+    cands = field_candidates("closed_status", {"type": "boolean"}, [text])
+    choice = FieldChoice("closed_status", True, cands, [Scored(-1.0, 1)] * len(cands))
+    feats = {c.value: candidate_features(choice, i, {"type": "boolean"}, text) for i, c in enumerate(cands)}
+    assert feats[True]["bool_named"] == 0.5 and "bool_named" not in feats[False]  # "closed", not "status"
+    other = FieldChoice("want_year", True, cands, choice.scores)
+    assert candidate_features(other, cands.index(next(c for c in cands if c.value is True)), {}, text)["bool_named"] == 0.0
+
+
 def test_an_optional_flag_is_written_with_the_value_that_is_not_its_default():
     from agents.candidates import Candidate
 
