@@ -12,7 +12,8 @@ another), so a call costs two rounds however many fields it has.
    text, a formula, a number, a digit string for a field that is no id, ...) and with the words
    the request writes beside it (the field's name or description there: ``agents.nearby``; "a
    charge of 2" for ``charge``), with whether a span names the field in part or whole, is only part
-   of a longer name, and whether a flag set true is one the request names: ``candidate_features``,
+   of a longer name, whether a number is the bare figure of a written magnitude ("50" of "50
+   million"), and whether a flag set true is one the request names: ``candidate_features``,
    weights fit on labelled fields; a field's probabilities are the softmax of its candidates' scores;
 2. the required fields take the candidates that together score best, with a bonus for each pair
    of fields whose values the request writes in the schema's order (a=2, b=3, c=-4; from London
@@ -52,7 +53,7 @@ OPTIONAL_FEATURES = ("bias_bool", "bool_margin", "enum_said", "unused_number", "
 VALUE_FEATURES = ("lp", "lp_mean", "digits_string", "described", "src_number", "src_quoted", "src_expression", "src_formula", "src_name",
                   "src_chunk", "src_word", "src_enum", "src_bool", "src_currency", "src_date", "src_list", "src_default",
                   "src_fallback", "src_gathered", "src_pair", "src_single", "near_name", "near_desc", "echo_name", "echo_part", "inside_name",
-                  "bool_named", "percent_fraction", "percent_whole", "year_for_year", "year_elsewhere", "in_date")
+                  "bool_named", "percent_fraction", "percent_whole", "year_for_year", "year_elsewhere", "in_date", "unscaled")
 
 
 @dataclass
@@ -157,6 +158,7 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+_MAGNITUDE = re.compile(r"\d\s*(?:thousand|million|billion|trillion)\b|\d[kKMB]\b", re.IGNORECASE)
 _ID_WORDS = ("id", "number", "code", "year", "zip", "phone", "version", "date", "time", "num", "no")
 
 
@@ -183,6 +185,8 @@ def candidate_features(choice: FieldChoice, i: int, schema: Mapping[str, Any], t
     out.update(_year(value, choice.name, schema))
     if cand.source == "number" and cand.written and not _year_like(value) and _inside_dates(cand.written, text):
         out["in_date"] = 1.0  # "10" of "July 10, 2022": a day, not a count (a year has its own features)
+    if cand.source == "number" and cand.written and _MAGNITUDE.search(cand.written):
+        out["unscaled"] = float(abs(value) < max(abs(n) for n in numbers([cand.written])))  # 50 of "50 million"
     return out
 
 

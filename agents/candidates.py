@@ -101,24 +101,26 @@ def written_numbers(texts: Iterable[str]) -> dict[int | float, str]:
     "two"), first written first."""
     out: dict[int | float, str] = {}
     for text in texts:
+        found: list[tuple[int, float, str]] = []  # (where, value, as written), to be taken in the order written
         for m in _NUMBER.finditer(text):
             written = m.group(0).strip()
             groups = m.group("int").split(",")
             if len(groups) > 1 and not any(g.startswith("0") for g in groups[1:]):  # "200,300": a list, or 200300
-                for g in groups:
-                    _add(out, float(g), g)
+                found += [(m.start(), float(g), g) for g in groups]
             digits = m.group("int").replace(",", "") + (m.group("frac") or "")
             value: float = float(digits) * 10 ** int(m.group("exp") or 0)
             value = -value if m.group("sign") else value
             if m.group("mult") or m.group("suffix"):
-                _add(out, value, written)
+                found.append((m.start(), value, written))
                 value *= _MULTIPLIERS[(m.group("mult") or m.group("suffix")).lower()]
-            _add(out, value, written)
+            found.append((m.start(), value, written))
             if m.group("pct"):
-                _add(out, value / 100, written)
-        for word in re.findall(r"[a-z]+", text.casefold()):
-            if word in _WORD_NUMBERS:
-                _add(out, _WORD_NUMBERS[word], word)
+                found.append((m.start(), value / 100, written))
+        for m in re.finditer(r"[a-z]+", text.casefold()):
+            if m.group(0) in _WORD_NUMBERS:
+                found.append((m.start(), _WORD_NUMBERS[m.group(0)], m.group(0)))
+        for _, value, written in sorted(found, key=lambda f: f[0]):  # stable: one match's values keep their order
+            _add(out, value, written)
     return out
 
 

@@ -78,37 +78,36 @@ class DecisionSettings:
         "name_lp": 0.006555, "name_lp_mean": 0.157798, "emb": 7.637343, "lex": 3.821097, "name_lex": 2.478175
     })
     relevance: Logistic = Logistic({
-        "call_margin": 0.03242, "lex_rest": 2.633244, "emb_best": 8.828493, "name_lp_best": 0.015492,
-        "missing_share": 2.271131, "field_p_min": -0.061011, "grounded_share": 3.310693, "near_share": 1.127431
-    }, -10.422882)
+        "call_margin": 0.03302, "lex_rest": 2.634468, "emb_best": 8.634384, "name_lp_best": 0.015434,
+        "missing_share": 2.362297, "field_p_min": -0.06235, "grounded_share": 3.36729, "near_share": 1.195675
+    }, -10.337304)
     confidence: Logistic = Logistic({
-        "field_p_min": 0.325151, "field_p_mean": -0.201607, "relevance": 4.601041, "missing_share": 0.262171,
-        "written_lp_min": 0.349624, "lex_best": 1.137567, "emb_best": 0.209349, "field_margin_min": 0.454853,
-        "weak_sources": -0.649001, "optional_written": 0.242769, "tool_margin": 0.272444,
-        "fields_required": -0.361419
-    }, -3.732327)
+        "field_p_min": -0.248085, "field_p_mean": -0.080494, "relevance": 4.471881, "missing_share": 0.205925,
+        "written_lp_min": 0.342543, "lex_best": 1.238412, "emb_best": 1.060499, "field_margin_min": 0.629056,
+        "weak_sources": -0.826, "optional_written": 0.05578, "tool_margin": 0.167536, "fields_required": -0.453234
+    }, -3.960532)
     include: Logistic = Logistic({
-        "bias_bool": 1.848992, "bool_margin": 0.001344, "enum_said": 3.057511, "unused_number": 2.031728,
-        "best_p": 2.929403, "best_lp_mean": 0.188453, "spoken": -0.845485, "is_default": -3.401003,
-        "described": -2.069328, "unused_spoken": 3.428005, "near_name": -0.32705, "near_desc": 1.048259,
-        "name_said": 2.670542
-    }, -4.781688)
+        "bias_bool": 2.084457, "bool_margin": 0.00368, "enum_said": 3.307955, "unused_number": 2.410583,
+        "best_p": 2.970798, "best_lp_mean": 0.173311, "spoken": -0.554244, "is_default": -3.082509,
+        "described": -2.029761, "unused_spoken": 3.365252, "near_name": -0.268883, "near_desc": 0.901504,
+        "name_said": 2.564221
+    }, -5.043383)
     value_weights: Mapping[str, float] = field(default_factory=lambda: {
-        "lp": 0.01575, "lp_mean": 0.24878, "digits_string": -0.480535, "described": 0.354779, "src_quoted": 1.551428,
-        "src_expression": -0.895426, "src_name": 1.198354, "src_chunk": -0.302943, "src_word": -0.434584,
-        "src_currency": 2.359143, "src_date": 3.080775, "src_list": 1.932054, "src_default": 5.914323,
-        "src_gathered": -0.157712, "src_pair": -0.608673, "src_single": -0.754114, "near_name": 1.945674,
-        "near_desc": 0.414241, "echo_name": -0.577253, "echo_part": 0.682536, "inside_name": -0.360938,
-        "bool_named": 2.924364, "percent_fraction": 2.47975, "percent_whole": 2.308279, "year_for_year": 0.151791,
-        "year_elsewhere": -0.119848, "in_date": -1.222564
+        "lp": 0.015755, "lp_mean": 0.248869, "digits_string": -0.480442, "described": 0.354863,
+        "src_quoted": 1.55084, "src_expression": -0.895208, "src_name": 1.198266, "src_chunk": -0.30277,
+        "src_word": -0.434653, "src_currency": 2.359086, "src_date": 3.08091, "src_list": 1.931483,
+        "src_default": 5.915827, "src_gathered": -0.144157, "src_pair": -0.613409, "src_single": -0.752082,
+        "near_name": 1.94653, "near_desc": 0.416529, "echo_name": -0.577277, "echo_part": 0.682743,
+        "inside_name": -0.360998, "bool_named": 2.92434, "percent_fraction": 2.479498, "percent_whole": 2.30815,
+        "year_for_year": 0.120784, "year_elsewhere": -0.11988, "in_date": -1.222103, "unscaled": -0.18257
     })
     order_bonus: float = 1.0
-    call_threshold: float = 0.75
+    call_threshold: float = 0.7
     # The last step, a Platt map over the raw confidence (agents.calibration.recalibrate), fit on
     # cross-fitted decisions of the tuning half that no weight above was fit on (see bench/_bfcl_calibrate.py).
     recalibration: Logistic = Logistic({
-        "logit": 0.942364
-    }, -0.008561)
+        "logit": 0.860981
+    }, 0.124627)
 
 
 DEFAULT_SETTINGS = DecisionSettings()

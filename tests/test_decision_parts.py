@@ -168,6 +168,16 @@ def test_numbers_keep_how_they_were_written_and_rates_read_percentages_as_fracti
     assert as_percent["percent_whole"] == 1.0
 
 
+def test_numbers_are_taken_in_the_order_written_and_a_magnitude_bare_is_told_apart():
+    text = "the top five restaurants rated above 4/5, with 100 million shares"
+    assert written_numbers([text]) == {5: "five", 4: "4", 100: "100 million", 100000000: "100 million"}
+    cands = field_candidates("shares", {"type": "integer"}, [text])
+    choice = FieldChoice("shares", True, cands, [Scored(-1.0, 1)] * len(cands))
+    feats = {c.value: candidate_features(choice, i, {}, text) for i, c in enumerate(cands)}
+    assert feats[100]["unscaled"] == 1.0 and feats[100000000]["unscaled"] == 0.0 and "unscaled" not in feats[5]
+    assert feats[5]["near_name"] == 0.0 and candidate_features(FieldChoice("top", True, cands, choice.scores), 0, {}, text)["near_name"] == 1.0
+
+
 def test_codes_follow_the_order_the_request_names_them_in():
     assert currency_mentions("Convert 150 Euros to Canadian dollars.") == {"EUR": "Euros", "CAD": "Canadian dollars"}
     assert date_mentions("from July 10, 2022 to July 20, 2022") == [((2022, 7, 10), "July 10, 2022"), ((2022, 7, 20), "July 20, 2022")]
