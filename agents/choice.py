@@ -28,7 +28,7 @@ from typing import Any
 
 from agents.calibration import softmax
 
-__all__ = ["TOOL_FEATURES", "choose_tool", "cosine", "lexical_overlap", "name_overlap", "rest_overlap", "tool_text", "tool_words", "words"]
+__all__ = ["TOOL_FEATURES", "choose_tool", "cosine", "field_words", "lexical_overlap", "name_overlap", "rest_overlap", "tool_text", "tool_words", "words"]
 
 TOOL_FEATURES = ("name_lp", "name_lp_mean", "emb", "lex", "name_lex")
 
@@ -50,6 +50,18 @@ def words(text: str) -> set[str]:
 def tool_words(name: str, description: str, parameters: Mapping[str, Any]) -> set[str]:
     parts = [name, description, *parameters.get("properties", {})]
     return words(" ".join(parts))
+
+
+def field_words(schema: Mapping[str, Any]) -> set[str]:
+    """Content words of the descriptions and (string) enum values of a parameters schema's fields,
+    nested fields and list items included: what a request may ask for in the words of the
+    arguments ("violent crime" for a ``type`` field that lists ``violent``)."""
+    out: set[str] = set()
+    for sub in (*schema.get("properties", {}).values(), schema.get("items")):
+        if isinstance(sub, Mapping):
+            enum = " ".join(v for v in sub.get("enum", ()) if isinstance(v, str))
+            out |= words(str(sub.get("description", ""))) | words(enum) | field_words(sub)
+    return out
 
 
 def tool_text(name: str, description: str) -> str:

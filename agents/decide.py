@@ -13,8 +13,9 @@ receives) that returns a ``Decision`` in two rounds of model work:
 Then two calibrated decisions (``agents.calibration.Logistic``, fit on the tuning half of BFCL):
 
 - ``relevance``: the probability that some tool fits the request, from the call/answer margin,
-  the best tool's similarity, the overlap of its words with what the request asks for (its words
-  besides the call's values), and how well its arguments are grounded (the share of
+  the best tool's similarity, the overlap of its words (its name, description, fields, and the
+  fields' descriptions and enum values) with what the request asks for (its words besides the
+  call's values), and how well its arguments are grounded (the share of
   required fields given a number, name, quoted text, ... from the request, and the share whose
   value the request writes beside the field's name or description words). Below
   ``settings.call_threshold`` the turn makes no call: the agent answers (or says it cannot help);
@@ -36,7 +37,7 @@ from typing import Any
 
 from agents.arguments import FieldChoice, arguments_prefix, assign, field_requests
 from agents.calibration import Logistic, recalibrate
-from agents.choice import choose_tool, cosine, lexical_overlap, name_overlap, rest_overlap, tool_text, tool_words
+from agents.choice import choose_tool, cosine, field_words, lexical_overlap, name_overlap, rest_overlap, tool_text, tool_words
 from agents.scoring import CALL_PREFIX, EmbedTexts, GenerateText, Generated, Needs, Scored, ScoreTexts, scoring_messages
 from orchestrator.types import ChatMessage
 
@@ -78,14 +79,15 @@ class DecisionSettings:
         "name_lp": 0.006555, "name_lp_mean": 0.157798, "emb": 7.637343, "lex": 3.821097, "name_lex": 2.478175
     })
     relevance: Logistic = Logistic({
-        "call_margin": 0.03302, "lex_rest": 2.634468, "emb_best": 8.634384, "name_lp_best": 0.015434,
-        "missing_share": 2.362297, "field_p_min": -0.06235, "grounded_share": 3.36729, "near_share": 1.195675
-    }, -10.337304)
+        "call_margin": 0.030155, "lex_rest": 3.031297, "emb_best": 7.916439, "name_lp_best": 0.014849,
+        "missing_share": 2.192145, "field_p_min": -0.066291, "grounded_share": 3.243351, "near_share": 0.883577
+    }, -9.868808)
     confidence: Logistic = Logistic({
-        "field_p_min": -0.248085, "field_p_mean": -0.080494, "relevance": 4.471881, "missing_share": 0.205925,
-        "written_lp_min": 0.342543, "lex_best": 1.238412, "emb_best": 1.060499, "field_margin_min": 0.629056,
-        "weak_sources": -0.826, "optional_written": 0.05578, "tool_margin": 0.167536, "fields_required": -0.453234
-    }, -3.960532)
+        "field_p_min": -0.239141, "field_p_mean": -0.035215, "relevance": 3.90681, "missing_share": 0.149586,
+        "written_lp_min": 0.364243, "lex_best": 1.356841, "emb_best": 2.032846, "field_margin_min": 0.572402,
+        "weak_sources": -0.915946, "optional_written": -0.016236, "tool_margin": 0.158922,
+        "fields_required": -0.460615
+    }, -4.366682)
     include: Logistic = Logistic({
         "bias_bool": 2.084457, "bool_margin": 0.00368, "enum_said": 3.307955, "unused_number": 2.410583,
         "best_p": 2.970798, "best_lp_mean": 0.173311, "spoken": -0.554244, "is_default": -3.082509,
@@ -102,12 +104,12 @@ class DecisionSettings:
         "year_for_year": 0.120784, "year_elsewhere": -0.11988, "in_date": -1.222103, "unscaled": -0.18257
     })
     order_bonus: float = 1.0
-    call_threshold: float = 0.7
+    call_threshold: float = 0.62
     # The last step, a Platt map over the raw confidence (agents.calibration.recalibrate), fit on
     # cross-fitted decisions of the tuning half that no weight above was fit on (see bench/_bfcl_calibrate.py).
     recalibration: Logistic = Logistic({
-        "logit": 0.860981
-    }, 0.124627)
+        "logit": 0.87335
+    }, 0.114751)
 
 
 DEFAULT_SETTINGS = DecisionSettings()
@@ -158,7 +160,8 @@ def decide(tools: Sequence[ToolView], conversation: Sequence[ChatMessage],
                                 settings.value_weights, settings.order_bonus)
     written = _written(missing_fields, results2[len(field_reqs):], arguments)
     features = _features(per_tool[best], probs[best], call_s, answer_s, per_tool, choices, written, len(missing))
-    features["lex_rest"] = rest_overlap(task, tool_words(tool.name, tool.description, tool.parameters), arguments.values())
+    vocabulary = tool_words(tool.name, tool.description, tool.parameters) | field_words(tool.parameters)
+    features["lex_rest"] = rest_overlap(task, vocabulary, arguments.values())
     relevance = settings.relevance(features)
     features["relevance"] = relevance
     trace = {"tools": [t.name for t in tools], "tool_features": per_tool, "tool_probs": probs,

@@ -22,7 +22,7 @@ from agents.calibration import (
     reliability,
 )
 from agents.candidates import chunk_lists, expressions, field_candidates, numbers, quoted, string_spans, written_numbers
-from agents.choice import choose_tool, lexical_overlap, name_overlap, rest_overlap, tool_words, words
+from agents.choice import choose_tool, field_words, lexical_overlap, name_overlap, rest_overlap, tool_words, words
 from agents.codes import currencies, currency_mentions, date_format, date_mentions, dates, write_date
 from agents.nearby import echo, nearness, places, tokens
 from agents.scoring import Scored, scoring_messages, tool_line
@@ -312,6 +312,13 @@ def test_what_the_request_asks_for_is_its_words_besides_the_values_it_gives():
     assert lexical_overlap(request, vocabulary) == pytest.approx(2 / 7)
     assert rest_overlap(request, vocabulary, ["San Francisco", 2020]) == pytest.approx(2 / 4)
     assert rest_overlap("Francisco 2020", vocabulary, ["San Francisco", 2020]) == 0.0  # nothing asked
+    # the fields' descriptions and enum values, nested ones too, say what else the tool serves
+    parameters = {"properties": {"type": {"type": "string", "enum": ["violent", "property"], "description": "Kind of crime."},
+                                 "filters": {"type": "array", "items": {"type": "object", "properties": {
+                                     "area": {"type": "string", "description": "A neighbourhood."}}}}}}
+    assert field_words(parameters) == words("violent property kind crime neighbourhood")
+    assert rest_overlap("Provide the violent crime rate in San Francisco in 2020", vocabulary | field_words(parameters),
+                        ["San Francisco", 2020]) == pytest.approx(3 / 4)  # all but "provide"
 
 
 def test_name_overlap_reads_the_tool_name_only():
