@@ -8,7 +8,8 @@ shipped weights in ``agents.decide`` were fit on the tuning half of BFCL, see ``
 choice (which tool), by the softmax likelihood of the right option.
 
 Checks, for held-out labelled decisions: ``reliability`` (per confidence bin: mean confidence,
-observed accuracy, count), ``expected_calibration_error`` (their gap, weighted by count) and
+observed accuracy, count), ``expected_calibration_error`` (their gap, weighted by count; with
+``calibrated_ece``, what a perfectly calibrated model would show on as few decisions) and
 ``auroc`` (how well confidence separates right from wrong: 0.5 is chance).
 
 A model fit on the same decisions it is checked on looks better calibrated than it is. The last
@@ -21,10 +22,11 @@ its logit: monotone, so it keeps the ranking and the AUROC), fit by ``fit_logist
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["IDENTITY_RECALIBRATION", "RECALIBRATION_FEATURES", "Logistic", "auroc", "expected_calibration_error", "fit_choice",
+__all__ = ["IDENTITY_RECALIBRATION", "RECALIBRATION_FEATURES", "Logistic", "auroc", "calibrated_ece", "expected_calibration_error", "fit_choice",
            "fit_logistic", "logit", "recalibrate", "recalibration_features", "reliability", "sigmoid", "softmax"]
 
 
@@ -162,6 +164,17 @@ def expected_calibration_error(confidences: Sequence[float], right: Sequence[boo
     if not total:
         return 0.0
     return sum(abs(r["confidence"] - r["accuracy"]) * r["count"] / total for r in reliability(confidences, right, bins))
+
+
+def calibrated_ece(confidences: Sequence[float], bins: int = 10, draws: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """(median, 95th percentile) of the ECE that a perfectly calibrated model stating these
+    confidences would show: each decision right with its stated probability, ``draws`` times. On a
+    few dozen decisions that is far from 0, so an observed ECE is read against it."""
+    if not confidences:
+        return 0.0, 0.0
+    rng = random.Random(seed)
+    sims = sorted(expected_calibration_error(confidences, [rng.random() < p for p in confidences], bins) for _ in range(draws))
+    return sims[len(sims) // 2], sims[min(len(sims) - 1, int(0.95 * len(sims)))]
 
 
 def auroc(scores: Sequence[float], right: Sequence[bool]) -> float:

@@ -39,8 +39,9 @@ def _halves(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str,
 
 
 def summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per half: accuracy per category and overall, calibration of the confidence, time per item."""
-    from agents.calibration import auroc, expected_calibration_error, reliability
+    """Per half: accuracy per category and overall, calibration of the confidence (with the ECE a
+    perfectly calibrated model would show on as many items: median, 95th percentile), time per item."""
+    from agents.calibration import auroc, calibrated_ece, expected_calibration_error, reliability
 
     out = {}
     for half, rows in _halves(records).items():
@@ -55,7 +56,8 @@ def summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         conf = [float(r.get("confidence", 1.0)) for r in rows]
         right = [bool(r["right"]) for r in rows]
         out[half] = {"categories": cats, "accuracy": sum(right) / len(right), "n": len(rows),
-                     "ece": expected_calibration_error(conf, right), "auroc": auroc(conf, right),
+                     "ece": expected_calibration_error(conf, right), "ece_if_calibrated": calibrated_ece(conf),
+                     "auroc": auroc(conf, right),
                      "reliability": [{k: round(v, 3) for k, v in b.items()} for b in reliability(conf, right)],
                      "s_per_item": statistics.mean(float(r.get("seconds", 0.0)) for r in rows),
                      "s_per_item_median": statistics.median(float(r.get("seconds", 0.0)) for r in rows)}

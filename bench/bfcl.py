@@ -290,13 +290,14 @@ def _with(settings: Any, **changes: Any) -> Any:
 
 
 def _print(report: dict[str, Any], cascade: dict[str, Any] | None, refused: dict[str, str]) -> None:
-    print(f"\n{'run':<28} {'half':<5} {'simple':>8} {'multiple':>9} {'irrel.':>7} {'all':>6} {'ECE':>6} {'AUROC':>6} {'s/item':>7}")
+    print(f"\n{'run':<28} {'half':<5} {'simple':>8} {'multiple':>9} {'irrel.':>7} {'all':>6} {'ECE':>6} {'ECE*':>11} {'AUROC':>6} {'s/item':>7}")
     for name, halves in report.items():
         for half, r in halves.items():
             cats = r["categories"]
             cells = [f"{cats[c]['accuracy']:.1%}" if c in cats else "-" for c in B.CATEGORIES]
             print(f"{name:<28} {half:<5} {cells[0]:>8} {cells[1]:>9} {cells[2]:>7} {r['accuracy']:>6.1%} "
-                  f"{r['ece']:>6.3f} {r['auroc']:>6.3f} {r['s_per_item']:>7.2f}")
+                  f"{r['ece']:>6.3f} {'%.3f-%.3f' % tuple(r['ece_if_calibrated']):>11} {r['auroc']:>6.3f} {r['s_per_item']:>7.2f}")
+    print("ECE*: the ECE a perfectly calibrated model stating the same confidences would show (median-95th percentile)")
     if cascade:
         for half, r in cascade.items():
             print(f"cascade ({half}): threshold {r['threshold']:.2f}, escalated {r['escalated']:.1%}, accuracy {r['accuracy']:.1%} "

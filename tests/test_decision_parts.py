@@ -13,6 +13,7 @@ from agents.calibration import (
     RECALIBRATION_FEATURES,
     Logistic,
     auroc,
+    calibrated_ece,
     expected_calibration_error,
     fit_choice,
     fit_logistic,
@@ -304,6 +305,14 @@ def test_platt_map_fixes_overconfidence_and_keeps_the_ranking():
     fixed = [recalibrate(model, p) for p in claimed]
     assert expected_calibration_error(claimed, labels) > 0.12 and expected_calibration_error(fixed, labels) < 0.05
     assert auroc(fixed, labels) == pytest.approx(auroc(claimed, labels))
+
+
+def test_the_ece_of_a_calibrated_model_on_few_decisions_is_far_from_zero():
+    stated = [0.1 + 0.8 * i / 63 for i in range(64)]
+    few, few_p95 = calibrated_ece(stated)
+    many, _ = calibrated_ece(stated * 10)
+    assert 0.08 < few < few_p95 and many < few / 2  # shrinks as 1/sqrt(n)
+    assert calibrated_ece(stated) == (few, few_p95) and calibrated_ece([]) == (0.0, 0.0)  # seeded
 
 
 def test_what_the_request_asks_for_is_its_words_besides_the_values_it_gives():
