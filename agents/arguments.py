@@ -13,7 +13,8 @@ another), so a call costs two rounds however many fields it has.
    the request writes beside it (the field's name or description there: ``agents.nearby``; "a
    charge of 2" for ``charge``), with whether a span names the field in part or whole, is only part
    of a longer name, whether a number is the bare figure of a written magnitude ("50" of "50
-   million"), and whether a flag set true is one the request names: ``candidate_features``,
+   million"), whether a place field's candidate follows "in", "at", "from", ... ("a house in San
+   Francisco"), and whether a flag set true is one the request names: ``candidate_features``,
    weights fit on labelled fields; a field's probabilities are the softmax of its candidates' scores;
 2. the required fields take the candidates that together score best, with a bonus for each pair
    of fields whose values the request writes in the schema's order (a=2, b=3, c=-4; from London
@@ -53,7 +54,7 @@ OPTIONAL_FEATURES = ("bias_bool", "bool_margin", "enum_said", "unused_number", "
 VALUE_FEATURES = ("lp", "lp_mean", "digits_string", "described", "src_number", "src_quoted", "src_expression", "src_formula", "src_name",
                   "src_chunk", "src_word", "src_enum", "src_bool", "src_currency", "src_date", "src_list", "src_default",
                   "src_fallback", "src_gathered", "src_pair", "src_single", "near_name", "near_desc", "echo_name", "echo_part", "inside_name",
-                  "bool_named", "percent_fraction", "percent_whole", "year_for_year", "year_elsewhere", "in_date", "unscaled")
+                  "bool_named", "place_cue", "percent_fraction", "percent_whole", "year_for_year", "year_elsewhere", "in_date", "unscaled")
 
 
 @dataclass
@@ -158,6 +159,9 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+# A field for a place, and the words that introduce one ("a house in San Francisco", "flights from Boston").
+_PLACE_FIELD = re.compile(r"\b(?:location|city|cities|country|countries|place|region|address|destination|origin|venue|town|state)s?\b")
+_PLACE_CUES = "in|at|near|from|to|around|inside|outside"
 _MAGNITUDE = re.compile(r"\d\s*(?:thousand|million|billion|trillion)\b|\d[kKMB]\b", re.IGNORECASE)
 _ID_WORDS = ("id", "number", "code", "year", "zip", "phone", "version", "date", "time", "num", "no")
 
@@ -177,6 +181,8 @@ def candidate_features(choice: FieldChoice, i: int, schema: Mapping[str, Any], t
         elif share > 0.0:
             out["echo_part"] = 1.0  # a name that says what it is: "Metropolitan Museum of Art"
         out["inside_name"] = float(_inside_name(value, choice.candidates))
+        if _PLACE_FIELD.search(f"{choice.name} {schema.get('description', '')}".lower().replace("_", " ")):
+            out["place_cue"] = float(bool(re.search(rf"\b(?:{_PLACE_CUES})\s+(?:the\s+)?{re.escape(value.lower())}\b", text)))
     elif isinstance(value, bool) and value:
         named = words(choice.name)  # a flag the request names is asked for: "verify if it's closed", closed_status
         out["bool_named"] = len(named & words(text)) / len(named) if named else 0.0

@@ -231,6 +231,17 @@ def test_a_span_that_names_the_field_or_is_part_of_a_name_is_told_apart():
     assert feats["Metropolitan"]["inside_name"] == 1.0 and feats["Metropolitan Museum of Art"]["inside_name"] == 0.0
 
 
+def test_a_place_field_reads_the_words_that_introduce_a_place():
+    text = "Predict the price of a house in San Francisco with an area of 1800 square feet."
+    schema = {"type": "string", "description": "Location of the house."}
+    cands = field_candidates("location", schema, [text])
+    choice = FieldChoice("location", True, cands, [Scored(-1.0, 1)] * len(cands))
+    cue = {c.value: candidate_features(choice, i, schema, text.lower()).get("place_cue") for i, c in enumerate(cands)}
+    assert cue["San Francisco"] == 1.0 and cue["area of 1800 square feet"] == 0.0
+    count = FieldChoice("count", True, cands, choice.scores)  # "count" is no "country"
+    assert "place_cue" not in candidate_features(count, cands.index(next(c for c in cands if c.value == "San Francisco")), {}, text.lower())
+
+
 def test_a_flag_set_true_is_one_the_request_names():
     text = "the details of case 1234, and verify if it's already closed."
     cands = field_candidates("closed_status", {"type": "boolean"}, [text])
