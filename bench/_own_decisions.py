@@ -1,8 +1,10 @@
 """Scored decisions on the project's own requests, recorded like BFCL items (``orchestrator bench bfcl --own``).
 
-The set: ``bench/tools.py``'s 48 requests (8 tools written as a new user writes them, each request
-with the one call it needs) and ``NO_TOOL``, 16 requests no tool fits. No decision weight was fit
-on them (the weights come from BFCL's tuning half), so they are held out like BFCL's evaluation
+The set, 160 requests: ``bench/tools.py``'s 48 (8 tools written as a new user writes them, each
+request with the one call it needs) and ``NO_TOOL``, 16 requests no tool fits (``own_0`` to
+``own_63``); then a second batch written later, apart from everything tuned, so that the set is
+large enough to check a calibration on (``bench/_own_more.py``: 72 calls and 24 no tool fits,
+``own_64`` on). No decision weight was fit on them (the weights come from BFCL's tuning half), so they are held out like BFCL's evaluation
 half: the records carry ``half="eval"``, category ``own`` (a call is needed) or ``own_none``
 (none is), ``expected`` (the tool, or None) and the features, so that ``reweigh`` replays them
 under other relevance, confidence and recalibration weights.
@@ -42,10 +44,13 @@ def run_own(engine: Any, settings: Any, cache: MutableMapping[str, str]) -> list
     from orchestrator.tool_decisions import EngineScorer
     from orchestrator.types import ChatMessage
 
+    from _own_more import MORE_NO_TOOL, MORE_TASKS
+
     bench = load_tools_bench()
     scorer = EngineScorer(engine, cache=cache)
+    more = tuple(bench.Task(text, name, arguments) for text, name, arguments in MORE_TASKS)
     out = []
-    for n, task in enumerate((*bench.TASKS, *NO_TOOL)):
+    for n, task in enumerate((*bench.TASKS, *NO_TOOL, *more, *MORE_NO_TOOL)):
         text = task if isinstance(task, str) else task.text
         t0 = time.perf_counter()
         decision = scorer.decide(bench.TOOLS, [ChatMessage(role="user", content=text)], settings)

@@ -28,9 +28,10 @@ cross-fitted Platt map, ``_bfcl_calibrate``); ``--weights FILE`` runs with such 
 given for the evaluation half and the full set, with the expected calibration error and the
 reliability curve of the confidence on the evaluation half.
 
-``--own`` also decides the project's own 64 requests (``bench/_own_decisions.py``: the tools
-bench's 48, and 16 that no tool fits) with smollm2-135m: held out from every fit, like the
-evaluation half, and reported as run ``smollm2-135m/own`` (its ``all`` column).
+``--own`` also decides the project's own 160 requests (``bench/_own_decisions.py``: the tools
+bench's 48 and 16 that no tool fits, then 72 and 24 more written later) with smollm2-135m: held
+out from every fit, like the evaluation half, and reported as run ``smollm2-135m/own`` (its ``all``
+column).
 
 Model scores are kept in ``--cache`` (a small SQLite file; default under the bench's cache
 folder), so a rerun with other weights only computes what it has not seen. Prints a table, then
@@ -180,8 +181,8 @@ def main() -> None:  # noqa: C901 - one flat sequence of steps
     ap.add_argument("--record", type=Path, default=None, help="write every decision (JSON lines) here")
     ap.add_argument("--no-arg-descriptions", action="store_true", help="the tool list without what each argument means")
     ap.add_argument("--no-embeddings", action="store_true", help="tool choice and relevance without embeddings")
-    ap.add_argument("--own", action="store_true", help="also decide the project's own 64 requests (bench/tools.py's 48 and "
-                    "16 no tool fits) with smollm2-135m, reported as run smollm2-135m/own")
+    ap.add_argument("--own", action="store_true", help="also decide the project's own 160 requests (bench/tools.py's 48, "
+                    "16 no tool fits, and bench/_own_more.py's 96) with smollm2-135m, reported as run smollm2-135m/own")
     ap.add_argument("--fit-calibration", type=Path, default=None, metavar="OUT.json",
                     help="with --from-records: refit only relevance, threshold, confidence and its Platt map on the tuning "
                          "half (exact from the records), write them here, and report the records under them")

@@ -85,3 +85,22 @@ def test_escalation_fires_below_the_threshold_and_not_above(smollm2):
     result, big = run(0.0)  # nothing is below 0: the local model decides every step
     assert not big.requests and not result.escalated and result.decisions[0].backend == "default"
     assert result.decisions[0].confidence is not None
+
+
+def test_the_second_batch_of_own_requests_is_valid_and_apart_from_the_first():
+    spec = importlib.util.spec_from_file_location("bench_own_more", ROOT / "bench" / "_own_more.py")
+    more = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(more)
+    bench = _bench_tools()
+    from tools.validation import validate_arguments
+
+    by_name = {t.name: t for t in bench.TOOLS}
+    assert len(more.MORE_TASKS) == 72 and len(more.MORE_NO_TOOL) == 24
+    assert sorted({name for _, name, _ in more.MORE_TASKS}) == sorted(by_name)
+    assert all(sum(1 for _, n, _ in more.MORE_TASKS if n == name) == 9 for name in by_name)
+    for text, name, arguments in more.MORE_TASKS:
+        validate_arguments(by_name[name], arguments)  # raises on a call the tool would refuse
+        assert bench.call_is_correct(bench.Task(text, name, arguments), name, arguments)
+    first = {t.text.lower() for t in bench.TASKS} | {t.lower() for t in NO_TOOL}
+    texts = [t for t, _, _ in more.MORE_TASKS] + list(more.MORE_NO_TOOL)
+    assert len(set(texts)) == len(texts) and not first & {t.lower() for t in texts}
