@@ -8,7 +8,8 @@ field of a tool's schema, what the texts (the request, tool results) offer for i
   ``1e-9``, ``5%`` also as ``0.05``, ``213 million``, ``19th``, the words ``one`` to ``twenty``,
   ``thirty`` ... ``ninety``, ``a dozen``), within the field's bounds; integers only for an integer;
 - booleans: ``true`` and ``false``;
-- enums: the enum's values (those the text mentions first);
+- enums: the enum's values (those the text mentions first; for a currency enum, the codes of the
+  currencies the text names, as for a currency string);
 - strings: quoted text whole (also between backticks), formulas and arithmetic as written
   (``3x^2 + 2x - 1``, ``17 * 23`` for "17 times 23") and in Python's notation
   (``3x**2 + 2x - 1``), names (runs of capitalised words, "of"/"the" inside them; a sentence's
@@ -322,6 +323,9 @@ def field_candidates(name: str, schema: Mapping[str, Any], texts: Sequence[str])
     out: list[Candidate] = []
     kind = schema.get("type")
     if "enum" in schema:
+        if is_currency_field(name, schema):  # "Swiss francs" for CHF, keeping how it was written
+            named = currency_mentions(" ".join(texts))
+            out += [Candidate(code, "currency", written) for code, written in named.items() if code in schema["enum"]]
         said = [v for v in schema["enum"] if isinstance(v, str) and any(v.lower() in t.lower() for t in texts)]
         out += [Candidate(v, "enum") for v in said + [v for v in schema["enum"] if v not in said]]
     elif kind == "boolean":

@@ -197,6 +197,16 @@ def test_codes_follow_the_order_the_request_names_them_in():
     assert args == {"from_currency": "EUR", "to_currency": "CAD"}
 
 
+def test_a_currency_enum_reads_the_currencies_the_request_names():
+    schema = {"type": "string", "enum": ["USD", "EUR", "CHF"], "description": "Currency the amount is in."}
+    found = field_candidates("source", schema, ["How much is 300 Swiss francs in US dollars?"])
+    assert [(c.value, c.source, c.written) for c in found] == [("CHF", "currency", "Swiss francs"), ("USD", "currency", "US dollars"),
+                                                               ("EUR", "enum", None)]
+    # what the request asks for is "much"; "Swiss francs" it gives, as CHF
+    assert rest_overlap("How much is 300 Swiss francs?", words("how much money"), [300, "CHF", "Swiss francs"]) == 1.0
+    assert rest_overlap("How much is 300 Swiss francs?", words("how much money"), [300, "CHF"]) == pytest.approx(1 / 3)
+
+
 def test_one_written_date_fills_one_field_in_whichever_layout():
     text = ["Book a room from July 10, 2022 to July 20, 2022."]
     params = {"properties": {"from_date": {"type": "string", "description": "Start date, MM-DD-YYYY."},
