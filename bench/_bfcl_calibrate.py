@@ -15,6 +15,11 @@ so it learns only from decisions no model under it saw:
   the first 40 items of each category, and their calls are right more often than new ones
   (multiple: 27 of the first 40 against 28 of the next 60).
 
+Beside BFCL's tuning half, the relevance, confidence and Platt fits may take the app-style
+tuning set (``bench/_app_tune.py``, ``--app``): requests people write to a phone assistant, over
+tools apps define, which BFCL's explicit requests do not resemble; the own held-out set's tools
+and requests are not among them. The call threshold is still chosen on BFCL's categories.
+
 The evaluation half is never read here.
 """
 
@@ -42,16 +47,16 @@ FRESH_FROM = 40  # the shipped tool, value and optional-field weights were fit o
 
 def fit_scores(tune: Sequence[Mapping[str, Any]], base: Any) -> Any:
     """``base`` with relevance, call threshold and confidence fit on ``tune`` (recorded decisions).
-    The confidence is fit on every item, labelled by whether the call it would make is right (an
-    ``irrelevance`` item's call never is), with the relevance among its features: so it is the
+    The confidence is fit on every item, labelled by whether the call it would make is right (the
+    call of an item no tool fits, BFCL's ``irrelevance`` or the app set's ``app_none``, never is), with the relevance among its features: so it is the
     probability that a call is right given all the turn knows, also for turns that should not call."""
     from agents.calibration import fit_logistic
 
     rows = [r for r in tune if "features" in r]
-    relevance = scaled_logistic([r["features"] for r in rows], [r["category"] != "irrelevance" for r in rows], RELEVANCE_FEATURES, fit_logistic)
+    relevance = scaled_logistic([r["features"] for r in rows], [_needs_call(r) for r in rows], RELEVANCE_FEATURES, fit_logistic)
     threshold = _best_threshold(rows, relevance)
     conf_rows = [{**r["features"], "relevance": relevance(r["features"])} for r in rows]
-    labels = [r["category"] != "irrelevance" and bool(r.get("call_right")) for r in rows]
+    labels = [_needs_call(r) and bool(r.get("call_right")) for r in rows]
     confidence = scaled_logistic(conf_rows, labels, CONFIDENCE_FEATURES, fit_logistic)
     return replace(base, relevance=relevance, call_threshold=threshold, confidence=confidence)
 
@@ -83,7 +88,10 @@ def crossfit_recalibration(tune: Sequence[Mapping[str, Any]], base: Any, folds: 
 
 
 def _place(record: Mapping[str, Any]) -> int:
-    """An item's place in its category's tuning half (BFCL ids: even numbers are the tuning half)."""
+    """An item's place in its category's tuning half (BFCL ids: even numbers are the tuning half).
+    The app set's requests (``bench/_app_tune.py``) were never fit by a rerun weight: all fresh."""
+    if record["category"] not in B.CATEGORIES:
+        return 1 << 30
     return int(record["id"].rsplit("_", 1)[1]) // 2
 
 
@@ -123,16 +131,21 @@ def scaled_logistic(rows: Sequence[Mapping[str, float]], labels: Sequence[bool],
     return Logistic(weights, bias)
 
 
+def _needs_call(record: Mapping[str, Any]) -> bool:
+    return record.get("expected") is not None  # None: no tool fits (BFCL's irrelevance, the app set's app_none)
+
+
 def _best_threshold(tune: Sequence[Mapping[str, Any]], relevance: Any) -> float:
-    """The call threshold that maximises the mean of the categories' accuracies on ``tune``, among
+    """The call threshold that maximises the mean of BFCL's categories' accuracies on ``tune``, among
     those that keep ``irrelevance`` at ``IRRELEVANCE_FLOOR`` or more (a call when no tool fits does
-    something nobody asked for; with no such threshold, the unconstrained best)."""
-    scored = {c: [(relevance(r["features"]), bool(r.get("call_right"))) for r in tune if r["category"] == c] for c in B.CATEGORIES}
+    something nobody asked for; with no such threshold, the unconstrained best). The app set, if
+    any, shapes the relevance it thresholds, not the operating point (issue 15's floor is BFCL's)."""
+    scored = {c: [(relevance(r["features"]), bool(r.get("call_right")), _needs_call(r)) for r in tune if r["category"] == c] for c in B.CATEGORIES}
     scored = {c: rows for c, rows in scored.items() if rows}
 
     def accuracy(t: float, category: str) -> float:
         rows = scored[category]
-        right = [p < t for p, _ in rows] if category == "irrelevance" else [p >= t and ok for p, ok in rows]
+        right = [p >= t and ok if needs else p < t for p, ok, needs in rows]
         return sum(right) / len(right)
 
     def mean(t: float) -> float:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NO_TOOL", "load_tools_bench", "run_own"]
+__all__ = ["NO_TOOL", "load_tools_bench", "run_app", "run_own"]
 
 NO_TOOL = ("Write a short poem about the sea.", "Who painted the Mona Lisa?", "Tell me a joke about cats.",
            "What is the capital of Australia?", "How do I boil an egg?", "Summarize the plot of Hamlet in one sentence.",
@@ -41,23 +41,43 @@ def load_tools_bench() -> Any:
 
 def run_own(engine: Any, settings: Any, cache: MutableMapping[str, str]) -> list[dict[str, Any]]:
     """One record per request of the own set (see the module docstring)."""
-    from orchestrator.tool_decisions import EngineScorer
-    from orchestrator.types import ChatMessage
-
     from _own_more import MORE_NO_TOOL, MORE_TASKS
 
     bench = load_tools_bench()
+    tasks = [(t.text, t.tool, t.arguments) for t in bench.TASKS] + [(t, None, {}) for t in NO_TOOL]
+    tasks += [*MORE_TASKS, *((t, None, {}) for t in MORE_NO_TOOL)]
+
+    def correct(expected: str, arguments: dict[str, Any], name: str, got: dict[str, Any]) -> bool:
+        return bench.call_is_correct(bench.Task("", expected, arguments), name, got)
+
+    return _decide_all(engine, settings, cache, bench.TOOLS, tasks, correct, "own", "eval")
+
+
+def run_app(engine: Any, settings: Any, cache: MutableMapping[str, str]) -> list[dict[str, Any]]:
+    """One record per request of the app-style tuning set (``bench/_app_tune.py``): ids ``app_N``,
+    half ``tune``, categories ``app`` / ``app_none``."""
+    import _app_tune as app
+
+    tasks = [*app.TASKS, *((t, None, {}) for t in app.NO_TOOL)]
+    return _decide_all(engine, settings, cache, app.TOOLS, tasks, app.call_is_correct, "app", "tune")
+
+
+def _decide_all(engine: Any, settings: Any, cache: MutableMapping[str, str], tools: Any,
+                tasks: Sequence[tuple[str, str | None, dict[str, Any]]], correct: Callable[..., bool], prefix: str,
+                half: str) -> list[dict[str, Any]]:
+    """Decide each ``(text, expected tool or None, arguments)`` over ``tools``: records like BFCL's."""
+    from orchestrator.tool_decisions import EngineScorer
+    from orchestrator.types import ChatMessage
+
     scorer = EngineScorer(engine, cache=cache)
-    more = tuple(bench.Task(text, name, arguments) for text, name, arguments in MORE_TASKS)
     out = []
-    for n, task in enumerate((*bench.TASKS, *NO_TOOL, *more, *MORE_NO_TOOL)):
-        text = task if isinstance(task, str) else task.text
+    for n, (text, expected, arguments) in enumerate(tasks):
         t0 = time.perf_counter()
-        decision = scorer.decide(bench.TOOLS, [ChatMessage(role="user", content=text)], settings)
-        would = not isinstance(task, str) and decision.tool == task.tool and bench.call_is_correct(task, decision.tool, decision.trace["arguments"])
-        right = not decision.calls if isinstance(task, str) else len(decision.calls) == 1 and bench.call_is_correct(task, *decision.calls[0])
-        out.append({"id": f"own_{n}", "category": "own_none" if isinstance(task, str) else "own", "half": "eval",
-                    "expected": None if isinstance(task, str) else task.tool, "calls": [list(c) for c in decision.calls],
+        decision = scorer.decide(tools, [ChatMessage(role="user", content=text)], settings)
+        would = expected is not None and decision.tool == expected and correct(expected, arguments, decision.tool, decision.trace["arguments"])
+        right = not decision.calls if expected is None else len(decision.calls) == 1 and correct(expected, arguments, *decision.calls[0])
+        out.append({"id": f"{prefix}_{n}", "category": prefix if expected else f"{prefix}_none", "half": half,
+                    "expected": expected, "calls": [list(c) for c in decision.calls],
                     "right": right, "call_right": would, "confidence": decision.confidence, "relevance": decision.relevance,
                     "tool": decision.tool, "features": dict(decision.features), "seconds": time.perf_counter() - t0})
     return out

@@ -183,6 +183,9 @@ def main() -> None:  # noqa: C901 - one flat sequence of steps
     ap.add_argument("--no-embeddings", action="store_true", help="tool choice and relevance without embeddings")
     ap.add_argument("--own", action="store_true", help="also decide the project's own 160 requests (bench/tools.py's 48, "
                     "16 no tool fits, and bench/_own_more.py's 96) with smollm2-135m, reported as run smollm2-135m/own")
+    ap.add_argument("--app", action="store_true", help="also decide the app-style tuning set (bench/_app_tune.py: 8 other "
+                    "tools, 96 calls and 32 no tool fits) with smollm2-135m, run smollm2-135m/app; --fit-calibration fits on "
+                    "it beside BFCL's tuning half")
     ap.add_argument("--fit-calibration", type=Path, default=None, metavar="OUT.json",
                     help="with --from-records: refit only relevance, threshold, confidence and its Platt map on the tuning "
                          "half (exact from the records), write them here, and report the records under them")
@@ -228,6 +231,10 @@ def main() -> None:  # noqa: C901 - one flat sequence of steps
                 from _own_decisions import run_own
 
                 runs[f"{SMALL}/own"] = run_own(engine, settings, cache)
+            if args.app and model == SMALL:
+                from _own_decisions import run_app
+
+                runs[f"{SMALL}/app"] = run_app(engine, settings, cache)
             if "free" in modes and not plain:
                 runs[f"{model}/free"] = run_free(engine, items, refused, f"{model} free")
     if args.record:
@@ -270,14 +277,14 @@ def _report_records(args: argparse.Namespace) -> None:
         from agents.decide import DecisionSettings
 
         base = load_settings(args.weights) if args.weights else DecisionSettings()
-        fitted = fit_calibration(records[f"{SMALL}/scored"], base, fresh_from=args.platt_from)
+        fitted = fit_calibration(records[f"{SMALL}/scored"] + records.get(f"{SMALL}/app", []), base, fresh_from=args.platt_from)
         save_settings(fitted, args.fit_calibration)
         print(f"calibration written to {args.fit_calibration}", file=sys.stderr)
-        for name in (f"{SMALL}/scored", f"{SMALL}/own"):
+        for name in (f"{SMALL}/scored", f"{SMALL}/own", f"{SMALL}/app"):
             if name in records:
                 records[name] = reweigh(records[name], fitted)
     elif args.weights and not args.fit:  # the recorded decisions under other relevance/confidence weights
-        records = {name: (reweigh(rows, load_settings(args.weights)) if name.endswith(("/scored", "/own")) else rows) for name, rows in records.items()}
+        records = {name: (reweigh(rows, load_settings(args.weights)) if name.endswith(("/scored", "/own", "/app")) else rows) for name, rows in records.items()}
     report = {name: summary(rows) for name, rows in records.items()}
     cascade = cascade_report(records.get(f"{SMALL}/scored"), records.get(f"{LARGE}/scored"))
     _print(report, cascade, {})

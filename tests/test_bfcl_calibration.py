@@ -69,3 +69,16 @@ def test_the_platt_map_learns_only_from_fresh_items():
     fresh = C.crossfit_recalibration(tune, DecisionSettings(), fresh_from=40)
     assert fresh != early and fresh == C.crossfit_recalibration(tune, DecisionSettings())  # 40 is the default
     assert C.crossfit_recalibration([r for r in tune if C._place(r) < 40], DecisionSettings(), fresh_from=40) == IDENTITY_RECALIBRATION
+
+
+def test_the_threshold_and_labels_read_whether_a_tool_fits_not_the_category_name():
+    """App-set records (``app``, ``app_none``) join the relevance and confidence fits: an ``app_none``
+    request is one no tool fits, like BFCL's irrelevance; and every app request counts as fresh."""
+    tune = _records(150, seed=11, signal=1.0)
+    app = [{**r, "id": f"app_{i}", "category": "app" if r["expected"] else "app_none"} for i, r in enumerate(_records(60, seed=12, signal=1.0))]
+    assert all(C._place(r) >= 10**6 for r in app) and C._place(tune[3]) == 3
+    fitted = C.fit_scores(tune + app, DecisionSettings())
+    as_calls = [{**r, "expected": "f"} for r in app]  # read as needing a call, they would teach relevance otherwise
+    assert C.fit_scores(tune + as_calls, DecisionSettings()).relevance != fitted.relevance
+    # the operating point is chosen on BFCL's categories: the app records shape only the relevance
+    assert C._best_threshold(tune + app, fitted.relevance) == C._best_threshold(tune, fitted.relevance) == fitted.call_threshold

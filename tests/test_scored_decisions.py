@@ -104,3 +104,20 @@ def test_the_second_batch_of_own_requests_is_valid_and_apart_from_the_first():
     first = {t.text.lower() for t in bench.TASKS} | {t.lower() for t in NO_TOOL}
     texts = [t for t, _, _ in more.MORE_TASKS] + list(more.MORE_NO_TOOL)
     assert len(set(texts)) == len(texts) and not first & {t.lower() for t in texts}
+
+
+def test_the_app_tuning_set_is_valid_and_apart_from_the_held_out_requests():
+    spec = importlib.util.spec_from_file_location("bench_app_tune", ROOT / "bench" / "_app_tune.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    from tools.validation import validate_arguments
+
+    by_name = {t.name: t for t in app.TOOLS}
+    assert len(app.TASKS) == 96 and len(app.NO_TOOL) == 32 and len(by_name) == 8
+    assert not set(by_name) & {t.name for t in _bench_tools().TOOLS}  # other tools than the held-out set's
+    for text, name, arguments in app.TASKS:
+        validate_arguments(by_name[name], arguments)
+        assert app.call_is_correct(name, arguments, name, arguments)
+        assert not app.call_is_correct(name, arguments, name, {**arguments, "_other": 1})
+    held_out = {t.text.lower() for t in _bench_tools().TASKS} | {t.lower() for t in NO_TOOL}
+    assert not held_out & ({t.lower() for t, _, _ in app.TASKS} | {t.lower() for t in app.NO_TOOL})
