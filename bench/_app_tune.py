@@ -24,8 +24,7 @@ restaurant booking) and different requests, so that fitting on it leaves the own
 
 from __future__ import annotations
 
-import math
-import re
+import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -332,34 +331,16 @@ NO_TOOL: tuple[str, ...] = (
 _TOOL_BY_NAME = {t.name: t for t in TOOLS}
 
 
-def _with_defaults(tool_obj: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
-    props = tool_obj.parameters["properties"]
-    out = {k: v.get("default") for k, v in props.items() if k not in tool_obj.parameters["required"]}
-    out.update(arguments)
-    return out
+@functools.cache
+def _held_out_bench() -> Any:
+    from _own_decisions import load_tools_bench
 
-
-def _norm_text(value: str) -> str:
-    return re.sub(r"\s+", "", value.casefold()).rstrip(".")
-
-
-def _same_value(expected: Any, got: Any) -> bool:
-    if isinstance(expected, bool) or isinstance(got, bool):
-        return expected is got
-    if isinstance(expected, (int, float)) and isinstance(got, (int, float)):
-        return math.isclose(expected, got, rel_tol=1e-6, abs_tol=1e-9)
-    if isinstance(expected, str) and isinstance(got, str):
-        return _norm_text(expected) == _norm_text(got)
-    if isinstance(expected, dict) and isinstance(got, dict):
-        return expected.keys() == got.keys() and all(_same_value(expected[k], got[k]) for k in expected)
-    if isinstance(expected, list) and isinstance(got, list):
-        return len(expected) == len(got) and all(_same_value(a, b) for a, b in zip(expected, got))
-    return expected is None and got is None
+    return load_tools_bench()
 
 
 def call_is_correct(tool_name_expected: str, arguments_expected: dict, name: str, arguments: dict) -> bool:
-    """Whether the call ``name(arguments)`` is the expected one (see above)."""
+    """Whether the call ``name(arguments)`` is the expected one (see above; ``bench/tools.py``'s rules)."""
     if name != tool_name_expected or name not in _TOOL_BY_NAME or not isinstance(arguments, dict):
         return False
-    tool_obj = _TOOL_BY_NAME[name]
-    return _same_value(_with_defaults(tool_obj, arguments_expected), _with_defaults(tool_obj, arguments))
+    tool_obj, bench = _TOOL_BY_NAME[name], _held_out_bench()
+    return bench.same_value(bench._with_defaults(tool_obj, arguments_expected), bench._with_defaults(tool_obj, arguments))
