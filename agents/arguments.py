@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.calibration import Logistic, softmax
-from agents.candidates import Candidate, field_candidates, numbers
+from agents.candidates import Candidate, field_candidates, numbers, scaled
 from agents.choice import words
 from agents.codes import date_mentions
 from agents.nearby import echo, nearness, places, tokens
@@ -162,7 +162,6 @@ def _key(value: Any) -> str:
 # A field for a place, and the words that introduce one ("a house in San Francisco", "flights from Boston").
 _PLACE_FIELD = re.compile(r"\b(?:location|city|cities|country|countries|place|region|address|destination|origin|venue|town|state)s?\b")
 _PLACE_CUES = "in|at|near|from|to|around|inside|outside"
-_MAGNITUDE = re.compile(r"\d\s*(?:thousand|million|billion|trillion)\b|\d[kKMB]\b", re.IGNORECASE)
 _ID_WORDS = ("id", "number", "code", "year", "zip", "phone", "version", "date", "time", "num", "no")
 
 
@@ -191,7 +190,7 @@ def candidate_features(choice: FieldChoice, i: int, schema: Mapping[str, Any], t
     out.update(_year(value, choice.name, schema))
     if cand.source == "number" and cand.written and not _year_like(value) and _inside_dates(cand.written, text):
         out["in_date"] = 1.0  # "10" of "July 10, 2022": a day, not a count (a year has its own features)
-    if cand.source == "number" and cand.written and _MAGNITUDE.search(cand.written):
+    if cand.source == "number" and cand.written and scaled(cand.written):
         out["unscaled"] = float(abs(value) < max(abs(n) for n in numbers([cand.written])))  # 50 of "50 million"
     return out
 

@@ -38,7 +38,7 @@ from typing import Any
 from agents.codes import currency_mentions, date_format, date_mentions, is_currency_field, is_date_field, write_date
 
 __all__ = ["FALLBACK_NUMBERS", "MAX_SPAN_WORDS", "MAX_STRING_CANDIDATES", "Candidate", "chunk_lists", "expressions", "field_candidates", "numbers", "python_notation", "quoted",
-           "string_spans", "written_numbers"]
+           "scaled", "string_spans", "written_numbers"]
 
 MAX_STRING_CANDIDATES = 16
 FALLBACK_NUMBERS = (1, 0, 2, 10)
@@ -123,6 +123,13 @@ def written_numbers(texts: Iterable[str]) -> dict[int | float, str]:
         for _, value, written in sorted(found, key=lambda f: f[0]):  # stable: one match's values keep their order
             _add(out, value, written)
     return out
+
+
+def scaled(written: str) -> bool:
+    """Whether a number is written with a magnitude ("50 million", "$1.2M"): it then reads both as
+    its bare figure and scaled (``written_numbers``)."""
+    m = _NUMBER.search(written)
+    return bool(m and (m.group("mult") or m.group("suffix")))
 
 
 def _add(out: dict[int | float, str], value: float, written: str) -> None:

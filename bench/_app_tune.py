@@ -342,5 +342,4 @@ def call_is_correct(tool_name_expected: str, arguments_expected: dict, name: str
     """Whether the call ``name(arguments)`` is the expected one (see above; ``bench/tools.py``'s rules)."""
     if name != tool_name_expected or name not in _TOOL_BY_NAME or not isinstance(arguments, dict):
         return False
-    tool_obj, bench = _TOOL_BY_NAME[name], _held_out_bench()
-    return bench.same_value(bench._with_defaults(tool_obj, arguments_expected), bench._with_defaults(tool_obj, arguments))
+    return _held_out_bench().same_arguments(_TOOL_BY_NAME[name], arguments_expected, arguments)

@@ -286,6 +286,11 @@ def call_is_correct(task: Task, name: str, arguments: dict[str, Any]) -> bool:
     return same_value(want, got)
 
 
+def same_arguments(tool_obj: Tool, expected: dict[str, Any], got: dict[str, Any]) -> bool:
+    """Whether two calls of ``tool_obj`` have the same arguments, defaults filled in on both sides."""
+    return same_value(_with_defaults(tool_obj, expected), _with_defaults(tool_obj, got))
+
+
 # ---------------------------------------------------------------------------------------------
 # What a developer gives the agent: two examples per tool, with different values, one of them
 # using optional arguments where the tool has some. None is a benchmark request.
