@@ -135,8 +135,9 @@ def optional_features(choice: FieldChoice, schema: Mapping[str, Any], used: set[
 
 
 def optional_pick(choice: FieldChoice, schema: Mapping[str, Any]) -> int | None:
-    """The candidate an optional field would be written with: the most likely one; for a flag, the
-    value that is not its default (writing a flag only makes sense to change it)."""
+    """The candidate an optional field would be written with: the most likely one that is not the
+    field's default (writing an optional field only makes sense to change it); for a flag, the value
+    that is not its default."""
     if not choice.candidates:
         return None
     if schema.get("type") == "boolean" or all(c.source == "bool" for c in choice.candidates):
@@ -144,7 +145,8 @@ def optional_pick(choice: FieldChoice, schema: Mapping[str, Any]) -> int | None:
         flips = [i for i, c in enumerate(choice.candidates) if c.value is not default]
         if flips:
             return flips[0]
-    return max(range(len(choice.candidates)), key=lambda i: choice.probs[i])
+    changes = [i for i, c in enumerate(choice.candidates) if "default" not in schema or c.value != schema["default"]]
+    return max(changes or range(len(choice.candidates)), key=lambda i: choice.probs[i])
 
 
 def _near(name: str, schema: Mapping[str, Any], value: Any, text: str) -> dict[str, float]:

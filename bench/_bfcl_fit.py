@@ -9,7 +9,7 @@ Fitting uses the tuning half only (even id suffixes), from the decisions a run r
   that maximises the mean of the three categories' accuracies on the tuning half;
 - optional fields: a logistic on each optional field's features (``agents.arguments``) of items
   whose tool was right, labelled 1 when BFCL needs the field and takes our value, 0 when leaving
-  it out is right;
+  it out is right and our value is not (fields where both choices are right, or both wrong, are left out);
 - confidence: a logistic on every item's features, labelled by whether the call it would make is
   right; then a Platt map over the raw confidence, cross-fitted (``_bfcl_calibrate``).
 
@@ -212,12 +212,9 @@ def _optional_rows(tune: Sequence[Mapping[str, Any]], value_weights: Mapping[str
             best = optional_pick(choice, schema.get(f["name"], {}))
             omit_ok = f["name"] not in answer or "" in answer[f["name"]]
             value_ok = B.value_error(function, answer, f["name"], f["values"][best]) is None
-            if omit_ok:
+            if omit_ok != value_ok:  # else both choices are right (or both wrong): the row teaches nothing
                 rows.append(feats)
-                labels.append(False)
-            elif value_ok:
-                rows.append(feats)
-                labels.append(True)
+                labels.append(value_ok)
     return rows, labels
 
 

@@ -272,6 +272,17 @@ def test_an_optional_flag_is_written_with_the_value_that_is_not_its_default():
     assert optional_pick(other, {"type": "string"}) == 1
 
 
+def test_an_optional_field_is_written_with_its_likeliest_value_that_is_not_its_default():
+    from agents.candidates import Candidate
+
+    count = FieldChoice("count", False, [Candidate(5, "default"), Candidate(10, "number"), Candidate(16, "number")],
+                        probs=[0.6, 0.3, 0.1])
+    assert optional_pick(count, {"type": "integer", "default": 5}) == 1  # writing the default changes nothing
+    assert optional_pick(count, {"type": "integer"}) == 0
+    only = FieldChoice("count", False, [Candidate(5, "default")], probs=[1.0])
+    assert optional_pick(only, {"type": "integer", "default": 5}) == 0
+
+
 def test_a_value_beside_the_fields_name_wins_under_a_weight_for_it():
     params = {"properties": {"charge": {"type": "number"}, "distance": {"type": "number"}}, "required": ["charge", "distance"]}
     text = ["the electric field at a point 3 meters away from a charge of 2 coulombs"]
