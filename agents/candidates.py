@@ -16,7 +16,7 @@ field of a tool's schema, what the texts (the request, tool results) offer for i
   first word alone is none), the chunks between stop words and punctuation (also two joined by
   "of": "theory of relativity"), single content words; for a currency field the ISO codes of
   the currencies named (``agents.codes``), for a date field the dates written, in the layout its
-  description asks for (both keeping how the text wrote them); capped at
+  description asks for, else ISO (both keeping how the text wrote them); capped at
   ``MAX_STRING_CANDIDATES``, best first;
 - arrays of scalars: the bracketed lists written (``[1, 2, 3]``), every number of the text in
   order, the names or quoted texts listed with commas / "and", and short runs of words listed so
@@ -368,9 +368,9 @@ def _string_candidates(name: str, schema: Mapping[str, Any], texts: Sequence[str
     if is_date_field(name, schema):
         layout = date_format(str(schema.get("description", "")))
         for d, written in date_mentions(text):
-            for form in dict.fromkeys([write_date(d, layout), write_date(d)]):
-                if form:
-                    out.append(Candidate(form, "date", written))
+            form = write_date(d, layout) or write_date(d)  # the layout the field asks for, else ISO
+            if form:
+                out.append(Candidate(form, "date", written))
     out += [Candidate(q, "quoted") for q in quoted(texts)]
     for expr in expressions(texts):  # a tool taking a formula as a string usually evaluates Python
         out += [Candidate(expr, "expression")] + ([Candidate(python_notation(expr), "formula")] if "^" in expr else [])

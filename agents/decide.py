@@ -82,37 +82,37 @@ class DecisionSettings:
         "name_lp": 0.006555, "name_lp_mean": 0.157798, "emb": 7.637343, "lex": 3.821097, "name_lex": 2.478175
     })
     relevance: Logistic = Logistic({
-        "call_margin": -0.002138, "lex_rest": 2.708934, "emb_best": 7.4324, "name_lp_best": 0.019068,
-        "missing_share": 0.764481, "field_p_min": 0.24697, "grounded_share": 2.748723, "near_share": 0.323411
-    }, -8.408564)
+        "call_margin": -0.002134, "lex_rest": 2.709946, "emb_best": 7.429416, "name_lp_best": 0.01907,
+        "missing_share": 0.766935, "field_p_min": 0.240105, "grounded_share": 2.748332, "near_share": 0.324962
+    }, -8.403511)
     confidence: Logistic = Logistic({
-        "field_p_min": -0.452501, "field_p_mean": 0.546025, "relevance": 6.743018, "missing_share": -0.326353,
-        "written_lp_min": 0.575241, "lex_best": 1.908331, "emb_best": -2.725135, "field_margin_min": 0.388581,
-        "weak_sources": -0.665482, "optional_written": 0.498419, "tool_margin": 0.115861,
-        "fields_required": -0.444615
-    }, -3.42433)
+        "field_p_min": -0.098788, "field_p_mean": 0.451543, "relevance": 6.703225, "missing_share": -0.286997,
+        "written_lp_min": 0.569102, "lex_best": 1.909816, "emb_best": -2.542819, "field_margin_min": 0.139318,
+        "weak_sources": -0.684244, "optional_written": 0.495766, "tool_margin": 0.116355,
+        "fields_required": -0.450844
+    }, -3.59265)
     include: Logistic = Logistic({
-        "bias_bool": 3.365748, "bool_margin": -0.029243, "enum_said": 6.763918, "unused_number": 4.505545,
-        "best_p": 3.655407, "best_lp_mean": 0.397123, "spoken": -0.067852, "is_default": 0.0, "described": 1.7516,
-        "unused_spoken": 3.411816, "near_name": 0.755474, "near_desc": 0.941423, "name_said": 2.497824
-    }, -5.788615)
+        "bias_bool": 3.363972, "bool_margin": -0.02913, "enum_said": 6.763845, "unused_number": 4.505037,
+        "best_p": 3.656051, "best_lp_mean": 0.397412, "spoken": -0.061535, "is_default": 0.0, "described": 1.753495,
+        "unused_spoken": 3.409309, "near_name": 0.753549, "near_desc": 0.940769, "name_said": 2.497459
+    }, -5.787185)
     value_weights: Mapping[str, float] = field(default_factory=lambda: {
-        "lp": 0.015222, "lp_mean": 0.241497, "digits_string": -0.52198, "described": 0.328831,
-        "src_quoted": 1.564535, "src_expression": -0.659635, "src_name": 1.118917, "src_chunk": -0.287659,
-        "src_word": -0.414149, "src_currency": 2.32869, "src_date": 3.058756, "src_list": 1.936562,
-        "src_default": 5.856238, "src_gathered": -0.144638, "src_pair": -0.615057, "src_single": -0.753882,
-        "near_name": 1.9459, "near_desc": 0.434696, "echo_name": -0.576188, "echo_part": 0.667397,
-        "inside_name": -0.354292, "bool_named": 2.92647, "place_cue": 1.04722, "percent_fraction": 2.481561,
-        "percent_whole": 2.308877, "year_for_year": 0.124769, "year_elsewhere": -0.120619, "in_date": -1.221978,
-        "unscaled": -0.179028
+        "lp": 0.015149, "lp_mean": 0.240639, "digits_string": -0.527253, "described": 0.327169,
+        "src_quoted": 1.559077, "src_expression": -0.681756, "src_name": 1.100961, "src_chunk": -0.292968,
+        "src_word": -0.419894, "src_currency": 2.32504, "src_date": 3.231796, "src_list": 1.94136,
+        "src_default": 5.846195, "src_gathered": -0.144317, "src_pair": -0.616549, "src_single": -0.756173,
+        "near_name": 1.950064, "near_desc": 0.434897, "echo_name": -0.578106, "echo_part": 0.667524,
+        "inside_name": -0.356777, "bool_named": 2.934589, "place_cue": 1.055213, "percent_fraction": 2.486446,
+        "percent_whole": 2.313435, "year_for_year": 0.126235, "year_elsewhere": -0.119802, "in_date": -1.225048,
+        "unscaled": -0.17865
     })
     order_bonus: float = 1.0
     call_threshold: float = 0.73
     # The last step, a Platt map over the raw confidence (agents.calibration.recalibrate), fit on
     # cross-fitted decisions of the tuning half that no weight above was fit on (see bench/_bfcl_calibrate.py).
     recalibration: Logistic = Logistic({
-        "logit": 0.84939
-    }, 0.059483)
+        "logit": 0.851979
+    }, 0.060066)
 
 
 DEFAULT_SETTINGS = DecisionSettings()
