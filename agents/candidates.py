@@ -65,6 +65,7 @@ _STOP = frozenset(
 _NAME_GLUE = frozenset(["of", "the", "de", "v.", "v", "vs", "vs.", "&", "la", "le", "von", "van", "del"])
 _TITLES = frozenset(["Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "St."])  # their full stop does not end a name
 _EDGE = "\"'`.,;:!?()[]{}<>«»“”‘’"
+_DATE_TOKEN = re.compile(r"\d+[-/]\d+")  # 2022/08/16, 12-25: a date goes on no name ("London 2022/08/16")
 _QUOTED = re.compile(r"\"([^\"]{1,200})\"|“([^”]{1,200})”|(?<![\w])'([^']{1,200})'(?![\w])|`([^`]{1,200})`")
 _BRACKETS = re.compile(r"\[([^\[\]]{1,400})\]")
 _TERM = r"(?:\d+(?:\.\d+)?\s*\*?\s*)?(?:[a-z](?![a-z])|\([^()]{1,80}\))(?:\s*(?:\^|\*\*)\s*\d+)?|\d+(?:\.\d+)?"
@@ -204,7 +205,7 @@ def string_spans(texts: Iterable[str]) -> list[tuple[str, str]]:
                     starts = following.strip(_EDGE)[:1].isupper() and token.rstrip(_EDGE) == token
                 opened_sentence = sentence_start
             glue = bool(run) and bare.lower() in _NAME_GLUE and following[:1].isupper()
-            if starts or glue or (run and bare[:1].isdigit()):
+            if starts or glue or (run and bare[:1].isdigit() and not _DATE_TOKEN.match(bare)):
                 run.append(token)
                 if token.rstrip(_EDGE) != token and not token.endswith(("v.", "vs.")) and token not in _TITLES:  # punctuation ends a name
                     _flush_name(run, names, opened_sentence)

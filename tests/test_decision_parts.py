@@ -91,6 +91,12 @@ def test_a_sentence_does_not_make_its_first_word_a_name():
     assert dict(string_spans(["New York in May? Call Anna Smith now."])).get("Anna Smith") == "name"
 
 
+def test_a_number_goes_on_a_name_but_a_date_does_not():
+    names = [s for s, source in string_spans(["The air in London 2022/08/16, on Windows 10 with Python 3.11"]) if source == "name"]
+    assert "London" in names and "Windows 10" in names and "Python 3.11" in names
+    assert not any("2022" in n for n in names)
+
+
 def test_words_listed_with_and_are_a_list_candidate():
     assert chunk_lists(["Check the price of tomatoes and lettuce at the Whole Foods."]) == [["tomatoes", "lettuce"]]
     assert chunk_lists(["delete their email addresses, phone numbers and social security numbers"]) == [
