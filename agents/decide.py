@@ -82,37 +82,36 @@ class DecisionSettings:
         "name_lp": 0.006555, "name_lp_mean": 0.157798, "emb": 7.637343, "lex": 3.821097, "name_lex": 2.478175
     })
     relevance: Logistic = Logistic({
-        "call_margin": -0.003397, "lex_rest": 2.671311, "emb_best": 7.25563, "name_lp_best": 0.020164,
-        "missing_share": 0.829944, "field_p_min": 0.286739, "grounded_share": 2.831232, "near_share": 0.365224
-    }, -8.317005)
+        "call_margin": -0.002337, "lex_rest": 2.600414, "emb_best": 7.376398, "name_lp_best": 0.017999,
+        "missing_share": 0.326901, "field_p_min": 0.851358, "grounded_share": 2.611625, "near_share": 0.490121
+    }, -8.611524)
     confidence: Logistic = Logistic({
-        "field_p_min": 0.219069, "field_p_mean": 0.736111, "relevance": 7.476065, "missing_share": -0.361515,
-        "written_lp_min": 0.562576, "lex_best": 1.847562, "emb_best": -3.987275, "field_margin_min": -0.00217,
-        "weak_sources": -0.613667, "optional_written": 0.359803, "tool_margin": 0.12306,
-        "fields_required": -0.435942
-    }, -3.303268)
+        "field_p_min": 0.333606, "field_p_mean": -0.059127, "relevance": 7.082815, "missing_share": 0.000677,
+        "written_lp_min": 0.667206, "lex_best": 1.685242, "emb_best": -4.719996, "field_margin_min": 0.34998,
+        "weak_sources": -0.583355, "optional_written": 0.649534, "tool_margin": 0.08864,
+        "fields_required": -0.135632
+    }, -2.581761)
     include: Logistic = Logistic({
-        "bias_bool": 3.364733, "bool_margin": -0.029249, "enum_said": 6.765496, "unused_number": 4.503496,
-        "best_p": 3.662171, "best_lp_mean": 0.398669, "spoken": -0.088998, "is_default": 0.0, "described": 1.737231,
-        "unused_spoken": 3.42331, "near_name": 0.762357, "near_desc": 0.943686, "name_said": 2.499997
-    }, -5.790085)
+        "bias_bool": 3.3415, "bool_margin": -0.013768, "enum_said": 6.1843, "unused_number": 4.148281,
+        "best_p": 2.976851, "best_lp_mean": 0.362203, "spoken": -0.723415, "is_default": 0.0, "described": 1.440116,
+        "unused_spoken": 3.973818, "near_name": 0.486144, "near_desc": 1.431841, "name_said": 2.427749
+    }, -5.444221)
     value_weights: Mapping[str, float] = field(default_factory=lambda: {
-        "lp": 0.015058, "lp_mean": 0.239442, "digits_string": -0.512129, "described": 0.330444,
-        "src_quoted": 1.561984, "src_expression": -0.75666, "src_name": 1.13861, "src_chunk": -0.29637,
-        "src_word": -0.433511, "src_currency": 2.344699, "src_date": 3.219127, "src_list": 1.942034,
-        "src_default": 5.847219, "src_gathered": -0.144342, "src_pair": -0.616799, "src_single": -0.756362,
-        "near_name": 1.953648, "near_desc": 0.438148, "echo_name": -0.576663, "echo_part": 0.657154,
-        "inside_name": -0.410571, "bool_named": 2.934948, "place_cue": 1.040981, "percent_fraction": 2.486309,
-        "percent_whole": 2.313063, "year_for_year": 0.12739, "year_elsewhere": -0.119057, "in_date": -1.224152,
-        "unscaled": -0.178014
+        "lp": 0.02609, "lp_mean": 0.55072, "digits_string": -0.877767, "described": 0.834557, "src_quoted": 1.815022,
+        "src_expression": -2.073136, "src_name": 1.306954, "src_chunk": -0.236095, "src_word": -0.611851,
+        "src_currency": 4.06928, "src_date": 4.940716, "src_list": 3.26148, "src_default": 10.00833,
+        "src_gathered": 0.062081, "src_pair": -0.994198, "src_single": -1.635219, "near_name": 3.231654,
+        "near_desc": 0.875188, "echo_name": -1.498977, "echo_part": 1.573974, "inside_name": -0.564545,
+        "bool_named": 6.180865, "place_cue": 1.411637, "percent_fraction": 4.125124, "percent_whole": 4.068755,
+        "year_for_year": 0.141352, "year_elsewhere": 0.088601, "in_date": -2.303423, "unscaled": -0.386883
     })
     order_bonus: float = 1.0
-    call_threshold: float = 0.72
+    call_threshold: float = 0.74
     # The last step, a Platt map over the raw confidence (agents.calibration.recalibrate), fit on
     # cross-fitted decisions of the tuning half that no weight above was fit on (see bench/_bfcl_calibrate.py).
     recalibration: Logistic = Logistic({
-        "logit": 0.924152
-    }, 0.008557)
+        "logit": 0.891402
+    }, 0.063165)
 
 
 DEFAULT_SETTINGS = DecisionSettings()
