@@ -65,7 +65,8 @@ _STOP = frozenset(
 _NAME_GLUE = frozenset(["of", "the", "de", "v.", "v", "vs", "vs.", "&", "la", "le", "von", "van", "del"])
 _TITLES = frozenset(["Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "St."])  # their full stop does not end a name
 _EDGE = "\"'`.,;:!?()[]{}<>«»“”‘’"
-_DATE_TOKEN = re.compile(r"\d+[-/]\d+")  # 2022/08/16, 12-25: a date goes on no name ("London 2022/08/16")
+# a date or a span of years goes on no name ("London 2022/08/16", "La Liga 2020-2021"); a model number does ("Boeing 737-800")
+_DATE_TOKEN = re.compile(r"\d{1,4}([-/])\d{1,2}\1\d{1,4}\b|\d{1,2}/\d{1,2}\b|(?:1[89]|20)\d\d[-/](?:\d\d){1,2}\b")
 _QUOTED = re.compile(r"\"([^\"]{1,200})\"|“([^”]{1,200})”|(?<![\w])'([^']{1,200})'(?![\w])|`([^`]{1,200})`")
 _BRACKETS = re.compile(r"\[([^\[\]]{1,400})\]")
 _TERM = r"(?:\d+(?:\.\d+)?\s*\*?\s*)?(?:[a-z](?![a-z])|\([^()]{1,80}\))(?:\s*(?:\^|\*\*)\s*\d+)?|\d+(?:\.\d+)?"
